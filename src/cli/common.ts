@@ -1,0 +1,109 @@
+/**
+ * What every command shares: the state and policy options, output in text
+ * or JSON, and the mapping of failures to exit codes (0 ok, 1 refused,
+ * 2 bad usage).
+ */
+
+import { userInfo } from 'node:os';
+import type { Command } from 'commander';
+import { DataBridgeError } from '../errors.ts';
+import type { PluginManagerOptions } from '../plugin/config.ts';
+import { createPluginManager, type PluginManager } from '../plugin/manager.ts';
+
+export const EXIT_OK = 0;
+export const EXIT_REFUSED = 1;
+export const EXIT_USAGE = 2;
+
+/** Options of every command that touches plugins or state. */
+export interface StateOptions {
+  dataDir?: string;
+  pluginDir?: string;
+  allowUnsigned?: boolean;
+  trustedPublisher?: string[];
+  json?: boolean;
+}
+
+/** Adds `--data-dir`, `--plugin-dir`, the policy flags and `--json`. */
+export function withStateOptions(command: Command): Command {
+  return command
+    .option('--data-dir <dir>', 'state directory (env DATABRIDGE_DATA_DIR)', process.env.DATABRIDGE_DATA_DIR ?? 'data')
+    .option(
+      '--plugin-dir <dir>',
+      'plugin directory (env DATABRIDGE_PLUGIN_DIR)',
+      process.env.DATABRIDGE_PLUGIN_DIR ?? 'plugins',
+    )
+    .option('--allow-unsigned', 'accept plugins without a signature (checksums still apply)')
+    .option('--trusted-publisher <name>', 'trust this publisher too (repeatable)', collect, [])
+    .option('--json', 'machine-readable output');
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function managerOptions(opts: StateOptions, extra: PluginManagerOptions = {}): PluginManagerOptions {
+  return {
+    dataDir: opts.dataDir,
+    pluginDir: opts.pluginDir,
+    allowUnsigned: opts.allowUnsigned ?? false,
+    trustedPublishers: opts.trustedPublisher ?? [],
+    logLevel: 'warn',
+    ...extra,
+  };
+}
+
+/** Runs `fn` with a manager that is shut down afterwards, whatever happens. */
+export async function withManager<T>(
+  opts: StateOptions,
+  fn: (manager: PluginManager) => Promise<T>,
+  extra: PluginManagerOptions = {},
+): Promise<T> {
+  const manager = await createPluginManager(managerOptions(opts, extra));
+  try {
+    return await fn(manager);
+  } finally {
+    await manager.shutdown();
+  }
+}
+
+/** The audit log's name for whoever runs the CLI. */
+export function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli';
+  }
+}
+
+/** Prints data as JSON (one document) or as text lines. */
+export function print(json: boolean | undefined, data: unknown, text: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${text()}\n`);
+}
+
+/** Pads columns for a plain-text table. */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+/**
+ * Turns a failure into output and an exit code: a coded error is a refusal
+ * (1) or bad usage (2); anything else is reported without a stack trace
+ * unless DATABRIDGE_DEBUG is set.
+ */
+export function reportFailure(err: unknown, json: boolean | undefined): number {
+  if (err instanceof DataBridgeError) {
+    if (json) process.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
+    else process.stderr.write(`error ${err.code}: ${err.message}\n`);
+    return err.code === 'USAGE' || err.code === 'CONFIG_INVALID' ? EXIT_USAGE : EXIT_REFUSED;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`error: ${message}\n`);
+  if (process.env.DATABRIDGE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  return EXIT_REFUSED;
+}

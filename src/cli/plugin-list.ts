@@ -1,0 +1,70 @@
+/** `databridge plugin list`: the registered plugins, as a table or JSON. */
+
+import type { Command } from 'commander';
+import { createError } from '../errors.ts';
+import { PLUGIN_SOURCES, PLUGIN_STATUSES, PLUGIN_TYPES, type PluginQuery } from '../plugin/types.ts';
+import { print, type StateOptions, table, withManager, withStateOptions } from './common.ts';
+
+interface ListOptions extends StateOptions {
+  search?: string;
+  type?: string;
+  tag?: string[];
+  status?: string;
+  source?: string;
+  enabled?: boolean;
+}
+
+export function registerPluginList(plugin: Command): void {
+  withStateOptions(
+    plugin
+      .command('list')
+      .description('list registered plugins (built-in and installed)')
+      .option('--search <text>', 'free-text search over id, name, description, tags')
+      .option('--type <type>', `only this type (${PLUGIN_TYPES.join(', ')})`)
+      .option('--tag <tag>', 'only plugins with this tag (repeatable)', (v: string, p: string[]) => [...p, v], [])
+      .option('--status <status>', `only this status (${PLUGIN_STATUSES.join(', ')})`)
+      .option('--source <source>', `only this source (${PLUGIN_SOURCES.join(', ')})`)
+      .option('--enabled', 'only enabled plugins')
+      .option('--disabled', 'only disabled plugins'),
+  ).action(async (opts: ListOptions & { disabled?: boolean }) => {
+    const query = toQuery(opts);
+    await withManager(opts, async (manager) => {
+      const plugins = manager.search(query);
+      print(opts.json, plugins, () =>
+        plugins.length === 0
+          ? 'No plugins match.'
+          : table(
+              ['ID', 'VERSION', 'TYPE', 'SOURCE', 'STATUS', 'ENABLED'],
+              plugins.map((p) => [
+                p.id,
+                p.version,
+                p.type,
+                p.source,
+                p.statusReason ? `${p.status} (${p.statusReason})` : p.status,
+                p.enabled ? 'yes' : 'no',
+              ]),
+            ),
+      );
+    });
+  });
+}
+
+function toQuery(opts: ListOptions & { disabled?: boolean }): PluginQuery {
+  const check = <T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined => {
+    if (value === undefined) return undefined;
+    if (!allowed.includes(value as T)) {
+      throw createError('USAGE', { message: `--${name} must be one of ${allowed.join(', ')}, not "${value}"` });
+    }
+    return value as T;
+  };
+  if (opts.enabled && opts.disabled)
+    throw createError('USAGE', { message: '--enabled and --disabled exclude each other' });
+  return {
+    text: opts.search,
+    type: check('type', opts.type, PLUGIN_TYPES),
+    tags: opts.tag,
+    status: check('status', opts.status, PLUGIN_STATUSES),
+    source: check('source', opts.source, PLUGIN_SOURCES),
+    enabled: opts.enabled ? true : opts.disabled ? false : undefined,
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * Every error DataBridge throws on purpose is made here, by code: a stable
+ * `code`, a message for people, `details` for programs and, where it reaches
+ * HTTP, a status. docs/errors.md lists every code; a test keeps them in step.
+ */
+
+interface ErrorSpec<P> {
+  status: number;
+  message: (params: P) => string;
+}
+
+function spec<P = Record<string, never>>(status: number, message: (params: P) => string): ErrorSpec<P> {
+  return { status, message };
+}
+
+/** The catalogue of error codes. */
+export const ERRORS = {
+  CONFIG_INVALID: spec<{ summary: string }>(400, (p) => `Invalid configuration: ${p.summary}`),
+  USAGE: spec<{ message: string }>(400, (p) => p.message),
+  REGISTRATION_INVALID: spec<{ id: string; reason: string }>(
+    400,
+    (p) => `Plugin "${p.id}" cannot be registered: ${p.reason}`,
+  ),
+  PLUGIN_NOT_FOUND: spec<{ id: string }>(404, (p) => `No plugin with id "${p.id}"`),
+  PLUGIN_DUPLICATE: spec<{ id: string }>(409, (p) => `A plugin with id "${p.id}" is already registered`),
+  COMPONENT_DUPLICATE: spec<{ component: string; id: string; owner: string }>(
+    409,
+    (p) => `Plugin "${p.id}" provides "${p.component}", which plugin "${p.owner}" already provides`,
+  ),
+  PLUGIN_HAS_DEPENDENTS: spec<{ id: string; action: string; dependents: readonly string[] }>(
+    409,
+    (p) =>
+      `Cannot ${p.action} "${p.id}": enabled plugins depend on it (${p.dependents.join(', ')}); use force to do it anyway`,
+  ),
+  PLUGIN_DISABLED: spec<{ id: string; component: string }>(
+    409,
+    (p) => `"${p.component}" belongs to plugin "${p.id}", which is disabled`,
+  ),
+  PLUGIN_FAILED: spec<{ id: string; component: string; reason: string }>(
+    409,
+    (p) => `"${p.component}" belongs to plugin "${p.id}", which is in error: ${p.reason}`,
+  ),
+  PLUGIN_BUILTIN: spec<{ id: string; action: string }>(409, (p) => `Cannot ${p.action} "${p.id}": it is built in`),
+  COMPONENT_UNKNOWN: spec<{ kind: string; component: string }>(
+    404,
+    (p) => `No ${p.kind} of type "${p.component}" is registered`,
+  ),
+  STORE_CORRUPT: spec<{ file: string; reason: string }>(
+    500,
+    (p) => `The state database ${p.file} is damaged (${p.reason}); restore it from a backup or move it aside`,
+  ),
+  STORE_FOREIGN: spec<{ file: string }>(
+    500,
+    (p) => `${p.file} is a SQLite database of another program; point --data-dir at a DataBridge data directory`,
+  ),
+  STORE_TOO_NEW: spec<{ file: string; version: number; known: number }>(
+    500,
+    (p) =>
+      `The state database ${p.file} has schema version ${p.version}, newer than this DataBridge knows (${p.known}); upgrade DataBridge`,
+  ),
+  STORE_LOCKED: spec<{ file: string }>(
+    409,
+    (p) => `The state database ${p.file} is busy: another DataBridge holds it; try again`,
+  ),
+  NAMESPACE_EXISTS: spec<{ name: string }>(409, (p) => `A namespace named "${p.name}" already exists`),
+  NAMESPACE_NOT_FOUND: spec<{ name: string }>(404, (p) => `No namespace named "${p.name}"`),
+  UNAUTHORIZED: spec(401, () => 'A valid bearer token is required: Authorization: Bearer <token>'),
+  ROUTE_NOT_FOUND: spec<{ method: string; url: string }>(404, (p) => `No route ${p.method} ${p.url}`),
+  MANAGER_SHUT_DOWN: spec(409, () => 'The plugin manager has been shut down'),
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+type ParamsOf<C extends ErrorCode> = Parameters<(typeof ERRORS)[C]['message']>[0];
+
+/** An error with a stable code; `details` carries what a program needs (findings, fields). */
+export class DataBridgeError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, options: { status: number; details?: unknown; cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'DataBridgeError';
+    this.code = code;
+    this.status = options.status;
+    this.details = options.details;
+  }
+
+  /** Plain data, for JSON output and for crossing a sandbox boundary. */
+  toJSON(): { code: ErrorCode; message: string; details: unknown } {
+    return { code: this.code, message: this.message, details: this.details ?? null };
+  }
+}
+
+/**
+ * Makes the error for a code.
+ *
+ * @example
+ * throw createError('PLUGIN_NOT_FOUND', { id: 'acme.upper' });
+ */
+export function createError<C extends ErrorCode>(
+  code: C,
+  params: ParamsOf<C>,
+  options: { details?: unknown; cause?: unknown } = {},
+): DataBridgeError {
+  const entry = ERRORS[code] as ErrorSpec<ParamsOf<C>>;
+  return new DataBridgeError(code, entry.message(params), { status: entry.status, ...options });
+}
+
+/** True for an error made by `createError`, optionally of one code. */
+export function isDataBridgeError(err: unknown, code?: ErrorCode): err is DataBridgeError {
+  return err instanceof DataBridgeError && (code === undefined || err.code === code);
+}

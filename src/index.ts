@@ -1,0 +1,37 @@
+/**
+ * `databridge`: the host API for programs that embed DataBridge.
+ */
+
+export type { ErrorCode } from './errors.ts';
+export { createError, DataBridgeError, ERRORS, isDataBridgeError } from './errors.ts';
+export type { PluginManagerConfig, PluginManagerOptions } from './plugin/config.ts';
+export type { ActorOption, ForceOption } from './plugin/manager.ts';
+export { createPluginManager, PluginManager } from './plugin/manager.ts';
+export type { RegistryListener } from './plugin/registry.ts';
+export { PluginRegistry } from './plugin/registry.ts';
+export type {
+  ComponentEntry,
+  PluginInfo,
+  PluginQuery,
+  PluginRegistration,
+  PluginSource,
+  PluginStatus,
+  PluginType,
+  RegistryEvent,
+  RegistryStats,
+  SandboxMode,
+} from './plugin/types.ts';
+export type { BuiltInProcessor } from './processors/index.ts';
+export { BUILTIN_PROCESSORS } from './processors/index.ts';
+export type { ResourceLimits } from './sandbox/limits.ts';
+export { DEFAULT_LIMITS } from './sandbox/limits.ts';
+export { openSqliteStore } from './store/sqlite.ts';
+export type {
+  AuditEntry,
+  AuditQuery,
+  InstallRecord,
+  NamespaceRecord,
+  PluginStateRecord,
+  StateStore,
+} from './store/types.ts';
+export { VERSION } from './version.ts';

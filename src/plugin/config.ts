@@ -1,0 +1,116 @@
+/**
+ * The plugin manager's configuration: validated field by field, defaults
+ * filled in one place.
+ */
+
+import { resolve } from 'node:path';
+import { Ajv } from 'ajv';
+import { createError } from '../errors.ts';
+import { DEFAULT_LIMITS, LIMIT_KEYS, type ResourceLimits } from '../sandbox/limits.ts';
+
+/** Options of `createPluginManager()`; every field has a default. */
+export interface PluginManagerOptions {
+  /** Where plugin folders live. Default `./plugins` (or `DATABRIDGE_PLUGIN_DIR`). */
+  pluginDir?: string;
+  /** Where state lives. Default `./data` (or `DATABRIDGE_DATA_DIR`). */
+  dataDir?: string;
+  /** Load the plugins found in `pluginDir` at start. Default true. */
+  autoLoad?: boolean;
+  /** Watch `pluginDir` and hot-reload changed plugins. Default false. */
+  watchChanges?: boolean;
+  /** Accept plugins without a signature (they still get checksums). Default false. */
+  allowUnsigned?: boolean;
+  /** Publishers whose signatures are accepted, besides those in the trust store. */
+  trustedPublishers?: readonly string[];
+  /** Every plugin file must match a recorded sha256. Default true. */
+  requireChecksum?: boolean;
+  /** How often resource use is sampled, in ms. Default 5000. */
+  monitorInterval?: number;
+  /** Limits of namespaces made without limits of their own. */
+  defaultLimits?: ResourceLimits;
+  /** Register the built-in processors. Default true. */
+  builtins?: boolean;
+  /** Log level of the manager's pino logger, or false for none. Default `info`. */
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | false;
+}
+
+export interface PluginManagerConfig {
+  pluginDir: string;
+  dataDir: string;
+  autoLoad: boolean;
+  watchChanges: boolean;
+  allowUnsigned: boolean;
+  trustedPublishers: string[];
+  requireChecksum: boolean;
+  monitorInterval: number;
+  defaultLimits: ResourceLimits;
+  builtins: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | false;
+}
+
+const limitsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: Object.fromEntries(LIMIT_KEYS.map((k) => [k, { type: 'integer', minimum: 1 }])),
+};
+
+const optionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    pluginDir: { type: 'string', minLength: 1 },
+    dataDir: { type: 'string', minLength: 1 },
+    autoLoad: { type: 'boolean' },
+    watchChanges: { type: 'boolean' },
+    allowUnsigned: { type: 'boolean' },
+    trustedPublishers: { type: 'array', items: { type: 'string', minLength: 1 } },
+    requireChecksum: { type: 'boolean' },
+    monitorInterval: { type: 'integer', minimum: 100, maximum: 3_600_000 },
+    defaultLimits: limitsSchema,
+    builtins: { type: 'boolean' },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', false] },
+  },
+};
+
+const validateOptions = new Ajv({ allErrors: true }).compile(optionsSchema);
+
+/** One problem with one configuration field. */
+export interface ConfigProblem {
+  field: string;
+  message: string;
+}
+
+/**
+ * Checks options and fills in the defaults; throws CONFIG_INVALID listing
+ * every bad field.
+ */
+export function resolveConfig(
+  options: PluginManagerOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): PluginManagerConfig {
+  if (!validateOptions(options)) {
+    const problems: ConfigProblem[] = (validateOptions.errors ?? []).map((e) => {
+      const base = e.instancePath.slice(1).replaceAll('/', '.');
+      if (e.keyword === 'additionalProperties') {
+        const extra = String(e.params.additionalProperty);
+        return { field: base ? `${base}.${extra}` : extra, message: 'is not a known option' };
+      }
+      return { field: base || '(options)', message: e.message ?? 'is invalid' };
+    });
+    const summary = problems.map((p) => `${p.field} ${p.message}`).join('; ');
+    throw createError('CONFIG_INVALID', { summary }, { details: { problems } });
+  }
+  return {
+    pluginDir: resolve(options.pluginDir ?? env.DATABRIDGE_PLUGIN_DIR ?? 'plugins'),
+    dataDir: resolve(options.dataDir ?? env.DATABRIDGE_DATA_DIR ?? 'data'),
+    autoLoad: options.autoLoad ?? true,
+    watchChanges: options.watchChanges ?? false,
+    allowUnsigned: options.allowUnsigned ?? false,
+    trustedPublishers: [...(options.trustedPublishers ?? [])],
+    requireChecksum: options.requireChecksum ?? true,
+    monitorInterval: options.monitorInterval ?? 5000,
+    defaultLimits: { ...DEFAULT_LIMITS, ...options.defaultLimits },
+    builtins: options.builtins ?? true,
+    logLevel: options.logLevel ?? 'info',
+  };
+}

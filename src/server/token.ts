@@ -1,0 +1,38 @@
+/**
+ * The admin token: `DATABRIDGE_TOKEN` where set, otherwise made once and
+ * kept in `<data dir>/admin.token` (mode 0600), as Jupyter does.
+ */
+
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export function resolveToken(dataDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env.DATABRIDGE_TOKEN?.trim();
+  if (fromEnv) return fromEnv;
+  const file = join(dataDir, 'admin.token');
+  try {
+    const kept = readFileSync(file, 'utf8').trim();
+    if (kept) return kept;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  mkdirSync(dataDir, { recursive: true });
+  const token = randomBytes(24).toString('base64url');
+  // 'wx': never overwrite a token another process made in the meantime
+  try {
+    writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFileSync(file, 'utf8').trim();
+    throw err;
+  }
+  chmodSync(file, 0o600);
+  return token;
+}
+
+/** Compares in constant time, whatever the lengths (both sides are hashed first). */
+export function tokenMatches(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}

@@ -1,0 +1,291 @@
+/**
+ * The SQLite state store (`node:sqlite`): WAL journal, one transaction per
+ * change, so a crash leaves the file whole. A damaged or foreign file is a
+ * clear error, never a silent reset.
+ */
+
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { createError, type DataBridgeError } from '../errors.ts';
+import type { ResourceLimits } from '../sandbox/limits.ts';
+import { APPLICATION_ID, SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
+import type {
+  AuditEntry,
+  AuditInput,
+  AuditQuery,
+  InstallInput,
+  InstallRecord,
+  NamespaceRecord,
+  PluginStatePatch,
+  PluginStateRecord,
+  StateStore,
+} from './types.ts';
+
+export interface SqliteStoreOptions {
+  /** The database file; its folder is made if need be. */
+  file: string;
+}
+
+type Row = Record<string, SQLInputValue>;
+
+/**
+ * Opens (creating or migrating as needed) the SQLite state store.
+ *
+ * @example
+ * const store = await openSqliteStore({ file: 'data/state.db' });
+ */
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<StateStore> {
+  const store = new SqliteStore(options.file);
+  return store;
+}
+
+/** @internal use `openSqliteStore` */
+export class SqliteStore implements StateStore {
+  readonly kind = 'sqlite' as const;
+  readonly location: string;
+  readonly #db: DatabaseSync;
+
+  constructor(file: string) {
+    this.location = file;
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.#db = new DatabaseSync(file, { timeout: 5000 });
+    try {
+      this.#prepare();
+    } catch (err) {
+      this.#db.close();
+      throw err;
+    }
+  }
+
+  /** The database handle, for the other parts of the host that keep tables here. @internal */
+  get db(): DatabaseSync {
+    return this.#db;
+  }
+
+  #prepare(): void {
+    const file = this.location;
+    let appId: number;
+    let version: number;
+    let tables: number;
+    try {
+      appId = Number(this.#db.prepare('PRAGMA application_id').get()!.application_id);
+      version = Number(this.#db.prepare('PRAGMA user_version').get()!.user_version);
+      tables = Number(this.#db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get()!.n);
+      const check = this.#db.prepare('PRAGMA quick_check').get()!.quick_check;
+      if (check !== 'ok') throw new Error(String(check));
+    } catch (err) {
+      throw asStoreError(err, file);
+    }
+    if (appId !== APPLICATION_ID && (appId !== 0 || tables > 0)) throw createError('STORE_FOREIGN', { file });
+    if (version > SQLITE_MIGRATIONS.length) {
+      throw createError('STORE_TOO_NEW', { file, version, known: SQLITE_MIGRATIONS.length });
+    }
+    try {
+      this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+      for (let i = version; i < SQLITE_MIGRATIONS.length; i++) {
+        this.#transaction(() => {
+          this.#db.exec(SQLITE_MIGRATIONS[i]!);
+          this.#db.exec(`PRAGMA user_version = ${i + 1}; PRAGMA application_id = ${APPLICATION_ID};`);
+        });
+      }
+    } catch (err) {
+      throw asStoreError(err, file);
+    }
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction (writers queue rather than fail mid-way). */
+  #transaction<T>(fn: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      this.#db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  async getPluginState(id: string): Promise<PluginStateRecord | undefined> {
+    const row = this.#db.prepare('SELECT * FROM plugin_state WHERE id = ?').get(id);
+    return row ? toPluginState(row) : undefined;
+  }
+
+  async listPluginStates(): Promise<PluginStateRecord[]> {
+    return this.#db.prepare('SELECT * FROM plugin_state ORDER BY id').all().map(toPluginState);
+  }
+
+  async savePluginState(id: string, patch: PluginStatePatch): Promise<PluginStateRecord> {
+    return this.#transaction(() => {
+      const old = this.#db.prepare('SELECT * FROM plugin_state WHERE id = ?').get(id);
+      const current = old ? toPluginState(old) : undefined;
+      const next: PluginStateRecord = {
+        id,
+        enabled: patch.enabled ?? current?.enabled ?? true,
+        version: patch.version !== undefined ? patch.version : (current?.version ?? null),
+        highestVersion: patch.highestVersion !== undefined ? patch.highestVersion : (current?.highestVersion ?? null),
+        highestDigest: patch.highestDigest !== undefined ? patch.highestDigest : (current?.highestDigest ?? null),
+        updatedAt: new Date().toISOString(),
+      };
+      this.#db
+        .prepare(
+          `INSERT INTO plugin_state (id, enabled, version, highest_version, highest_digest, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, version = excluded.version,
+             highest_version = excluded.highest_version, highest_digest = excluded.highest_digest,
+             updated_at = excluded.updated_at`,
+        )
+        .run(id, next.enabled ? 1 : 0, next.version, next.highestVersion, next.highestDigest, next.updatedAt);
+      return next;
+    });
+  }
+
+  async deletePluginState(id: string): Promise<void> {
+    this.#db.prepare('DELETE FROM plugin_state WHERE id = ?').run(id);
+  }
+
+  async recordInstall(record: InstallInput): Promise<InstallRecord> {
+    const at = new Date().toISOString();
+    const result = this.#db
+      .prepare('INSERT INTO install_history (plugin_id, version, digest, action, actor, at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(record.pluginId, record.version, record.digest, record.action, record.actor, at);
+    return { ...record, seq: Number(result.lastInsertRowid), at };
+  }
+
+  async installHistory(pluginId?: string): Promise<InstallRecord[]> {
+    const rows =
+      pluginId === undefined
+        ? this.#db.prepare('SELECT * FROM install_history ORDER BY seq').all()
+        : this.#db.prepare('SELECT * FROM install_history WHERE plugin_id = ? ORDER BY seq').all(pluginId);
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      pluginId: String(r.plugin_id),
+      version: String(r.version),
+      digest: r.digest === null ? null : String(r.digest),
+      action: String(r.action) as InstallRecord['action'],
+      actor: String(r.actor),
+      at: String(r.at),
+    }));
+  }
+
+  async appendAudit(entry: AuditInput): Promise<AuditEntry> {
+    const at = entry.at ?? new Date().toISOString();
+    const details = entry.details === undefined ? null : JSON.stringify(entry.details);
+    const result = this.#db
+      .prepare('INSERT INTO audit_log (at, actor, action, target, result, details) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(at, entry.actor, entry.action, entry.target, entry.result, details);
+    return { ...entry, details: entry.details ?? null, at, seq: Number(result.lastInsertRowid) };
+  }
+
+  async listAudit(query: AuditQuery = {}): Promise<AuditEntry[]> {
+    const where: string[] = [];
+    const args: SQLInputValue[] = [];
+    if (query.target !== undefined) {
+      where.push('target = ?');
+      args.push(query.target);
+    }
+    if (query.action !== undefined) {
+      where.push('action = ?');
+      args.push(query.action);
+    }
+    if (query.before !== undefined) {
+      where.push('seq < ?');
+      args.push(query.before);
+    }
+    const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+    args.push(Math.max(1, Math.min(query.limit ?? 100, 10_000)));
+    return this.#db
+      .prepare(sql)
+      .all(...args)
+      .map((r) => ({
+        seq: Number(r.seq),
+        at: String(r.at),
+        actor: String(r.actor),
+        action: String(r.action),
+        target: String(r.target),
+        result: String(r.result) as AuditEntry['result'],
+        details: r.details === null ? null : JSON.parse(String(r.details)),
+      }));
+  }
+
+  async createNamespace(name: string, displayName: string, limits: ResourceLimits): Promise<NamespaceRecord> {
+    const now = new Date().toISOString();
+    try {
+      this.#db
+        .prepare('INSERT INTO namespaces (name, display_name, limits, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
+        .run(name, displayName, JSON.stringify(limits), now, now);
+    } catch (err) {
+      if ((err as { errcode?: number }).errcode === 1555 /* SQLITE_CONSTRAINT_PRIMARYKEY */) {
+        throw createError('NAMESPACE_EXISTS', { name }, { cause: err });
+      }
+      throw err;
+    }
+    return { name, displayName, limits, createdAt: now, updatedAt: now };
+  }
+
+  async getNamespace(name: string): Promise<NamespaceRecord | undefined> {
+    const row = this.#db.prepare('SELECT * FROM namespaces WHERE name = ?').get(name);
+    return row ? toNamespace(row) : undefined;
+  }
+
+  async listNamespaces(): Promise<NamespaceRecord[]> {
+    return this.#db.prepare('SELECT * FROM namespaces ORDER BY name').all().map(toNamespace);
+  }
+
+  async updateNamespace(
+    name: string,
+    patch: { displayName?: string; limits?: ResourceLimits },
+  ): Promise<NamespaceRecord> {
+    return this.#transaction(() => {
+      const row = this.#db.prepare('SELECT * FROM namespaces WHERE name = ?').get(name);
+      if (!row) throw createError('NAMESPACE_NOT_FOUND', { name });
+      const current = toNamespace(row);
+      const next: NamespaceRecord = {
+        ...current,
+        displayName: patch.displayName ?? current.displayName,
+        limits: patch.limits ?? current.limits,
+        updatedAt: new Date().toISOString(),
+      };
+      this.#db
+        .prepare('UPDATE namespaces SET display_name = ?, limits = ?, updated_at = ? WHERE name = ?')
+        .run(next.displayName, JSON.stringify(next.limits), next.updatedAt, name);
+      return next;
+    });
+  }
+
+  async deleteNamespace(name: string): Promise<boolean> {
+    return this.#db.prepare('DELETE FROM namespaces WHERE name = ?').run(name).changes > 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+}
+
+function asStoreError(err: unknown, file: string): DataBridgeError {
+  const e = err as { errcode?: number; message?: string };
+  if (e.errcode === 5 || e.errcode === 6) return createError('STORE_LOCKED', { file }, { cause: err });
+  return createError('STORE_CORRUPT', { file, reason: e.message ?? String(err) }, { cause: err });
+}
+
+function toPluginState(r: Row): PluginStateRecord {
+  return {
+    id: String(r.id),
+    enabled: Number(r.enabled) === 1,
+    version: r.version === null ? null : String(r.version),
+    highestVersion: r.highest_version === null ? null : String(r.highest_version),
+    highestDigest: r.highest_digest === null ? null : String(r.highest_digest),
+    updatedAt: String(r.updated_at),
+  };
+}
+
+function toNamespace(r: Row): NamespaceRecord {
+  return {
+    name: String(r.name),
+    displayName: String(r.display_name),
+    limits: JSON.parse(String(r.limits)) as ResourceLimits,
+    createdAt: String(r.created_at),
+    updatedAt: String(r.updated_at),
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * The state store: one interface, with SQLite (the default) behind it and
+ * room for another backend. Every method is async so that a networked
+ * database can stand behind the same interface.
+ */
+
+import type { ResourceLimits } from '../sandbox/limits.ts';
+
+/** What is kept of one plugin across restarts. */
+export interface PluginStateRecord {
+  id: string;
+  enabled: boolean;
+  /** The version last installed or registered. */
+  version: string | null;
+  /** The highest version ever installed, and its digest: the rollback guard. */
+  highestVersion: string | null;
+  highestDigest: string | null;
+  updatedAt: string;
+}
+
+export type PluginStatePatch = Partial<Omit<PluginStateRecord, 'id' | 'updatedAt'>>;
+
+export type AuditResult = 'ok' | 'refused' | 'error';
+
+/** One line of the audit log: who did what to what, when, and how it ended. */
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string;
+  result: AuditResult;
+  details: unknown;
+}
+
+export type AuditInput = Omit<AuditEntry, 'seq' | 'at'> & { at?: string };
+
+export interface AuditQuery {
+  target?: string;
+  action?: string;
+  /** Entries with `seq` below this (paging backwards). */
+  before?: number;
+  /** Defaults to 100. */
+  limit?: number;
+}
+
+/** One install, upgrade or uninstall of a plugin. */
+export interface InstallRecord {
+  seq: number;
+  pluginId: string;
+  version: string;
+  digest: string | null;
+  action: 'install' | 'upgrade' | 'downgrade' | 'reinstall' | 'uninstall' | 'rollback';
+  actor: string;
+  at: string;
+}
+
+export type InstallInput = Omit<InstallRecord, 'seq' | 'at'>;
+
+export interface NamespaceRecord {
+  name: string;
+  displayName: string;
+  limits: ResourceLimits;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/**
+ * Where DataBridge keeps what must survive a restart.
+ *
+ * @example
+ * const store = await openSqliteStore({ file: './data/state.db' });
+ * await store.savePluginState('acme.upper', { enabled: false });
+ */
+export interface StateStore {
+  readonly kind: 'sqlite';
+  /** The file (or address) of the store, for messages. */
+  readonly location: string;
+
+  getPluginState(id: string): Promise<PluginStateRecord | undefined>;
+  listPluginStates(): Promise<PluginStateRecord[]>;
+  /** Creates the record if need be; fields not in the patch keep their value. */
+  savePluginState(id: string, patch: PluginStatePatch): Promise<PluginStateRecord>;
+  deletePluginState(id: string): Promise<void>;
+
+  recordInstall(record: InstallInput): Promise<InstallRecord>;
+  installHistory(pluginId?: string): Promise<InstallRecord[]>;
+
+  appendAudit(entry: AuditInput): Promise<AuditEntry>;
+  listAudit(query?: AuditQuery): Promise<AuditEntry[]>;
+
+  createNamespace(name: string, displayName: string, limits: ResourceLimits): Promise<NamespaceRecord>;
+  getNamespace(name: string): Promise<NamespaceRecord | undefined>;
+  listNamespaces(): Promise<NamespaceRecord[]>;
+  updateNamespace(name: string, patch: { displayName?: string; limits?: ResourceLimits }): Promise<NamespaceRecord>;
+  deleteNamespace(name: string): Promise<boolean>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { BIN, tempDir } from '../helpers.ts';
+
+/** Starts `databridge serve --port 0` and resolves with its printed address and token. */
+function startServer(
+  dataDir: string,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; base: string; token: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [BIN, 'serve', '--port', '0', '--data-dir', dataDir, '--plugin-dir', join(dataDir, 'p')],
+      {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /open:\s+(http:\/\/[^/]+)\/\?token=(\S+)/.exec(out);
+      if (m) resolve({ child, base: m[1]!, token: m[2]! });
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
+  });
+}
+
+describe('databridge serve (skeleton)', () => {
+  test('prints a login link, keeps a 0600 token, answers /healthz open and /api only with the token', async (t) => {
+    const dir = tempDir(t);
+    const { child, base, token } = await startServer(dir, { DATABRIDGE_TOKEN: '' });
+    t.after(() => child.kill('SIGKILL'));
+    assert.equal(statSync(join(dir, 'admin.token')).mode & 0o777, 0o600);
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    const anonymous = await fetch(`${base}/api/plugins`);
+    assert.equal(anonymous.status, 401);
+    assert.equal(((await anonymous.json()) as { error: { code: string } }).error.code, 'UNAUTHORIZED');
+    const wrong = await fetch(`${base}/api/plugins`, { headers: { authorization: `Bearer ${token}x` } });
+    assert.equal(wrong.status, 401);
+    const auth = { headers: { authorization: `Bearer ${token}` } };
+    const list = (await (await fetch(`${base}/api/plugins`, auth)).json()) as { id: string }[];
+    assert.ok(list.some((p) => p.id === 'builtin.GenerateFlowFile'));
+    const missing = await fetch(`${base}/api/plugins/zz.none`, auth);
+    assert.equal(missing.status, 404);
+    assert.equal(((await missing.json()) as { error: { code: string } }).error.code, 'PLUGIN_NOT_FOUND');
+    const exited = new Promise((r) => child.on('exit', r));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, 'a clean stop on SIGTERM');
+  });
+
+  test('the same token is used on the next start', async (t) => {
+    const dir = tempDir(t);
+    const first = await startServer(dir, { DATABRIDGE_TOKEN: '' });
+    first.child.kill('SIGKILL');
+    const second = await startServer(dir, { DATABRIDGE_TOKEN: '' });
+    t.after(() => second.child.kill('SIGKILL'));
+    assert.equal(second.token, first.token);
+  });
+});
