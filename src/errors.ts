@@ -64,6 +64,47 @@ export const ERRORS = {
   ),
   NAMESPACE_EXISTS: spec<{ name: string }>(409, (p) => `A namespace named "${p.name}" already exists`),
   NAMESPACE_NOT_FOUND: spec<{ name: string }>(404, (p) => `No namespace named "${p.name}"`),
+  SESSION_MISUSE: spec<{ message: string }>(400, (p) => `Session misuse: ${p.message}`),
+  SESSION_UNKNOWN_RELATIONSHIP: spec<{ relationship: string; known: readonly string[] }>(
+    400,
+    (p) =>
+      `Relationship "${p.relationship}" is not declared by the processor (declared: ${p.known.join(', ') || 'none'})`,
+  ),
+  SESSION_UNTRANSFERRED: spec<{ count: number; ids: readonly string[] }>(
+    400,
+    (p) =>
+      `Commit refused: ${p.count} FlowFile(s) were neither transferred nor removed (${p.ids.join(', ')}); the session was rolled back`,
+  ),
+  SESSION_COMMIT_FAILED: spec<{ reason: string }>(
+    500,
+    (p) => `The session could not be committed (${p.reason}); it was rolled back`,
+  ),
+  EXPRESSION_INVALID: spec<{ expression: string; reason: string }>(
+    400,
+    (p) => `Invalid expression "${p.expression}": ${p.reason}`,
+  ),
+  FLOW_INVALID: spec<{ count: number; first: string }>(
+    400,
+    (p) => `The flow has ${p.count} problem(s); the first: ${p.first}. details.findings lists them all`,
+  ),
+  FLOW_DUPLICATE_PROCESSOR: spec<{ id: string }>(409, (p) => `The flow already has a processor "${p.id}"`),
+  FLOW_DUPLICATE_CONNECTION: spec<{ id: string }>(409, (p) => `The flow already has a connection "${p.id}"`),
+  FLOW_UNKNOWN_PROCESSOR: spec<{ id: string }>(404, (p) => `The flow has no processor "${p.id}"`),
+  FLOW_UNKNOWN_RELATIONSHIP: spec<{ processor: string; relationship: string; known: readonly string[] }>(
+    400,
+    (p) =>
+      `Processor "${p.processor}" has no relationship "${p.relationship}" (it has: ${p.known.join(', ') || 'none'})`,
+  ),
+  FLOW_CLOSED: spec(409, () => 'The flow controller has been closed'),
+  PROCESSOR_INVALID: spec<{ id: string; findings: readonly { property?: string; message: string }[] }>(
+    400,
+    (p) =>
+      `Processor ${p.id} cannot start: ${p.findings.map((f) => (f.property ? `${f.property} ${f.message}` : f.message)).join('; ')}`,
+  ),
+  PROCESSOR_START_FAILED: spec<{ id: string; reason: string }>(
+    500,
+    (p) => `Processor "${p.id}" failed to initialize: ${p.reason}`,
+  ),
   UNAUTHORIZED: spec(401, () => 'A valid bearer token is required: Authorization: Bearer <token>'),
   ROUTE_NOT_FOUND: spec<{ method: string; url: string }>(404, (p) => `No route ${p.method} ${p.url}`),
   MANAGER_SHUT_DOWN: spec(409, () => 'The plugin manager has been shut down'),

@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.ts';
 import { EXIT_OK, EXIT_USAGE, reportFailure } from './common.ts';
 import { registerPluginList } from './plugin-list.ts';
+import { registerRun } from './run.ts';
 import { registerServe } from './serve.ts';
 
 export function buildProgram(): Command {
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
 
   const plugin = program.command('plugin').description('manage and author plugins');
   registerPluginList(plugin);
+  registerRun(program);
   registerServe(program);
   return program;
 }

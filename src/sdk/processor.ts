@@ -82,6 +82,8 @@ export interface ProcessorInfo {
   dynamicProperties?: boolean;
   /** Defaults to `allowed`. Sources say `forbidden`. */
   inputRequirement?: InputRequirement;
+  /** FlowFiles per session when the flow does not say (MergeContent wants many). Default 100. */
+  defaultBatchSize?: number;
 }
 
 /** One problem found with a processor's configuration. */
@@ -147,6 +149,11 @@ export interface Processor {
   getInfo(): ProcessorInfo;
   /** Called once before the first trigger. */
   initialize?(ctx: ProcessContext): void | Promise<void>;
+  /**
+   * Relationships that depend on the configuration (RouteOnAttribute's come
+   * from its dynamic properties). Without it, `getInfo().relationships`.
+   */
+  getRelationships?(properties: Readonly<Record<string, string>>): readonly RelationshipSpec[];
   /** Extra checks beyond the PropertySpecs; every finding is reported. */
   validate?(properties: Readonly<Record<string, string>>): readonly ValidationFinding[];
   /** One unit of work over one session. A throw rolls the session back. */

@@ -62,6 +62,12 @@ export interface ProcessSession {
   read(flowFile: FlowFile): Promise<Uint8Array>;
   /** Mark a FlowFile so that the next processor waits its penalty out first. */
   penalize(flowFile: FlowFile): FlowFile;
+  /**
+   * Give an input FlowFile back to its queue unchanged (changes to it are
+   * dropped), as if it had never been taken. For processors that wait for
+   * more input, such as MergeContent.
+   */
+  release(flowFile: FlowFile): void;
   /** Apply everything the session did, as one unit. */
   commit(): void;
   /** Undo everything; the inputs return to their queue, penalized unless told otherwise. */

@@ -1,0 +1,181 @@
+/**
+ * `databridge run <flow.json>`: runs a flow headless until its sources are
+ * exhausted (nothing moved for --idle), --duration passes, or Ctrl-C. Queued
+ * FlowFiles stay in the repository; the next run on the same data directory
+ * resumes them.
+ */
+
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { createError, isDataBridgeError } from '../errors.ts';
+import { createFlowController, type FlowStats } from '../flow/controller.ts';
+import { type FlowFinding, loadFlow, readFlowFile } from '../flow/flow-definition.ts';
+import { createPluginManager } from '../plugin/manager.ts';
+import { parseDuration } from '../sdk/index.ts';
+import { managerOptions, print, type StateOptions, table, withStateOptions } from './common.ts';
+
+interface RunOptions extends StateOptions {
+  duration?: string;
+  idle: string;
+  memory?: boolean;
+  logLevel: string;
+}
+
+function durationOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0)
+    throw createError('USAGE', { message: `--${name} must be a duration such as 10s, not "${value}"` });
+  return ms;
+}
+
+function printFindings(findings: readonly FlowFinding[]): void {
+  for (const f of findings) process.stderr.write(`${f.severity} ${f.code} ${f.pointer || '/'}: ${f.message}\n`);
+}
+
+export function registerRun(program: Command): void {
+  withStateOptions(
+    program
+      .command('run')
+      .description('run a flow headless; stops when its sources are exhausted, after --duration, or on Ctrl-C')
+      .argument('<flow>', 'the flow file (JSON; see schemas/flow.schema.json)')
+      .option('--duration <time>', 'stop after this long (e.g. 30s, 5 min)')
+      .option('--idle <time>', 'stop once nothing has moved for this long', '1s')
+      .option('--memory', 'keep FlowFiles in memory only (nothing survives the run)')
+      .option('--log-level <level>', 'log level on stderr (error, warn, info, debug)', 'warn'),
+  ).action(async (file: string, opts: RunOptions) => {
+    const durationMs = durationOption('duration', opts.duration);
+    const idleMs = durationOption('idle', opts.idle)!;
+    if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(opts.logLevel)) {
+      throw createError('USAGE', { message: `--log-level must be error, warn, info or debug, not "${opts.logLevel}"` });
+    }
+    const definition = readFlowFile(file);
+    const manager = await createPluginManager(managerOptions(opts, { logLevel: opts.logLevel as 'warn' }));
+    const controller = await createFlowController({ manager, repository: opts.memory ? 'memory' : 'durable' });
+    let stoppedBy: 'idle' | 'duration' | 'signal' = 'idle';
+    const started = Date.now();
+    let resumed = 0;
+    try {
+      let findings: FlowFinding[];
+      try {
+        findings = await loadFlow(controller, definition, { baseDir: dirname(resolve(file)) });
+      } catch (err) {
+        if (isDataBridgeError(err, 'FLOW_INVALID') && !opts.json)
+          printFindings((err.details as { findings: FlowFinding[] }).findings);
+        throw err;
+      }
+      if (!opts.json) printFindings(findings);
+      resumed = controller.queuedCount();
+      if (resumed > 0 && !opts.json) process.stderr.write(`resuming ${resumed} FlowFiles queued by an earlier run\n`);
+      await controller.startAll();
+      stoppedBy = await waitForEnd(controller, durationMs, idleMs, opts.json ? undefined : progressPrinter());
+    } finally {
+      await controller.close();
+      await manager.shutdown();
+    }
+    const stats = controller.stats();
+    const summary = {
+      processors: Object.fromEntries(
+        Object.entries(stats.processors).map(([id, p]) => [
+          id,
+          {
+            type: p.type,
+            in: p.in,
+            out: p.out,
+            bytesIn: p.bytesIn,
+            bytesOut: p.bytesOut,
+            tasks: p.tasks,
+            errors: p.errors,
+          },
+        ]),
+      ),
+      connections: stats.connections.map((c) => ({
+        source: c.source,
+        relationship: c.relationship,
+        destination: c.destination,
+        queued: c.queued,
+        queuedBytes: c.queuedBytes,
+      })),
+      alerts: controller
+        .alerts()
+        .map((a) => ({ code: a.code, plugin: a.plugin, processor: a.processor, message: a.message, at: a.at })),
+      durationMs: Date.now() - started,
+      stoppedBy,
+      resumed,
+      orphaned: stats.orphaned,
+    };
+    print(opts.json, summary, () => summaryText(stats, summary.alerts.length, stoppedBy, summary.durationMs));
+    if (stoppedBy === 'signal') process.exitCode = 130;
+  });
+}
+
+function summaryText(stats: FlowStats, alerts: number, stoppedBy: string, ms: number): string {
+  const rows = Object.values(stats.processors).map((p) => [
+    p.id,
+    p.type,
+    String(p.in),
+    String(p.out),
+    String(p.tasks),
+    String(p.errors),
+  ]);
+  const queued = stats.connections.filter((c) => c.queued > 0);
+  return [
+    `Stopped (${stoppedBy === 'idle' ? 'sources exhausted' : stoppedBy === 'duration' ? '--duration reached' : 'interrupted'}) after ${(ms / 1000).toFixed(1)} s.`,
+    table(['PROCESSOR', 'TYPE', 'IN', 'OUT', 'TASKS', 'ERRORS'], rows),
+    queued.length
+      ? `Still queued (the next run resumes them): ${queued.map((c) => `${c.source} → ${c.destination}: ${c.queued}`).join(', ')}`
+      : 'Nothing left queued.',
+    alerts ? `${alerts} alert(s); run with --json to see them.` : '',
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+function progressPrinter(): ((stats: FlowStats) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let lines = 0;
+  return (stats) => {
+    const rows = Object.values(stats.processors).map(
+      (p) =>
+        `  ${p.id.padEnd(16)} in ${String(p.in).padStart(9)}  out ${String(p.out).padStart(9)}  errors ${p.errors}`,
+    );
+    process.stderr.write(`${lines ? `\x1b[${lines}A\x1b[J` : ''}${rows.join('\n')}\n`);
+    lines = rows.length;
+  };
+}
+
+function waitForEnd(
+  controller: Awaited<ReturnType<typeof createFlowController>>,
+  durationMs: number | undefined,
+  idleMs: number,
+  progress: ((stats: FlowStats) => void) | undefined,
+): Promise<'idle' | 'duration' | 'signal'> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    let lastProgress = 0;
+    const finish = (why: 'idle' | 'duration' | 'signal') => {
+      clearInterval(timer);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      progress?.(controller.stats());
+      resolve(why);
+    };
+    const onSignal = () => {
+      // a second Ctrl-C while stopping ends at once; the journal keeps the queues
+      process.once('SIGINT', () => process.exit(130));
+      finish('signal');
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const timer = setInterval(() => {
+      const now = Date.now();
+      if (progress && now - lastProgress >= 500) {
+        lastProgress = now;
+        progress(controller.stats());
+      }
+      if (durationMs !== undefined && now - started >= durationMs) finish('duration');
+      else if (durationMs === undefined && now - controller.lastActivity >= idleMs && controller.isQuiet())
+        finish('idle');
+    }, 50);
+  });
+}

@@ -1,0 +1,492 @@
+/**
+ * FlowController: builds a flow of processors and connections and runs it.
+ * An orchestrator, so longer than most files: it owns the repositories,
+ * recovers queued FlowFiles at start, schedules each running processor
+ * (timer-driven, woken early when input arrives or back-pressure lifts),
+ * and raises alerts when processors fail.
+ */
+
+import { join } from 'node:path';
+import { createError } from '../errors.ts';
+import { toSdkLogger } from '../log.ts';
+import type { PluginManager } from '../plugin/manager.ts';
+import { parseDataSize, parseDuration, type ValidationFinding } from '../sdk/index.ts';
+import { type BackPressure, Connection, type ConnectionStats } from './connection.ts';
+import { type ContentRepository, FileContentRepository, MemoryContentRepository } from './content-repository.ts';
+import type { FlowFileRecord } from './flowfile.ts';
+import { type FlowFileRepository, JournalFlowFileRepository, MemoryFlowFileRepository } from './flowfile-repository.ts';
+import { ProcessorNode, type ProcessorStats } from './processor-node.ts';
+import { validateProperties, withDefaults } from './properties.ts';
+
+export interface FlowControllerOptions {
+  manager: PluginManager;
+  /**
+   * `durable` (the default) keeps content segments and the FlowFile journal
+   * under `<dataDir>/repository`; `memory` keeps nothing, for tests and
+   * benchmarks.
+   */
+  repository?: 'durable' | 'memory';
+  /** Defaults to the manager's data directory. */
+  dataDir?: string;
+}
+
+export interface ScheduleConfig {
+  /** Time between triggers: `10 ms`, `1 sec`, or milliseconds. Default 0 (as soon as there is work). */
+  period?: string | number;
+  /** Tasks of this processor at once. Default 1. */
+  concurrentTasks?: number;
+  /** Most FlowFiles one session takes. Default 100. */
+  batchSize?: number;
+}
+
+export interface ProcessorConfig {
+  id: string;
+  name?: string;
+  properties?: Readonly<Record<string, string>>;
+  schedule?: ScheduleConfig;
+  /** Relationships whose FlowFiles leave the flow. */
+  autoTerminate?: readonly string[];
+  /** How long a penalized FlowFile waits. Default `30 sec`. */
+  penaltyDuration?: string;
+  /** How long the processor rests after `ctx.yield()`. Default `1 sec`. */
+  yieldDuration?: string;
+}
+
+export interface ConnectionConfig {
+  /** Default `<source>/<relationship>/<destination>`; the journal files queued FlowFiles under it. */
+  id?: string;
+  source: string;
+  relationship: string;
+  destination: string;
+  backPressure?: { objects?: number; size?: string | number };
+}
+
+export interface ProcessorSummary extends ProcessorStats {
+  id: string;
+  type: string;
+  name: string;
+  pluginId: string;
+  state: ProcessorNode['state'];
+  activeTasks: number;
+  findings: ValidationFinding[];
+}
+
+export interface FlowStats {
+  processors: Record<string, ProcessorSummary>;
+  connections: ConnectionStats[];
+  /** FlowFiles recovered for queues the current flow does not have; kept, not dropped. */
+  orphaned: number;
+}
+
+/** Something an operator should know: a failing processor, a plugin fault. */
+export interface Alert {
+  code: string;
+  plugin: string;
+  processor: string | null;
+  message: string;
+  at: string;
+}
+
+const MAX_ALERTS = 1000;
+
+function durationMs(value: string | number | undefined, fallback: number, what: string): number {
+  if (value === undefined) return fallback;
+  const ms = typeof value === 'number' ? value : parseDuration(value);
+  if (ms === undefined || !Number.isFinite(ms) || ms < 0) {
+    throw createError('USAGE', { message: `${what} must be a duration such as "10 ms", not "${value}"` });
+  }
+  return ms;
+}
+
+/** What keeps a processor from starting: its findings and relationships that go nowhere. */
+function startProblems(node: ProcessorNode): ValidationFinding[] {
+  return [
+    ...node.findings,
+    ...node.unconnected().map((r) => ({ message: `relationship "${r}" is neither connected nor auto-terminated` })),
+  ];
+}
+
+/**
+ * Runs flows.
+ *
+ * @example
+ * const flow = await createFlowController({ manager });
+ * flow.createProcessorByType('GenerateFlowFile', { id: 'gen', properties: { 'File Size': '1 KB' } });
+ * flow.createProcessorByType('LogAttribute', { id: 'log', autoTerminate: ['success'] });
+ * flow.connect({ source: 'gen', relationship: 'success', destination: 'log' });
+ * await flow.startAll();
+ */
+export class FlowController {
+  readonly manager: PluginManager;
+  readonly #content: ContentRepository;
+  readonly #flowFiles: FlowFileRepository;
+  readonly #nodes = new Map<string, ProcessorNode>();
+  readonly #connections = new Map<string, Connection>();
+  readonly #timers = new Map<string, { cancel: () => void; idle: boolean }>();
+  readonly #recovered = new Map<string, FlowFileRecord[]>();
+  readonly #alerts: Alert[] = [];
+  readonly #alertListeners = new Set<(alert: Alert) => void>();
+  #lastActivity = Date.now();
+  #closed = false;
+
+  constructor(options: FlowControllerOptions) {
+    this.manager = options.manager;
+    if (options.repository === 'memory') {
+      this.#content = new MemoryContentRepository();
+      this.#flowFiles = new MemoryFlowFileRepository();
+    } else {
+      const dir = join(options.dataDir ?? options.manager.config.dataDir, 'repository');
+      this.#content = new FileContentRepository({ dir: join(dir, 'content') });
+      this.#flowFiles = new JournalFlowFileRepository({ dir: join(dir, 'flowfiles') });
+      const recovered = this.#flowFiles.recover();
+      this.#content.recover(recovered.flatMap((q) => (q.record.claim ? [q.record.claim] : [])));
+      for (const q of recovered) {
+        const list = this.#recovered.get(q.queue) ?? [];
+        list.push(q.record);
+        this.#recovered.set(q.queue, list);
+      }
+    }
+  }
+
+  /**
+   * Places a processor of a registered type in the flow. A disabled or failed
+   * plugin is refused; bad configuration is kept as findings, and the
+   * processor will not start until they are fixed.
+   */
+  createProcessorByType(type: string, config: ProcessorConfig): ProcessorSummary {
+    this.#assertOpen();
+    if (this.#nodes.has(config.id)) throw createError('FLOW_DUPLICATE_PROCESSOR', { id: config.id });
+    const { instance, pluginId } = this.manager.registry.createProcessor(type);
+    const info = instance.getInfo();
+    const configured = { ...(config.properties ?? {}) };
+    const properties = withDefaults(info.properties, configured);
+    const findings = validateProperties(info.properties, properties, { dynamicProperties: info.dynamicProperties });
+    try {
+      findings.push(...(instance.validate?.(properties) ?? []));
+    } catch (err) {
+      findings.push({ message: `validate() threw: ${(err as Error).message}` });
+    }
+    let specs = info.relationships;
+    try {
+      if (instance.getRelationships) specs = instance.getRelationships(properties);
+    } catch (err) {
+      findings.push({ message: `getRelationships() threw: ${(err as Error).message}` });
+    }
+    const relationships = new Set(specs.map((r) => r.name));
+    const autoTerminate = new Set(config.autoTerminate ?? []);
+    for (const r of specs) if (r.autoTerminateByDefault) autoTerminate.add(r.name);
+    for (const r of config.autoTerminate ?? []) {
+      if (!relationships.has(r)) findings.push({ message: `auto-terminated relationship "${r}" is not declared` });
+    }
+    const schedule = config.schedule ?? {};
+    const positive = (n: number | undefined, fallback: number, what: string) => {
+      if (n === undefined) return fallback;
+      if (!Number.isInteger(n) || n < 1) throw createError('USAGE', { message: `${what} must be a positive integer` });
+      return n;
+    };
+    const log = this.manager.log.child({ plugin: pluginId, processor: config.id });
+    const node = new ProcessorNode({
+      id: config.id,
+      type,
+      name: config.name ?? config.id,
+      pluginId,
+      processor: instance,
+      info,
+      properties,
+      relationships,
+      autoTerminate,
+      periodMs: durationMs(schedule.period, 0, 'schedule.period'),
+      concurrentTasks: positive(schedule.concurrentTasks, 1, 'schedule.concurrentTasks'),
+      batchSize: positive(schedule.batchSize, info.defaultBatchSize ?? 100, 'schedule.batchSize'),
+      penaltyMs: durationMs(config.penaltyDuration, 30_000, 'penaltyDuration'),
+      yieldMs: durationMs(config.yieldDuration, 1000, 'yieldDuration'),
+      findings,
+      logger: toSdkLogger(log),
+    });
+    node.onCommitted = (touched, acked) => this.#committed(touched, acked);
+    this.#nodes.set(config.id, node);
+    return this.#summary(node);
+  }
+
+  /** Connects a relationship of one processor to another; FlowFiles recovered for it are queued again. */
+  connect(config: ConnectionConfig): ConnectionStats {
+    this.#assertOpen();
+    const source = this.#node(config.source);
+    const destination = this.#node(config.destination);
+    if (!source.relationships.has(config.relationship)) {
+      throw createError('FLOW_UNKNOWN_RELATIONSHIP', {
+        processor: source.id,
+        relationship: config.relationship,
+        known: [...source.relationships],
+      });
+    }
+    const id = config.id ?? `${config.source}/${config.relationship}/${config.destination}`;
+    if (this.#connections.has(id)) throw createError('FLOW_DUPLICATE_CONNECTION', { id });
+    const bp: Partial<BackPressure> = {};
+    if (config.backPressure?.objects !== undefined) bp.objects = config.backPressure.objects;
+    if (config.backPressure?.size !== undefined) {
+      const size = config.backPressure.size;
+      const bytes = typeof size === 'number' ? size : parseDataSize(size);
+      if (bytes === undefined)
+        throw createError('USAGE', { message: `back-pressure size "${size}" is not a data size` });
+      bp.bytes = bytes;
+    }
+    const connection = new Connection({
+      id,
+      source: source.id,
+      relationship: config.relationship,
+      destination: destination.id,
+      backPressure: bp,
+    });
+    for (const record of this.#recovered.get(id) ?? []) connection.enqueue(record);
+    this.#recovered.delete(id);
+    this.#connections.set(id, connection);
+    destination.incoming.push(connection);
+    const list = source.outgoing.get(config.relationship) ?? [];
+    list.push(connection);
+    source.outgoing.set(config.relationship, list);
+    return connection.stats();
+  }
+
+  /** Starts a processor: refused while its configuration has findings or a relationship goes nowhere. */
+  async start(id: string): Promise<void> {
+    this.#assertOpen();
+    const node = this.#node(id);
+    if (node.state === 'running' || node.state === 'starting') return;
+    const findings = startProblems(node);
+    if (findings.length > 0) throw createError('PROCESSOR_INVALID', { id, findings }, { details: { findings } });
+    node.state = 'starting';
+    if (!node.initialized) {
+      try {
+        await node.processor.initialize?.(node.context);
+        node.initialized = true;
+      } catch (err) {
+        node.state = 'stopped';
+        node.stats.errors++;
+        this.#alert('PROCESSOR_INIT_FAILED', node, (err as Error).message ?? String(err));
+        throw createError('PROCESSOR_START_FAILED', { id, reason: (err as Error).message }, { cause: err });
+      }
+    }
+    node.state = 'running';
+    node.yieldUntil = 0;
+    this.#schedule(node, 0, false);
+  }
+
+  /** Stops a processor: no new tasks; running ones finish (their sessions commit or roll back). */
+  async stop(id: string): Promise<void> {
+    const node = this.#node(id);
+    if (node.state === 'stopped' || node.state === 'stopping') return;
+    node.state = 'stopping';
+    this.#timers.get(id)?.cancel();
+    this.#timers.delete(id);
+    while (node.activeTasks > 0) await new Promise((r) => setTimeout(r, 2));
+    try {
+      await node.processor.onStopped?.(node.context);
+    } catch (err) {
+      this.#alert('PROCESSOR_STOP_FAILED', node, (err as Error).message ?? String(err));
+    }
+    node.initialized = false;
+    node.state = 'stopped';
+  }
+
+  async startAll(): Promise<void> {
+    const problems = [...this.#nodes.values()]
+      .map((node) => ({ id: node.id, findings: startProblems(node) }))
+      .filter((p) => p.findings.length > 0);
+    if (problems.length) {
+      const id = problems.map((p) => p.id).join(', ');
+      const findings = problems.flatMap((p) => p.findings);
+      throw createError('PROCESSOR_INVALID', { id, findings }, { details: { processors: problems } });
+    }
+    for (const node of this.#nodes.values()) await this.start(node.id);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#nodes.keys()].map((id) => this.stop(id)));
+  }
+
+  /** Relationships of a processor neither connected nor auto-terminated. */
+  unconnectedRelationships(id: string): string[] {
+    return this.#node(id).unconnected();
+  }
+
+  stats(): FlowStats {
+    const processors: Record<string, ProcessorSummary> = {};
+    for (const node of this.#nodes.values()) processors[node.id] = this.#summary(node);
+    let orphaned = 0;
+    for (const list of this.#recovered.values()) orphaned += list.length;
+    return { processors, connections: [...this.#connections.values()].map((c) => c.stats()), orphaned };
+  }
+
+  /** FlowFiles held anywhere in the flow (queued or in flight). */
+  queuedCount(): number {
+    let n = 0;
+    for (const c of this.#connections.values()) n += c.count;
+    return n;
+  }
+
+  /** Every queued FlowFile's record, per connection (for inspection and tests). @internal */
+  queueContents(): Map<string, FlowFileRecord[]> {
+    const out = new Map<string, FlowFileRecord[]>();
+    for (const [id, c] of this.#connections) out.set(id, c.snapshot());
+    return out;
+  }
+
+  /** Reads a queued FlowFile's content (for inspection and tests). @internal */
+  readContent(record: FlowFileRecord): Uint8Array {
+    return record.claim ? this.#content.read(record.claim) : new Uint8Array(0);
+  }
+
+  /** No task running, nothing available to any running processor, no penalty pending. */
+  isQuiet(): boolean {
+    const now = Date.now();
+    for (const node of this.#nodes.values()) {
+      if (node.activeTasks > 0) return false;
+      if (node.state === 'running' && !node.isSource && node.hasWork(now) && !node.isBackPressured()) return false;
+    }
+    for (const c of this.#connections.values()) {
+      const s = c.stats();
+      if (s.penalized > 0 && s.inFlight === 0 && this.#nodes.get(c.destination)?.state === 'running') return false;
+    }
+    return true;
+  }
+
+  /** When a session last committed anything (epoch ms). */
+  get lastActivity(): number {
+    return this.#lastActivity;
+  }
+
+  alerts(): Alert[] {
+    return [...this.#alerts];
+  }
+
+  /** Listens to alerts (parallel; a throwing listener is ignored). Returns the function that stops listening. */
+  onAlert(listener: (alert: Alert) => void): () => void {
+    this.#alertListeners.add(listener);
+    return () => this.#alertListeners.delete(listener);
+  }
+
+  /** Stops every processor, then writes a snapshot of the queues and closes the repositories. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.stopAll();
+    this.#closed = true;
+    this.#flowFiles.close();
+    this.#content.close();
+  }
+
+  #schedule(node: ProcessorNode, delayMs: number, idle: boolean): void {
+    if (node.state !== 'running' || this.#timers.has(node.id)) return;
+    const run = () => {
+      this.#timers.delete(node.id);
+      this.#tick(node);
+    };
+    if (delayMs <= 0) {
+      const h = setImmediate(run);
+      this.#timers.set(node.id, { cancel: () => clearImmediate(h), idle });
+    } else {
+      const h = setTimeout(run, delayMs);
+      this.#timers.set(node.id, { cancel: () => clearTimeout(h), idle });
+    }
+  }
+
+  /** Runs the node now if it is only waiting for input or for room downstream. */
+  #wake(node: ProcessorNode): void {
+    const timer = this.#timers.get(node.id);
+    if (timer && !timer.idle) return;
+    timer?.cancel();
+    this.#timers.delete(node.id);
+    this.#schedule(node, 0, false);
+  }
+
+  #tick(node: ProcessorNode): void {
+    if (node.state !== 'running') return;
+    const now = Date.now();
+    if (node.yieldUntil > now) {
+      this.#schedule(node, node.yieldUntil - now, false);
+      return;
+    }
+    if (node.isBackPressured()) {
+      // woken early when downstream commits; the timer is a safety net
+      this.#schedule(node, 50, true);
+      return;
+    }
+    if (!node.hasWork(now)) {
+      const expiry = Math.min(...node.incoming.map((c) => c.nextPenaltyExpiry()));
+      if (Number.isFinite(expiry)) this.#schedule(node, Math.max(1, expiry - now), true);
+      return;
+    }
+    while (node.activeTasks < node.concurrentTasks && node.state === 'running') {
+      node.activeTasks++;
+      void node.runTask({ content: this.#content, flowFiles: this.#flowFiles }).then((err) => {
+        node.activeTasks--;
+        if (err) this.#failed(node, err);
+        if (node.state === 'running') this.#schedule(node, node.periodMs, false);
+      });
+      if (node.isSource || !node.hasWork(Date.now())) break;
+    }
+  }
+
+  #committed(touched: readonly Connection[], acked: readonly Connection[]): void {
+    this.#lastActivity = Date.now();
+    for (const c of touched) {
+      const destination = this.#nodes.get(c.destination);
+      if (destination) this.#wake(destination);
+    }
+    for (const c of acked) {
+      const source = this.#nodes.get(c.source);
+      if (source && !source.isBackPressured()) this.#wake(source);
+    }
+  }
+
+  #failed(node: ProcessorNode, err: Error): void {
+    this.manager.registry.recordError(node.pluginId);
+    node.logger.error('processor failed; its session was rolled back', {
+      err: err.message,
+      failures: node.failures,
+      backoffMs: node.yieldUntil - Date.now(),
+    });
+    this.#alert('PROCESSOR_FAILED', node, err.message);
+  }
+
+  #alert(code: string, node: ProcessorNode, message: string): void {
+    const alert: Alert = { code, plugin: node.pluginId, processor: node.id, message, at: new Date().toISOString() };
+    this.#alerts.push(alert);
+    if (this.#alerts.length > MAX_ALERTS) this.#alerts.splice(0, this.#alerts.length - MAX_ALERTS);
+    for (const listener of this.#alertListeners) {
+      try {
+        listener(alert);
+      } catch {
+        // a faulty listener must not stop the flow
+      }
+    }
+  }
+
+  #summary(node: ProcessorNode): ProcessorSummary {
+    return {
+      id: node.id,
+      type: node.type,
+      name: node.name,
+      pluginId: node.pluginId,
+      state: node.state,
+      activeTasks: node.activeTasks,
+      findings: [...node.findings],
+      ...node.stats,
+    };
+  }
+
+  #node(id: string): ProcessorNode {
+    const node = this.#nodes.get(id);
+    if (!node) throw createError('FLOW_UNKNOWN_PROCESSOR', { id });
+    return node;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw createError('FLOW_CLOSED', {});
+  }
+}
+
+/** Makes a flow controller; with the durable repository, queued FlowFiles of an earlier run are recovered. */
+export async function createFlowController(options: FlowControllerOptions): Promise<FlowController> {
+  return new FlowController(options);
+}

@@ -1,0 +1,213 @@
+/**
+ * The flow file: JSON checked against schemas/flow.schema.json, then against
+ * what is registered (types, relationships, properties). Every problem is a
+ * finding with a JSON pointer, all reported at once.
+ */
+
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { Ajv } from 'ajv';
+import flowSchema from '../../schemas/flow.schema.json' with { type: 'json' };
+import { createError, isDataBridgeError } from '../errors.ts';
+import type { PluginManager } from '../plugin/manager.ts';
+import {
+  type ConnectionConfig,
+  createFlowController,
+  type FlowController,
+  type ProcessorConfig,
+} from './controller.ts';
+
+export interface FlowDefinition {
+  name?: string;
+  description?: string;
+  processors: (ProcessorConfig & { type: string })[];
+  connections?: ConnectionConfig[];
+}
+
+export const FLOW_FINDING_CODES = [
+  'FLOW_JSON',
+  'FLOW_SCHEMA',
+  'FLOW_DUPLICATE_ID',
+  'FLOW_UNKNOWN_TYPE',
+  'FLOW_PLUGIN_UNAVAILABLE',
+  'FLOW_DANGLING_CONNECTION',
+  'FLOW_UNKNOWN_RELATIONSHIP',
+  'FLOW_DUPLICATE_CONNECTION',
+  'FLOW_UNCONNECTED_RELATIONSHIP',
+  'FLOW_PROPERTY_INVALID',
+  'FLOW_SCHEDULE_INVALID',
+  'FLOW_INPUT_FORBIDDEN',
+  'FLOW_INPUT_MISSING',
+] as const;
+
+export type FlowFindingCode = (typeof FLOW_FINDING_CODES)[number];
+
+export interface FlowFinding {
+  code: FlowFindingCode;
+  severity: 'error' | 'warning';
+  /** JSON pointer into the flow file (RFC 6901). */
+  pointer: string;
+  message: string;
+}
+
+const validateSchema = new Ajv({ allErrors: true, strict: false }).compile<FlowDefinition>(flowSchema);
+
+/** Escapes a key for a JSON pointer. */
+function key(k: string): string {
+  return k.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+/** Reads and parses a flow file; bad JSON is a FLOW_INVALID with one finding. */
+export function readFlowFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw createError('USAGE', { message: `cannot read the flow file ${file}: ${(err as Error).message}` });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const finding: FlowFinding = { code: 'FLOW_JSON', severity: 'error', pointer: '', message: (err as Error).message };
+    throw createError('FLOW_INVALID', { count: 1, first: finding.message }, { details: { findings: [finding] } });
+  }
+}
+
+/**
+ * Every finding of a flow: schema first; when the shape is right, the
+ * types, connections, relationships and properties, checked by building the
+ * flow in a throw-away in-memory controller.
+ */
+export async function validateFlow(definition: unknown, manager: PluginManager): Promise<FlowFinding[]> {
+  if (!validateSchema(definition)) {
+    return (validateSchema.errors ?? []).map((e) => {
+      const extra = e.keyword === 'additionalProperties' ? `/${key(String(e.params.additionalProperty))}` : '';
+      const pointer = e.instancePath + extra;
+      const message = e.keyword === 'additionalProperties' ? 'is not a known field' : `${e.message ?? 'is invalid'}`;
+      return { code: 'FLOW_SCHEMA', severity: 'error', pointer, message } satisfies FlowFinding;
+    });
+  }
+  const scratch = await createFlowController({ manager, repository: 'memory' });
+  try {
+    return build(scratch, definition);
+  } finally {
+    await scratch.close();
+  }
+}
+
+export interface LoadFlowOptions {
+  /**
+   * Relative values of `path` properties are taken from this folder (the
+   * flow file's own, for `databridge run`), not from the working directory.
+   */
+  baseDir?: string;
+}
+
+/** Builds a checked flow into a controller; throws FLOW_INVALID with every finding. */
+export async function loadFlow(
+  controller: FlowController,
+  definition: unknown,
+  options: LoadFlowOptions = {},
+): Promise<FlowFinding[]> {
+  const findings = await validateFlow(definition, controller.manager);
+  const errors = findings.filter((f) => f.severity === 'error');
+  if (errors.length > 0) {
+    throw createError(
+      'FLOW_INVALID',
+      { count: errors.length, first: `${errors[0]!.pointer || '/'}: ${errors[0]!.message}` },
+      { details: { findings } },
+    );
+  }
+  const def = definition as FlowDefinition;
+  build(controller, options.baseDir ? withPathsFrom(def, options.baseDir, controller.manager) : def);
+  return findings;
+}
+
+/** The definition with relative `path` properties resolved against `baseDir`. */
+function withPathsFrom(def: FlowDefinition, baseDir: string, manager: PluginManager): FlowDefinition {
+  return {
+    ...def,
+    processors: def.processors.map((p) => {
+      const specs = manager.getProcessorInfo(p.type).properties;
+      const properties = { ...(p.properties ?? {}) };
+      for (const spec of specs) {
+        const value = properties[spec.name];
+        if (spec.type === 'path' && value && !value.includes('${') && !isAbsolute(value)) {
+          properties[spec.name] = resolve(baseDir, value);
+        }
+      }
+      return { ...p, properties };
+    }),
+  };
+}
+
+function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
+  const findings: FlowFinding[] = [];
+  const add = (code: FlowFindingCode, pointer: string, message: string, severity: 'error' | 'warning' = 'error') =>
+    findings.push({ code, severity, pointer, message });
+  const placed = new Map<string, number>();
+  def.processors.forEach((p, i) => {
+    const at = `/processors/${i}`;
+    if (placed.has(p.id)) {
+      add('FLOW_DUPLICATE_ID', `${at}/id`, `processor id "${p.id}" is also used at /processors/${placed.get(p.id)}`);
+      return;
+    }
+    try {
+      const summary = controller.createProcessorByType(p.type, p);
+      placed.set(p.id, i);
+      for (const f of summary.findings) {
+        const pointer = f.property ? `${at}/properties/${key(f.property)}` : at;
+        add('FLOW_PROPERTY_INVALID', pointer, f.property ? `"${f.property}" ${f.message}` : f.message);
+      }
+    } catch (err) {
+      if (isDataBridgeError(err, 'COMPONENT_UNKNOWN')) add('FLOW_UNKNOWN_TYPE', `${at}/type`, err.message);
+      else if (isDataBridgeError(err, 'PLUGIN_DISABLED') || isDataBridgeError(err, 'PLUGIN_FAILED')) {
+        add('FLOW_PLUGIN_UNAVAILABLE', `${at}/type`, err.message);
+      } else if (isDataBridgeError(err, 'USAGE')) add('FLOW_SCHEDULE_INVALID', at, err.message);
+      else throw err;
+    }
+  });
+  const stats = () => controller.stats().processors;
+  (def.connections ?? []).forEach((c, j) => {
+    const at = `/connections/${j}`;
+    let dangling = false;
+    for (const end of ['source', 'destination'] as const) {
+      if (!placed.has(c[end])) {
+        dangling = true;
+        add('FLOW_DANGLING_CONNECTION', `${at}/${end}`, `no processor "${c[end]}" in this flow`);
+      }
+    }
+    if (dangling) return;
+    try {
+      controller.connect(c);
+    } catch (err) {
+      if (isDataBridgeError(err, 'FLOW_UNKNOWN_RELATIONSHIP'))
+        add('FLOW_UNKNOWN_RELATIONSHIP', `${at}/relationship`, err.message);
+      else if (isDataBridgeError(err, 'FLOW_DUPLICATE_CONNECTION')) add('FLOW_DUPLICATE_CONNECTION', at, err.message);
+      else if (isDataBridgeError(err, 'USAGE')) add('FLOW_SCHEDULE_INVALID', `${at}/backPressure`, err.message);
+      else throw err;
+    }
+  });
+  const summaries = stats();
+  const incoming = new Map<string, number>();
+  for (const c of controller.stats().connections) incoming.set(c.destination, (incoming.get(c.destination) ?? 0) + 1);
+  for (const [id, i] of placed) {
+    const at = `/processors/${i}`;
+    const info = controller.manager.getProcessorInfo(def.processors[i]!.type);
+    const requirement = info.inputRequirement ?? 'allowed';
+    if (requirement === 'forbidden' && incoming.has(id)) {
+      add('FLOW_INPUT_FORBIDDEN', at, `${info.name} is a source and takes no incoming connection`);
+    }
+    if (requirement === 'required' && !incoming.has(id)) {
+      add('FLOW_INPUT_MISSING', at, `${info.name} needs an incoming connection; it will never run`, 'warning');
+    }
+    for (const r of controller.unconnectedRelationships(id)) {
+      add(
+        'FLOW_UNCONNECTED_RELATIONSHIP',
+        `${at}/autoTerminate`,
+        `relationship "${r}" of ${summaries[id]!.id} is neither connected nor auto-terminated`,
+      );
+    }
+  }
+  return findings;
+}

@@ -1,0 +1,307 @@
+/**
+ * A processor placed in a flow: its configuration, its connections, its
+ * statistics, and one task: take a batch, run a session over it, apply the
+ * outcome. Applying is ordered so that a failure at any step leaves the
+ * flow as it was: content first, then the journal, then memory.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { createError } from '../errors.ts';
+import type { Logger, Processor, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
+import type { Connection } from './connection.ts';
+import type { ContentRepository } from './content-repository.ts';
+import type { ContentClaim, FlowFileRecord } from './flowfile.ts';
+import { toView } from './flowfile.ts';
+import type { FlowFileRepository, QueuedRecord } from './flowfile-repository.ts';
+import type { OutputContent, SessionOutcome } from './outcome.ts';
+import { StandardProcessContext } from './properties.ts';
+import { type SessionBackend, StandardProcessSession } from './session.ts';
+
+export interface ProcessorStats {
+  /** FlowFiles taken in by committed sessions. */
+  in: number;
+  /** FlowFiles sent out by committed sessions. */
+  out: number;
+  bytesIn: number;
+  bytesOut: number;
+  tasks: number;
+  errors: number;
+  lastError: string | null;
+}
+
+export interface NodeInit {
+  id: string;
+  type: string;
+  name: string;
+  pluginId: string;
+  processor: Processor;
+  info: ProcessorInfo;
+  properties: Readonly<Record<string, string>>;
+  relationships: ReadonlySet<string>;
+  autoTerminate: ReadonlySet<string>;
+  periodMs: number;
+  concurrentTasks: number;
+  batchSize: number;
+  penaltyMs: number;
+  yieldMs: number;
+  findings: ValidationFinding[];
+  logger: Logger;
+}
+
+/** Where a task's outcome goes. */
+export interface Repositories {
+  content: ContentRepository;
+  flowFiles: FlowFileRepository;
+}
+
+const MAX_FAILURE_BACKOFF_MS = 30_000;
+const FAILURE_BACKOFF_BASE_MS = 250;
+
+/** @internal the FlowController makes nodes. */
+export class ProcessorNode {
+  readonly id: string;
+  readonly type: string;
+  readonly name: string;
+  readonly pluginId: string;
+  processor: Processor;
+  readonly info: ProcessorInfo;
+  readonly properties: Readonly<Record<string, string>>;
+  readonly relationships: ReadonlySet<string>;
+  readonly autoTerminate: ReadonlySet<string>;
+  readonly periodMs: number;
+  readonly concurrentTasks: number;
+  readonly batchSize: number;
+  readonly penaltyMs: number;
+  readonly yieldMs: number;
+  readonly findings: ValidationFinding[];
+  readonly logger: Logger;
+  readonly context: StandardProcessContext;
+  readonly incoming: Connection[] = [];
+  readonly outgoing = new Map<string, Connection[]>();
+  readonly stats: ProcessorStats = { in: 0, out: 0, bytesIn: 0, bytesOut: 0, tasks: 0, errors: 0, lastError: null };
+  state: 'stopped' | 'starting' | 'running' | 'stopping' = 'stopped';
+  activeTasks = 0;
+  yieldUntil = 0;
+  failures = 0;
+  initialized = false;
+  #nextIncoming = 0;
+
+  constructor(init: NodeInit) {
+    this.id = init.id;
+    this.type = init.type;
+    this.name = init.name;
+    this.pluginId = init.pluginId;
+    this.processor = init.processor;
+    this.info = init.info;
+    this.properties = init.properties;
+    this.relationships = init.relationships;
+    this.autoTerminate = init.autoTerminate;
+    this.periodMs = init.periodMs;
+    this.concurrentTasks = init.concurrentTasks;
+    this.batchSize = init.batchSize;
+    this.penaltyMs = init.penaltyMs;
+    this.yieldMs = init.yieldMs;
+    this.findings = init.findings;
+    this.logger = init.logger;
+    this.context = new StandardProcessContext({
+      processorId: init.id,
+      logger: init.logger,
+      specs: init.info.properties,
+      properties: init.properties,
+      dynamicProperties: init.info.dynamicProperties,
+    });
+  }
+
+  /** A source takes no input; others run only when an input queue has something. */
+  get isSource(): boolean {
+    return this.incoming.length === 0;
+  }
+
+  hasWork(now: number): boolean {
+    return this.isSource || this.incoming.some((c) => c.hasAvailable(now));
+  }
+
+  /** Some outgoing queue is full: the processor must wait. */
+  isBackPressured(): boolean {
+    for (const list of this.outgoing.values()) for (const c of list) if (c.isFull()) return true;
+    return false;
+  }
+
+  /** Relationships neither connected nor auto-terminated. */
+  unconnected(): string[] {
+    return [...this.relationships].filter((r) => !this.autoTerminate.has(r) && !this.outgoing.get(r)?.length);
+  }
+
+  /**
+   * Runs one task. Never throws: a failing trigger rolls its session back,
+   * counts an error and backs the processor off. Returns the error, if any.
+   */
+  async runTask(repos: Repositories): Promise<Error | undefined> {
+    const now = Date.now();
+    const inputs = this.#poll(now);
+    const byId = new Map<string, { record: FlowFileRecord; connection: Connection }>();
+    for (const i of inputs) byId.set(i.record.id, i);
+    const backend: SessionBackend = {
+      relationships: this.relationships,
+      logger: this.logger,
+      readInput: (id) => {
+        const claim = byId.get(id)?.record.claim;
+        return claim ? repos.content.read(claim) : new Uint8Array(0);
+      },
+      apply: (outcome) => this.#apply(outcome, byId, repos),
+    };
+    const session = new StandardProcessSession(
+      backend,
+      inputs.map((i) => toView(i.record)),
+    );
+    let failure: Error | undefined;
+    try {
+      await this.processor.onTrigger(this.context, session);
+      if (session.hasUncommittedWork()) session.commit();
+      this.failures = 0;
+    } catch (err) {
+      session.rollback(true);
+      failure = err instanceof Error ? err : new Error(String(err));
+      this.stats.errors++;
+      this.stats.lastError = failure.message;
+      this.failures++;
+      const backoff = Math.min(FAILURE_BACKOFF_BASE_MS * 2 ** (this.failures - 1), MAX_FAILURE_BACKOFF_MS);
+      this.yieldUntil = Date.now() + backoff;
+    } finally {
+      this.#giveBack(session.leftovers(), byId);
+      this.stats.tasks++;
+      if (this.context.takeYield()) this.yieldUntil = Math.max(this.yieldUntil, Date.now() + this.yieldMs);
+    }
+    return failure;
+  }
+
+  #poll(now: number): { record: FlowFileRecord; connection: Connection }[] {
+    const out: { record: FlowFileRecord; connection: Connection }[] = [];
+    const n = this.incoming.length;
+    // round-robin over the input queues, so that none starves
+    for (let k = 0; k < n && out.length < this.batchSize; k++) {
+      const connection = this.incoming[(this.#nextIncoming + k) % n]!;
+      for (const record of connection.poll(this.batchSize - out.length, now)) out.push({ record, connection });
+    }
+    if (n) this.#nextIncoming = (this.#nextIncoming + 1) % n;
+    return out;
+  }
+
+  #giveBack(
+    leftovers: readonly { id: string; penalize: boolean }[],
+    byId: Map<string, { record: FlowFileRecord; connection: Connection }>,
+  ): void {
+    if (leftovers.length === 0) return;
+    const groups = new Map<Connection, { plain: FlowFileRecord[]; penalized: FlowFileRecord[] }>();
+    for (const { id, penalize } of leftovers) {
+      const input = byId.get(id)!;
+      const g = groups.get(input.connection) ?? { plain: [], penalized: [] };
+      groups.set(input.connection, g);
+      (penalize ? g.penalized : g.plain).push(input.record);
+    }
+    const until = Date.now() + this.penaltyMs;
+    for (const [connection, g] of groups) {
+      connection.giveBack(g.plain);
+      connection.giveBack(g.penalized, until);
+    }
+  }
+
+  #apply(
+    outcome: SessionOutcome,
+    inputs: Map<string, { record: FlowFileRecord; connection: Connection }>,
+    repos: Repositories,
+  ): void {
+    const now = Date.now();
+    const consumed = new Set(outcome.consumed);
+    for (const id of consumed) {
+      if (!inputs.has(id)) throw createError('SESSION_MISUSE', { message: `consumed FlowFile ${id} is not an input` });
+    }
+    // which new buffers are needed at all (auto-terminated outputs need none)
+    const routed: { out: SessionOutcome['outputs'][number]; targets: Connection[] }[] = [];
+    const needed = new Set<number>();
+    for (const out of outcome.outputs) {
+      if (!this.relationships.has(out.relationship)) {
+        throw createError('SESSION_UNKNOWN_RELATIONSHIP', {
+          relationship: out.relationship,
+          known: [...this.relationships],
+        });
+      }
+      if (inputs.has(out.id) && !consumed.has(out.id)) {
+        throw createError('SESSION_MISUSE', { message: `output ${out.id} reuses an input that was not consumed` });
+      }
+      const targets = this.outgoing.get(out.relationship) ?? [];
+      if (targets.length === 0 && !this.autoTerminate.has(out.relationship)) {
+        throw createError('SESSION_MISUSE', { message: `relationship "${out.relationship}" is not connected` });
+      }
+      if (targets.length > 0 && out.content.kind === 'new') needed.add(out.content.index);
+      routed.push({ out, targets });
+    }
+    const order = [...needed];
+    const written = repos.content.write(order.map((i) => outcome.contents[i]!));
+    const newClaims = new Map<number, ContentClaim>();
+    for (let k = 0; k < order.length; k++) newClaims.set(order[k]!, written[k]!);
+    const claimOf = (c: OutputContent): ContentClaim | null => {
+      if (c.kind === 'empty') return null;
+      const base = c.kind === 'input' ? inputs.get(c.from)?.record.claim : newClaims.get(c.index);
+      if (!base || c.offset < 0 || c.offset + c.length > base.length) {
+        throw createError('SESSION_MISUSE', { message: 'an output refers to content it cannot have' });
+      }
+      return { segment: base.segment, offset: base.offset + c.offset, length: c.length };
+    };
+
+    const queued: (QueuedRecord & { connection: Connection })[] = [];
+    let bytesOut = 0;
+    for (const { out, targets } of routed) {
+      const claim = claimOf(out.content);
+      const size = claim ? claim.length : 0;
+      bytesOut += size;
+      targets.forEach((connection, k) => {
+        // the first connection gets the FlowFile itself, each other one a copy sharing the content
+        const id = k === 0 ? out.id : randomUUID();
+        const record: FlowFileRecord = {
+          id,
+          attributes: k === 0 ? out.attributes : { ...out.attributes, uuid: id },
+          size,
+          entryDate: out.entryDate,
+          lineageStartDate: out.lineageStartDate,
+          parentIds: k === 0 ? out.parentIds : [out.id],
+          claim,
+          penalizedUntil: out.penalize ? now + this.penaltyMs : 0,
+        };
+        queued.push({ queue: connection.id, record, connection });
+      });
+    }
+    const requeued = new Set(queued.map((q) => q.record.id));
+    const gone = [...consumed].filter((id) => !requeued.has(id));
+
+    repos.flowFiles.commit(queued, gone);
+
+    // from here on nothing can fail: memory follows the journal
+    for (const q of queued) if (q.record.claim) repos.content.retain(q.record.claim);
+    const acks = new Map<Connection, FlowFileRecord[]>();
+    let bytesIn = 0;
+    for (const id of consumed) {
+      const input = inputs.get(id)!;
+      bytesIn += input.record.size;
+      if (input.record.claim) repos.content.release(input.record.claim);
+      const list = acks.get(input.connection) ?? [];
+      acks.set(input.connection, list);
+      list.push(input.record);
+      inputs.delete(id);
+    }
+    for (const [connection, records] of acks) connection.acknowledge(records);
+    const touched = queued.map((q) => q.connection);
+    for (const q of queued) q.connection.enqueue(q.record);
+    this.stats.in += consumed.size;
+    this.stats.out += outcome.outputs.length;
+    this.stats.bytesIn += bytesIn;
+    this.stats.bytesOut += bytesOut;
+    this.onCommitted?.(touched, [...acks.keys()]);
+  }
+
+  /**
+   * Told which connections just received FlowFiles and which just gave some
+   * up, so the scheduler can wake their destinations and sources.
+   */
+  onCommitted?: (touched: readonly Connection[], acked: readonly Connection[]) => void;
+}
