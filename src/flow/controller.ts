@@ -337,12 +337,17 @@ export class FlowController {
     return record.claim ? this.#content.read(record.claim) : new Uint8Array(0);
   }
 
-  /** No task running, nothing available to any running processor, no penalty pending. */
+  /**
+   * No task running, and no running processor could take work now (a
+   * processor that yielded, waiting by choice as MergeContent does for a
+   * fuller bin, counts as quiet), and no penalty pending.
+   */
   isQuiet(): boolean {
     const now = Date.now();
     for (const node of this.#nodes.values()) {
       if (node.activeTasks > 0) return false;
-      if (node.state === 'running' && !node.isSource && node.hasWork(now) && !node.isBackPressured()) return false;
+      const waiting = node.yieldUntil > now || node.isBackPressured();
+      if (node.state === 'running' && !node.isSource && !waiting && node.hasWork(now)) return false;
     }
     for (const c of this.#connections.values()) {
       const s = c.stats();

@@ -201,7 +201,9 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
     if (requirement === 'required' && !incoming.has(id)) {
       add('FLOW_INPUT_MISSING', at, `${info.name} needs an incoming connection; it will never run`, 'warning');
     }
-    for (const r of controller.unconnectedRelationships(id)) {
+    // a relationship whose connection is dangling was reported already
+    const named = new Set((def.connections ?? []).filter((c) => c.source === id).map((c) => c.relationship));
+    for (const r of controller.unconnectedRelationships(id).filter((rel) => !named.has(rel))) {
       add(
         'FLOW_UNCONNECTED_RELATIONSHIP',
         `${at}/autoTerminate`,
