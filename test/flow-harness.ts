@@ -40,7 +40,11 @@ function info(name: string, relationships: string[], input: 'forbidden' | 'requi
 /** A test manager with its own data directory. */
 export async function testManager(t: TestContext): Promise<PluginManager> {
   const dir = tempDir(t);
-  const manager = await createPluginManager({ dataDir: join(dir, 'data'), pluginDir: join(dir, 'plugins'), logLevel: false });
+  const manager = await createPluginManager({
+    dataDir: join(dir, 'data'),
+    pluginDir: join(dir, 'plugins'),
+    logLevel: false,
+  });
   t.after(() => manager.shutdown());
   return manager;
 }

@@ -35,7 +35,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return EXIT_OK;
+    // a command may set its own code (run: 130 after Ctrl-C)
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
   } catch (err) {
     if (err instanceof CommanderError) {
       // asked-for help and the version exit 0; help shown for a missing

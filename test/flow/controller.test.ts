@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { createFlowController } from '../../src/flow/controller.ts';
 import { createPluginManager, isDataBridgeError, type PluginManager } from '../../src/index.ts';
@@ -7,7 +6,12 @@ import type { Processor, ProcessorInfo } from '../../src/sdk/index.ts';
 import { type Emitted, registerSink, registerSource, testManager, waitQuiet } from '../flow-harness.ts';
 import { tempDir } from '../helpers.ts';
 
-function register(manager: PluginManager, type: string, make: () => Omit<Processor, 'getInfo'>, relationships = ['success']): void {
+function register(
+  manager: PluginManager,
+  type: string,
+  make: () => Omit<Processor, 'getInfo'>,
+  relationships = ['success'],
+): void {
   const info: ProcessorInfo = {
     name: type,
     description: 'test',
@@ -19,7 +23,8 @@ function register(manager: PluginManager, type: string, make: () => Omit<Process
   manager.registerBuiltInProcessor(type, () => ({ getInfo: () => info, ...make() }), info);
 }
 
-const inputs = (n: number) => Array.from({ length: n }, (_, i) => ({ content: `ff-${i}`, attributes: { n: String(i) } }));
+const inputs = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({ content: `ff-${i}`, attributes: { n: String(i) } }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('FlowController', () => {
@@ -120,7 +125,10 @@ describe('FlowController', () => {
     assert.equal(a.length, 2);
     assert.equal(b.length, 2);
     assert.deepEqual(a.map((f) => f.content.toString()).sort(), b.map((f) => f.content.toString()).sort());
-    assert.ok(a.every((f) => !b.some((g) => g.id === f.id)), 'each copy has its own id');
+    assert.ok(
+      a.every((f) => !b.some((g) => g.id === f.id)),
+      'each copy has its own id',
+    );
   });
 
   test('disabled plugins are refused; bad configuration is reported and the processor will not start', async (t) => {
@@ -128,7 +136,10 @@ describe('FlowController', () => {
     const flow = await createFlowController({ manager, repository: 'memory' });
     t.after(() => flow.close());
     await manager.disable('builtin.HashContent');
-    assert.throws(() => flow.createProcessorByType('HashContent', { id: 'h' }), (e: unknown) => isDataBridgeError(e, 'PLUGIN_DISABLED'));
+    assert.throws(
+      () => flow.createProcessorByType('HashContent', { id: 'h' }),
+      (e: unknown) => isDataBridgeError(e, 'PLUGIN_DISABLED'),
+    );
     const summary = flow.createProcessorByType('GenerateFlowFile', {
       id: 'gen',
       properties: { 'File Size': 'huge', 'Batch Size': '-x', Bogus: '1' },
@@ -150,7 +161,11 @@ describe('FlowController', () => {
       const flow = await createFlowController({ manager });
       if (withSource) flow.createProcessorByType(registerSource(manager, inputs(300)), { id: 'src' });
       else flow.createProcessorByType('GenerateFlowFile', { id: 'src', properties: { 'Max FlowFiles': '0' } });
-      flow.createProcessorByType('UpdateAttribute', { id: 'tag', properties: { stage: 'tagged' }, schedule: { batchSize: 7 } });
+      flow.createProcessorByType('UpdateAttribute', {
+        id: 'tag',
+        properties: { stage: 'tagged' },
+        schedule: { batchSize: 7 },
+      });
       flow.createProcessorByType('LogAttribute', { id: 'end', autoTerminate: ['success'] });
       flow.connect({ source: 'src', relationship: 'success', destination: 'tag' });
       flow.connect({ source: 'tag', relationship: 'success', destination: 'end' });
@@ -176,7 +191,11 @@ describe('FlowController', () => {
     assert.equal(new Set(again.map((r) => r.id)).size, 300, 'no duplicates');
     assert.deepEqual(new Set(again.map((r) => r.id)), new Set(ids));
     for (const [queue, records] of before) {
-      assert.deepEqual(after.get(queue)!.map((r) => r.id), records.map((r) => r.id), `${queue} in the same order`);
+      assert.deepEqual(
+        after.get(queue)!.map((r) => r.id),
+        records.map((r) => r.id),
+        `${queue} in the same order`,
+      );
     }
     const sample = again.find((r) => r.attributes.stage === 'tagged') ?? again[0]!;
     assert.match(Buffer.from(f2.readContent(sample)).toString(), /^ff-\d+$/, 'content survives too');

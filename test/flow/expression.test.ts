@@ -36,7 +36,8 @@ test('bad expressions are coded errors with a position, and never run code', () 
     }
     assert.throws(
       () => compileExpression(src),
-      (e: unknown) => isDataBridgeError(e, 'EXPRESSION_INVALID') && why.test(e.message) && /position \d+/.test(e.message),
+      (e: unknown) =>
+        isDataBridgeError(e, 'EXPRESSION_INVALID') && why.test(e.message) && /position \d+/.test(e.message),
       src,
     );
   }

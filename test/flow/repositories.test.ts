@@ -24,7 +24,13 @@ describe('FlowFile repository (journal)', () => {
   test('replays commits in order; a torn last frame is cut off and the rest survives', (t) => {
     const dir = tempDir(t);
     const repo = new JournalFlowFileRepository({ dir });
-    repo.commit([{ queue: 'q1', record: record('a') }, { queue: 'q1', record: record('b') }], []);
+    repo.commit(
+      [
+        { queue: 'q1', record: record('a') },
+        { queue: 'q1', record: record('b') },
+      ],
+      [],
+    );
     repo.commit([{ queue: 'q2', record: record('a') }], []);
     repo.commit([], ['b']);
     // no close(): as after kill -9; then a write cut short

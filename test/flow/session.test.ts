@@ -132,7 +132,10 @@ describe('StandardProcessSession', () => {
     };
     const s = new StandardProcessSession(backend, inputs);
     s.transfer(s.get()!, 'success');
-    assert.throws(() => s.commit(), (e: unknown) => isDataBridgeError(e, 'SESSION_COMMIT_FAILED') && /disk full/.test(e.message));
+    assert.throws(
+      () => s.commit(),
+      (e: unknown) => isDataBridgeError(e, 'SESSION_COMMIT_FAILED') && /disk full/.test(e.message),
+    );
     assert.deepEqual(s.leftovers(), [{ id: 'a', penalize: true }]);
   });
 

@@ -23,7 +23,10 @@ describe('built-in processors', () => {
     const custom = await runProcessor(t, 'GenerateFlowFile', {
       properties: { 'Custom Text': 'hi ${literal("there")}', 'Max FlowFiles': '2' },
     });
-    assert.deepEqual(custom.out.success!.map((f) => text(f.content)), ['hi there', 'hi there']);
+    assert.deepEqual(
+      custom.out.success!.map((f) => text(f.content)),
+      ['hi there', 'hi there'],
+    );
   });
 
   test('GetFile: reads a folder recursively with path attributes, removes sources, never follows links', async (t) => {
@@ -69,7 +72,10 @@ describe('built-in processors', () => {
     assert.equal(readFileSync(join(dir, 'fresh.txt'), 'utf8'), 'new');
     assert.equal(readFileSync(join(dir, 'taken.txt'), 'utf8'), 'old');
     assert.deepEqual(fail.out.failure!.map((f) => f.attributes.filename).sort(), ['../escape.txt', 'taken.txt']);
-    assert.match(fail.out.failure!.find((f) => f.attributes.filename === '../escape.txt')!.attributes['putfile.error']!, /unsafe/);
+    assert.match(
+      fail.out.failure!.find((f) => f.attributes.filename === '../escape.txt')!.attributes['putfile.error']!,
+      /unsafe/,
+    );
     assert.ok(!existsSync(join(dir, '..', 'escape.txt')));
     const replace = await runProcessor(t, 'PutFile', {
       properties: { Directory: dir, 'Conflict Resolution Strategy': 'replace' },
@@ -83,7 +89,11 @@ describe('built-in processors', () => {
     });
     assert.equal(ignore.out.success!.length, 1);
     assert.equal(readFileSync(join(dir, 'taken.txt'), 'utf8'), 'clash');
-    assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.tmp')), [], 'no temporary files left');
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => n.endsWith('.tmp')),
+      [],
+      'no temporary files left',
+    );
   });
 
   test('LogAttribute passes FlowFiles on unchanged', async (t) => {
@@ -117,9 +127,15 @@ describe('built-in processors', () => {
         { content: 'ab', attributes: { filename: 'z.txt' } },
       ],
     });
-    assert.deepEqual(out.big!.map((f) => f.attributes.filename), ['x.csv']);
+    assert.deepEqual(
+      out.big!.map((f) => f.attributes.filename),
+      ['x.csv'],
+    );
     assert.deepEqual(out.csv!.map((f) => f.attributes.filename).sort(), ['x.csv', 'y.csv']);
-    assert.deepEqual(out.unmatched!.map((f) => f.attributes.filename), ['z.txt']);
+    assert.deepEqual(
+      out.unmatched!.map((f) => f.attributes.filename),
+      ['z.txt'],
+    );
     const all = await runProcessor(t, 'RouteOnAttribute', {
       properties: { 'Routing Strategy': "Route to 'matched' if all match", a: 'true', b: '${x:equals("1")}' },
       inputs: [{ attributes: { x: '1' } }, { attributes: { x: '2' } }],
@@ -140,7 +156,11 @@ describe('built-in processors', () => {
     });
     assert.equal(text(lines.out.success![0]!.content), '> one\n> two\n');
     const literal = await runProcessor(t, 'ReplaceText', {
-      properties: { 'Replacement Strategy': 'Literal Replace', 'Search Value': '.*', 'Replacement Value': '${filename}' },
+      properties: {
+        'Replacement Strategy': 'Literal Replace',
+        'Search Value': '.*',
+        'Replacement Value': '${filename}',
+      },
       inputs: [{ content: 'a.* b.*', attributes: { filename: 'F' } }],
     });
     assert.equal(text(literal.out.success![0]!.content), 'aF bF');
@@ -158,16 +178,28 @@ describe('built-in processors', () => {
 
   test('SplitText: splits by lines as clones over the same bytes; header lines are repeated', async (t) => {
     const content = 'a\nb\nc\nd\ne\n';
-    const { out } = await runProcessor(t, 'SplitText', { properties: { 'Line Split Count': '2' }, inputs: [{ content }] });
-    assert.deepEqual(out.splits!.map((f) => text(f.content)), ['a\nb', 'c\nd', 'e']);
-    assert.deepEqual(out.splits!.map((f) => f.attributes['fragment.index']), ['1', '2', '3']);
+    const { out } = await runProcessor(t, 'SplitText', {
+      properties: { 'Line Split Count': '2' },
+      inputs: [{ content }],
+    });
+    assert.deepEqual(
+      out.splits!.map((f) => text(f.content)),
+      ['a\nb', 'c\nd', 'e'],
+    );
+    assert.deepEqual(
+      out.splits!.map((f) => f.attributes['fragment.index']),
+      ['1', '2', '3'],
+    );
     assert.ok(out.splits!.every((f) => f.attributes['fragment.count'] === '3'));
     assert.equal(out.original!.length, 1);
     const withHeader = await runProcessor(t, 'SplitText', {
       properties: { 'Line Split Count': '1', 'Header Line Count': '1', 'Remove Trailing Newlines': 'false' },
       inputs: [{ content: 'h\n1\n2\n' }],
     });
-    assert.deepEqual(withHeader.out.splits!.map((f) => text(f.content)), ['h\n1\n', 'h\n2\n']);
+    assert.deepEqual(
+      withHeader.out.splits!.map((f) => text(f.content)),
+      ['h\n1\n', 'h\n2\n'],
+    );
   });
 
   test('MergeContent: bins with header, footer and demarcator; defragment reassembles splits in order', async (t) => {
@@ -188,13 +220,21 @@ describe('built-in processors', () => {
       ],
       yieldDuration: '20 ms',
     });
-    assert.deepEqual(out.merged!.map((f) => text(f.content)), ['[1,3,4]']);
+    assert.deepEqual(
+      out.merged!.map((f) => text(f.content)),
+      ['[1,3,4]'],
+    );
     assert.equal(out.merged![0]!.attributes.group, 'a');
     assert.equal(out.merged![0]!.attributes['merge.count'], '3');
     assert.equal(out.original!.length, 3);
     const frag = (i: number, c: string) => ({
       content: c,
-      attributes: { 'fragment.identifier': 'F', 'fragment.index': String(i), 'fragment.count': '3', 'segment.original.filename': 'whole.txt' },
+      attributes: {
+        'fragment.identifier': 'F',
+        'fragment.index': String(i),
+        'fragment.count': '3',
+        'segment.original.filename': 'whole.txt',
+      },
     });
     const defrag = await runProcessor(t, 'MergeContent', {
       properties: { 'Merge Strategy': 'Defragment' },
@@ -207,7 +247,13 @@ describe('built-in processors', () => {
   test('EvaluateJsonPath: to attributes and to content; bad JSON to failure; missing path to unmatched', async (t) => {
     const doc = JSON.stringify({ order: { id: 7, items: [{ sku: 'A' }, { sku: 'B' }], note: null } });
     const attrs = await runProcessor(t, 'EvaluateJsonPath', {
-      properties: { id: '$.order.id', skus: '$..sku', first: "$.order.items[0]['sku']", note: '$.order.note', none: '$.nope' },
+      properties: {
+        id: '$.order.id',
+        skus: '$..sku',
+        first: "$.order.items[0]['sku']",
+        note: '$.order.note',
+        none: '$.nope',
+      },
       inputs: [{ content: doc }, { content: '{not json' }],
     });
     const a = attrs.out.matched![0]!.attributes;
