@@ -4,6 +4,22 @@
 
 export type { ErrorCode } from './errors.ts';
 export { createError, DataBridgeError, ERRORS, isDataBridgeError } from './errors.ts';
+export type { BackPressure, ConnectionStats } from './flow/connection.ts';
+export type {
+  Alert,
+  ConnectionConfig,
+  FlowControllerOptions,
+  FlowStats,
+  ProcessorConfig,
+  ProcessorSummary,
+  ScheduleConfig,
+} from './flow/controller.ts';
+export { createFlowController, FlowController } from './flow/controller.ts';
+export type { CompiledExpression } from './flow/expression.ts';
+export { compileExpression } from './flow/expression.ts';
+export type { FlowDefinition, FlowFinding, FlowFindingCode, LoadFlowOptions } from './flow/flow-definition.ts';
+export { FLOW_FINDING_CODES, loadFlow, readFlowFile, validateFlow } from './flow/flow-definition.ts';
+export type { ProcessorStats } from './flow/processor-node.ts';
 export type { PluginManagerConfig, PluginManagerOptions } from './plugin/config.ts';
 export type { ActorOption, ForceOption } from './plugin/manager.ts';
 export { createPluginManager, PluginManager } from './plugin/manager.ts';

@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createError, ERRORS } from '../../src/errors.ts';
+import { EXPRESSION_FUNCTIONS } from '../../src/flow/expression.ts';
+import { FLOW_FINDING_CODES } from '../../src/flow/flow-definition.ts';
 import { ROOT } from '../helpers.ts';
 
 const doc = readFileSync(join(ROOT, 'docs', 'errors.md'), 'utf8');
@@ -25,6 +27,18 @@ test('docs/errors.md lists every error code with its HTTP status, and nothing el
   for (const [code, status] of rows) {
     assert.equal(status, ERRORS[code as keyof typeof ERRORS].status, `${code}'s status`);
   }
+});
+
+test('docs/errors.md lists every flow finding code', () => {
+  const start = doc.indexOf('## Flow findings');
+  const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
+  const listed = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]).sort();
+  assert.deepEqual(listed, [...FLOW_FINDING_CODES].sort());
+});
+
+test('docs/expression-language.md documents every function', () => {
+  const el = readFileSync(join(ROOT, 'docs', 'expression-language.md'), 'utf8');
+  for (const fn of EXPRESSION_FUNCTIONS) assert.match(el, new RegExp(`\`${fn}\\(`), fn);
 });
 
 test('a coded error keeps its cause and serializes as plain data', () => {
