@@ -109,6 +109,36 @@ describe('FlowController', () => {
     assert.ok(flow.stats().processors.gen!.out > queued, 'runs again once the queue drains');
   });
 
+  test('concurrentTasks lets that many sessions of one processor run at once, and no more', async (t) => {
+    const manager = await testManager(t);
+    let running = 0;
+    let most = 0;
+    register(manager, 'Slow', () => ({
+      async onTrigger(_ctx, session) {
+        const ff = session.get();
+        if (!ff) return;
+        running++;
+        most = Math.max(most, running);
+        await sleep(30);
+        running--;
+        session.transfer(ff, 'success');
+        session.commit();
+      },
+    }));
+    const out: Emitted[] = [];
+    const flow = await createFlowController({ manager, repository: 'memory' });
+    t.after(() => flow.close());
+    flow.createProcessorByType(registerSource(manager, inputs(12)), { id: 'src' });
+    flow.createProcessorByType('Slow', { id: 'slow', schedule: { concurrentTasks: 3, batchSize: 1 } });
+    flow.createProcessorByType(registerSink(manager, out), { id: 'sink' });
+    flow.connect({ source: 'src', relationship: 'success', destination: 'slow' });
+    flow.connect({ source: 'slow', relationship: 'success', destination: 'sink' });
+    await flow.startAll();
+    await waitQuiet(flow);
+    assert.equal(out.length, 12);
+    assert.equal(most, 3);
+  });
+
   test('a relationship connected twice sends a copy to each connection; the copies share content', async (t) => {
     const manager = await testManager(t);
     const a: Emitted[] = [];
