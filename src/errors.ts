@@ -105,6 +105,22 @@ export const ERRORS = {
     500,
     (p) => `Processor "${p.id}" failed to initialize: ${p.reason}`,
   ),
+  INSTALL_REFUSED: spec<{ codes: readonly string[] }>(
+    422,
+    (p) => `The plugin was refused: ${p.codes.join(', ')}. details.findings lists every finding`,
+  ),
+  INSTALL_CONFLICT: spec<{ codes: readonly string[] }>(409, (p) =>
+    p.codes.includes('ALREADY_INSTALLED')
+      ? 'That release is already installed; use force to reinstall it'
+      : `The install conflicts with what was installed before: ${p.codes.join(', ')}`,
+  ),
+  RELOAD_FAILED: spec<{ id: string; codes: readonly string[] }>(
+    422,
+    (p) => `Reloading "${p.id}" failed (${p.codes.join(', ')}); the loaded version keeps serving`,
+  ),
+  BUNDLE_INVALID: spec<{ codes: readonly string[] }>(422, (p) => `The bundle was refused: ${p.codes.join(', ')}`),
+  KEY_INVALID: spec<{ file: string; reason: string }>(400, (p) => `${p.file}: ${p.reason}`),
+  KEY_NOT_FOUND: spec<{ keyId: string }>(404, (p) => `No key ${p.keyId} in the trust store`),
   UNAUTHORIZED: spec(401, () => 'A valid bearer token is required: Authorization: Bearer <token>'),
   ROUTE_NOT_FOUND: spec<{ method: string; url: string }>(404, (p) => `No route ${p.method} ${p.url}`),
   MANAGER_SHUT_DOWN: spec(409, () => 'The plugin manager has been shut down'),

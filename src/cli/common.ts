@@ -80,6 +80,24 @@ export function print(json: boolean | undefined, data: unknown, text: () => stri
   process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${text()}\n`);
 }
 
+export interface FindingLike {
+  code: string;
+  severity: string;
+  path?: string | null;
+  pointer?: string | null;
+  message: string;
+}
+
+/** One line per finding: `error CHECKSUM_MISMATCH index.js: …`. */
+export function formatFindings(findings: readonly FindingLike[]): string {
+  return findings
+    .map((f) => {
+      const where = [f.path, f.pointer].filter(Boolean).join('#');
+      return `${f.severity} ${f.code}${where ? ` ${where}` : ''}: ${f.message}\n`;
+    })
+    .join('');
+}
+
 /** Pads columns for a plain-text table. */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -99,7 +117,11 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
 export function reportFailure(err: unknown, json: boolean | undefined): number {
   if (err instanceof DataBridgeError) {
     if (json) process.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
-    else process.stderr.write(`error ${err.code}: ${err.message}\n`);
+    else {
+      const findings = (err.details as { findings?: FindingLike[] } | null)?.findings;
+      if (Array.isArray(findings)) process.stderr.write(formatFindings(findings));
+      process.stderr.write(`error ${err.code}: ${err.message}\n`);
+    }
     return err.code === 'USAGE' || err.code === 'CONFIG_INVALID' ? EXIT_USAGE : EXIT_REFUSED;
   }
   const message = err instanceof Error ? err.message : String(err);

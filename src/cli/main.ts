@@ -6,9 +6,14 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.ts';
 import { EXIT_OK, EXIT_USAGE, reportFailure } from './common.ts';
+import { registerKeygen } from './keygen.ts';
+import { registerPluginAuthoring } from './plugin-author.ts';
 import { registerPluginList } from './plugin-list.ts';
+import { registerPluginManagement } from './plugin-manage.ts';
+import { registerPluginValidate } from './plugin-validate.ts';
 import { registerRun } from './run.ts';
 import { registerServe } from './serve.ts';
+import { registerTrust } from './trust.ts';
 
 export function buildProgram(): Command {
   const program = new Command('databridge')
@@ -19,8 +24,13 @@ export function buildProgram(): Command {
 
   const plugin = program.command('plugin').description('manage and author plugins');
   registerPluginList(plugin);
+  registerPluginValidate(plugin);
+  registerPluginAuthoring(plugin);
+  registerPluginManagement(plugin);
   registerRun(program);
   registerServe(program);
+  registerKeygen(program);
+  registerTrust(program);
   return program;
 }
 

@@ -7,6 +7,8 @@ import { resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import { createError } from '../errors.ts';
 import { DEFAULT_LIMITS, LIMIT_KEYS, type ResourceLimits } from '../sandbox/limits.ts';
+import { type BundleLimits, DEFAULT_BUNDLE_LIMITS } from './bundle.ts';
+import type { ScannerHook } from './scanner.ts';
 
 /** Options of `createPluginManager()`; every field has a default. */
 export interface PluginManagerOptions {
@@ -20,7 +22,7 @@ export interface PluginManagerOptions {
   watchChanges?: boolean;
   /** Accept plugins without a signature (they still get checksums). Default false. */
   allowUnsigned?: boolean;
-  /** Publishers whose signatures are accepted, besides those in the trust store. */
+  /** When not empty, only these publishers' keys (from the trust store) are accepted. */
   trustedPublishers?: readonly string[];
   /** Every plugin file must match a recorded sha256. Default true. */
   requireChecksum?: boolean;
@@ -30,6 +32,12 @@ export interface PluginManagerOptions {
   defaultLimits?: ResourceLimits;
   /** Register the built-in processors. Default true. */
   builtins?: boolean;
+  /** External scanners run on every validation; one that fails or times out fails it. */
+  scanners?: readonly ScannerHook[];
+  /** Caps on bundles (size, expansion, file count). */
+  bundleLimits?: Partial<BundleLimits>;
+  /** Quiet time after the last change in a plugin folder before it is reloaded, in ms. Default 300. */
+  watchDebounceMs?: number;
   /** Log level of the manager's pino logger, or false for none. Default `info`. */
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | false;
 }
@@ -45,6 +53,9 @@ export interface PluginManagerConfig {
   monitorInterval: number;
   defaultLimits: ResourceLimits;
   builtins: boolean;
+  scanners: ScannerHook[];
+  bundleLimits: BundleLimits;
+  watchDebounceMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | false;
 }
 
@@ -68,6 +79,28 @@ const optionsSchema = {
     monitorInterval: { type: 'integer', minimum: 100, maximum: 3_600_000 },
     defaultLimits: limitsSchema,
     builtins: { type: 'boolean' },
+    scanners: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['name'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string', minLength: 1 },
+          command: { type: 'array', minItems: 1, items: { type: 'string' } },
+          scan: {},
+          timeoutMs: { type: 'integer', minimum: 1 },
+        },
+      },
+    },
+    bundleLimits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: Object.fromEntries(
+        Object.keys(DEFAULT_BUNDLE_LIMITS).map((k) => [k, { type: 'integer', minimum: 1 }]),
+      ),
+    },
+    watchDebounceMs: { type: 'integer', minimum: 0, maximum: 60_000 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', false] },
   },
 };
@@ -111,6 +144,9 @@ export function resolveConfig(
     monitorInterval: options.monitorInterval ?? 5000,
     defaultLimits: { ...DEFAULT_LIMITS, ...options.defaultLimits },
     builtins: options.builtins ?? true,
+    scanners: [...(options.scanners ?? [])],
+    bundleLimits: { ...DEFAULT_BUNDLE_LIMITS, ...options.bundleLimits },
+    watchDebounceMs: options.watchDebounceMs ?? 300,
     logLevel: options.logLevel ?? 'info',
   };
 }

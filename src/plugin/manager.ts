@@ -5,17 +5,25 @@
  * An orchestrator, so longer than most files.
  */
 
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
+import { type FSWatcher, watch } from 'chokidar';
 import { createError } from '../errors.ts';
 import { createLogger, type PinoLogger } from '../log.ts';
 import { BUILTIN_PROCESSORS, builtInPluginId } from '../processors/index.ts';
 import type { Processor, ProcessorInfo } from '../sdk/index.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
 import type { StateStore } from '../store/types.ts';
+import { readBundle, writeEntries } from './bundle.ts';
 import { type PluginManagerConfig, type PluginManagerOptions, resolveConfig } from './config.ts';
+import { ExternalPlugins, type ExternalRecord } from './external.ts';
+import { type InstallOutcome, install, isReservedName, recoverInstalls, removePluginFolder } from './installer.ts';
 import { PluginRegistry, type RegistryListener } from './registry.ts';
+import { TrustStore } from './trust.ts';
 import type { PluginInfo, PluginQuery, RegistryStats } from './types.ts';
+import type { TrustPolicy, ValidationReport } from './validator.ts';
 
 /** Who asked for a change, for the audit log (`cli:alice`, `api`, `embed`). */
 export interface ActorOption {
@@ -39,9 +47,15 @@ export interface ForceOption {
 export class PluginManager {
   readonly config: PluginManagerConfig;
   readonly registry = new PluginRegistry();
+  /** Publishers' keys and revocations. */
+  readonly trust = new TrustStore(() => this.store);
   readonly log: PinoLogger;
   #store: StateStore | undefined;
   #state: 'new' | 'initializing' | 'ready' | 'closed' = 'new';
+  #external: ExternalPlugins | undefined;
+  readonly #locks = new Map<string, Promise<unknown>>();
+  #watcher: FSWatcher | undefined;
+  readonly #debounce = new Map<string, NodeJS.Timeout>();
 
   /** Prefer `createPluginManager()`, which also initializes. Throws CONFIG_INVALID on bad options. */
   constructor(options: PluginManagerOptions = {}) {
@@ -71,9 +85,29 @@ export class PluginManager {
           this.registerBuiltInProcessor(builtin.type, builtin.factory, builtin.info);
       }
       await this.#restoreEnabledStates();
+      mkdirSync(this.config.pluginDir, { recursive: true });
+      this.#external = new ExternalPlugins({
+        pluginDir: this.config.pluginDir,
+        registry: this.registry,
+        store: this.#store,
+        policy: this.policy,
+        scanners: this.config.scanners,
+        log: this.log,
+      });
+      for (const note of await recoverInstalls(this.config.pluginDir)) this.log.warn({ note }, 'install recovery');
+      if (this.config.autoLoad) await this.#external.loadAll();
+      if (this.config.watchChanges) this.#startWatching();
       this.#state = 'ready';
       const stats = this.registry.stats();
-      this.log.info({ plugins: stats.total, builtin: stats.bySource.builtin }, 'plugin manager ready');
+      this.log.info(
+        {
+          plugins: stats.total,
+          builtin: stats.bySource.builtin,
+          external: stats.bySource.external,
+          failed: stats.byStatus.error,
+        },
+        'plugin manager ready',
+      );
     } catch (err) {
       this.#state = 'new';
       await this.#store?.close();
@@ -170,10 +204,284 @@ export class PluginManager {
     return info;
   }
 
+  /** The trust policy validation applies. */
+  get policy(): TrustPolicy {
+    return {
+      allowUnsigned: this.config.allowUnsigned,
+      trustedPublishers: this.config.trustedPublishers,
+      requireChecksum: this.config.requireChecksum,
+    };
+  }
+
+  /**
+   * Validates a plugin folder or `.tgz` bundle without installing it:
+   * every finding, as install would see it (rollback included).
+   */
+  async validate(target: string, options: { signatureOnly?: boolean } = {}): Promise<ValidationReport> {
+    this.#assertOpen();
+    const external = this.#externals();
+    const extra = { checkRollback: !options.signatureOnly, signatureOnly: options.signatureOnly };
+    if (statSync(target).isDirectory()) return external.validate(target, extra);
+    const { entries, findings } = await readBundle(target, this.config.bundleLimits);
+    const empty = { manifest: null, files: [], digest: null, statement: null, signer: null };
+    if (findings.length) return { valid: false, findings, ...empty };
+    const work = await mkdtemp(join(tmpdir(), 'databridge-validate-'));
+    try {
+      await writeEntries(join(work, 'plugin'), entries);
+      return await external.validate(join(work, 'plugin'), extra);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Installs a `.tgz` bundle (a path or its bytes) or a plugin folder: checked,
+   * staged, validated, moved in at once, loaded, recorded in the install
+   * history and the audit log. Throws INSTALL_REFUSED or INSTALL_CONFLICT
+   * (with every finding) and changes nothing when refused.
+   */
+  async install(
+    source: string | Buffer,
+    options: ActorOption & { force?: boolean } = {},
+  ): Promise<{ plugin: PluginInfo; outcome: InstallOutcome }> {
+    this.#assertOpen();
+    const actor = options.actor ?? 'embed';
+    const external = this.#externals();
+    const from = typeof source === 'string' && statSync(source).isDirectory() ? { folder: source } : { bundle: source };
+    let outcome: InstallOutcome;
+    try {
+      outcome = await install(
+        {
+          pluginDir: this.config.pluginDir,
+          store: this.store,
+          limits: this.config.bundleLimits,
+          validate: (dir, force) => external.validate(dir, { checkRollback: true, force }),
+          activate: async (dir, report) => {
+            await external.activate(dir, report, report.manifest!.id);
+          },
+          lock: (id, fn) => this.#withLock(id, fn),
+        },
+        from,
+        { force: options.force },
+      );
+    } catch (err) {
+      const e = err as { code?: string; details?: { findings?: { code: string }[] } };
+      await this.store.appendAudit({
+        actor,
+        action: 'install',
+        target: typeof source === 'string' ? source : '(upload)',
+        result: 'refused',
+        details: { code: e.code ?? 'ERROR', findings: e.details?.findings?.map((f) => f.code) ?? [] },
+      });
+      throw err;
+    }
+    await this.store.recordInstall({
+      pluginId: outcome.id,
+      version: outcome.version,
+      digest: outcome.digest,
+      action: outcome.action,
+      actor,
+    });
+    await this.store.appendAudit({
+      actor,
+      action: 'install',
+      target: outcome.id,
+      result: 'ok',
+      details: {
+        version: outcome.version,
+        digest: outcome.digest,
+        kind: outcome.action,
+        force: options.force ?? false,
+      },
+    });
+    this.log.info({ plugin: outcome.id, version: outcome.version, actor }, `plugin ${outcome.action}`);
+    return { plugin: this.registry.get(outcome.id), outcome };
+  }
+
+  /** Uninstalls an external plugin; refused while enabled plugins depend on it, unless forced. */
+  async uninstall(id: string, options: ActorOption & ForceOption = {}): Promise<void> {
+    this.#assertOpen();
+    const actor = options.actor ?? 'embed';
+    await this.#withLock(id, async () => {
+      try {
+        const info = this.registry.get(id);
+        if (info.source === 'builtin') throw createError('PLUGIN_BUILTIN', { id, action: 'uninstall' });
+        this.registry.unregister(id, { force: options.force });
+      } catch (err) {
+        await this.store.appendAudit({
+          actor,
+          action: 'uninstall',
+          target: id,
+          result: 'refused',
+          details: { code: (err as { code?: string }).code },
+        });
+        throw err;
+      }
+      const state = await this.store.getPluginState(id);
+      await removePluginFolder(this.config.pluginDir, id);
+      this.#externals().forget(id);
+      await this.store.savePluginState(id, { version: null });
+      await this.store.recordInstall({
+        pluginId: id,
+        version: state?.version ?? '0.0.0',
+        digest: null,
+        action: 'uninstall',
+        actor,
+      });
+      await this.store.appendAudit({
+        actor,
+        action: 'uninstall',
+        target: id,
+        result: 'ok',
+        details: options.force ? { force: true } : null,
+      });
+      this.log.info({ plugin: id, actor }, 'plugin uninstalled');
+    });
+  }
+
+  /** Validates and loads a plugin's files again; when they fail, the loaded version keeps serving. */
+  async reload(id: string, options: ActorOption = {}): Promise<PluginInfo> {
+    this.#assertOpen();
+    const actor = options.actor ?? 'embed';
+    return this.#withLock(id, async () => {
+      if (this.registry.get(id).source === 'builtin') throw createError('PLUGIN_BUILTIN', { id, action: 'reload' });
+      try {
+        await this.#externals().reload(id);
+      } catch (err) {
+        await this.store.appendAudit({
+          actor,
+          action: 'reload',
+          target: id,
+          result: 'refused',
+          details: { code: (err as { code?: string }).code },
+        });
+        throw err;
+      }
+      await this.store.appendAudit({ actor, action: 'reload', target: id, result: 'ok', details: null });
+      return this.registry.get(id);
+    });
+  }
+
+  /** The last validation of an external plugin: findings, digest, signer. */
+  validation(id: string): ExternalRecord {
+    const record = this.#externals().get(id);
+    if (!record) {
+      this.registry.get(id);
+      return { id, dir: '', findings: [], digest: null, signer: null };
+    }
+    return record;
+  }
+
+  /** Runs `fn` when no other change to the same plugin is under way (mutations are serialized per plugin). */
+  async #withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#locks.get(id) ?? Promise.resolve();
+    const run = before.catch(() => {}).then(fn);
+    this.#locks.set(id, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(id) === run) this.#locks.delete(id);
+    }
+  }
+
+  #externals(): ExternalPlugins {
+    if (!this.#external) throw createError('MANAGER_SHUT_DOWN', {});
+    return this.#external;
+  }
+
+  #startWatching(): void {
+    const root = this.config.pluginDir;
+    this.#watcher = watch(root, {
+      ignoreInitial: true,
+      depth: 8,
+      ignored: (path) => {
+        const first = relative(root, path).split(sep)[0] ?? '';
+        return first !== '' && isReservedName(first);
+      },
+    });
+    this.#watcher.on('all', (_event, path) => {
+      const name = relative(root, path).split(sep)[0];
+      if (!name || isReservedName(name)) return;
+      clearTimeout(this.#debounce.get(name));
+      this.#debounce.set(
+        name,
+        setTimeout(() => {
+          this.#debounce.delete(name);
+          void this.#folderChanged(name).catch((err) =>
+            this.log.error({ plugin: name, err: (err as Error).message }, 'reload after a change failed'),
+          );
+        }, this.config.watchDebounceMs),
+      );
+    });
+    this.#watcher.on('error', (err) =>
+      this.log.error({ err: (err as Error).message }, 'watching the plugin directory failed'),
+    );
+  }
+
+  /** A plugin folder was added, changed or removed. */
+  async #folderChanged(name: string): Promise<void> {
+    if (this.#state !== 'ready') return;
+    const dir = join(this.config.pluginDir, name);
+    await this.#withLock(name, async () => {
+      if (!existsSync(dir)) {
+        if (this.registry.has(name) && this.registry.get(name).source === 'external') {
+          this.registry.unregister(name, { force: true });
+          this.#externals().forget(name);
+          await this.store.appendAudit({
+            actor: 'watcher',
+            action: 'unload',
+            target: name,
+            result: 'ok',
+            details: null,
+          });
+          this.log.info({ plugin: name }, 'plugin folder removed; unloaded');
+        }
+        return;
+      }
+      const external = this.#externals();
+      const report = await external.validate(dir);
+      const known = this.registry.has(name) && this.registry.get(name).status !== 'error';
+      const ok = await external.activate(dir, report, name);
+      if (ok) {
+        await this.store.appendAudit({
+          actor: 'watcher',
+          action: 'reload',
+          target: name,
+          result: 'ok',
+          details: { digest: report.digest },
+        });
+      } else {
+        const codes = [
+          ...new Set(
+            external
+              .get(name)
+              ?.findings.filter((f) => f.severity === 'error')
+              .map((f) => f.code),
+          ),
+        ];
+        if (known)
+          this.registry.setNotice(
+            name,
+            `the changed files were refused (${codes.join(', ')}); the loaded version keeps serving`,
+          );
+        await this.store.appendAudit({
+          actor: 'watcher',
+          action: 'reload',
+          target: name,
+          result: 'refused',
+          details: { codes },
+        });
+      }
+    });
+  }
+
   /** Stops everything the manager started and closes the store. Safe to call twice. */
   async shutdown(): Promise<void> {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
+    for (const timer of this.#debounce.values()) clearTimeout(timer);
+    await this.#watcher?.close();
+    await Promise.allSettled([...this.#locks.values()]);
     await this.#store?.close();
     this.#store = undefined;
     this.log.flush?.();

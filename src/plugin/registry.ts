@@ -38,6 +38,8 @@ interface Entry {
   loadFailure: string | null;
   status: PluginStatus;
   statusReason: string | null;
+  /** Shown as the reason while the plugin is otherwise fine (a failed reload that left it serving). */
+  notice: string | null;
   registeredAt: string;
   instancesCreated: number;
   errors: number;
@@ -84,6 +86,7 @@ export class PluginRegistry {
       loadFailure: null,
       status: 'inactive',
       statusReason: null,
+      notice: null,
       registeredAt: new Date().toISOString(),
       instancesCreated: 0,
       errors: 0,
@@ -135,6 +138,7 @@ export class PluginRegistry {
     entry.reg = registration;
     entry.loadFailure = null;
     entry.loading = false;
+    entry.notice = null;
     this.#resolve(registration.id);
     this.#emit('registered', registration.id);
     return this.#info(entry);
@@ -201,6 +205,14 @@ export class PluginRegistry {
     entry.loadFailure = state !== null && typeof state === 'object' ? state.failure : null;
     this.#resolve();
     return this.#info(entry);
+  }
+
+  /** Sets (or clears) a note shown as the status reason while the plugin is otherwise fine. */
+  setNotice(id: string, notice: string | null): void {
+    const entry = this.#get(id);
+    if (entry.notice === notice) return;
+    entry.notice = notice;
+    this.#emit('status', id);
   }
 
   /** Counts an error against a plugin (a failed session, a crash). */
@@ -416,7 +428,7 @@ export class PluginRegistry {
       description: r.description ?? '',
       tags: [...(r.tags ?? [])],
       status: entry.status,
-      statusReason: entry.statusReason,
+      statusReason: entry.statusReason ?? entry.notice,
       enabled: entry.enabled,
       dependencies: { ...(r.dependencies ?? {}) },
       isolation: r.isolation ?? (r.source === 'builtin' ? 'inline' : 'worker'),

@@ -41,6 +41,23 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
      created_at TEXT NOT NULL,
      updated_at TEXT NOT NULL
    ) STRICT;`,
+  `CREATE TABLE trusted_keys (
+     key_id TEXT PRIMARY KEY,
+     publisher TEXT NOT NULL,
+     public_key TEXT NOT NULL,
+     namespaces TEXT NOT NULL,
+     added_at TEXT NOT NULL,
+     revoked_at TEXT,
+     revoked_reason TEXT
+   ) STRICT;
+   CREATE INDEX trusted_keys_publisher ON trusted_keys (publisher);
+   CREATE TABLE revoked_releases (
+     plugin_id TEXT NOT NULL,
+     version TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     at TEXT NOT NULL,
+     PRIMARY KEY (plugin_id, version)
+   ) STRICT;`,
 ];
 
 /** Marks a database as DataBridge's own ("DBrg"), to tell it from another program's. */

@@ -19,7 +19,9 @@ import type {
   NamespaceRecord,
   PluginStatePatch,
   PluginStateRecord,
+  RevokedRelease,
   StateStore,
+  TrustedKey,
 } from './types.ts';
 
 export interface SqliteStoreOptions {
@@ -258,6 +260,61 @@ export class SqliteStore implements StateStore {
     return this.#db.prepare('DELETE FROM namespaces WHERE name = ?').run(name).changes > 0;
   }
 
+  async addTrustedKey(key: {
+    keyId: string;
+    publisher: string;
+    publicKey: string;
+    namespaces: string[];
+  }): Promise<TrustedKey> {
+    const now = new Date().toISOString();
+    this.#db
+      .prepare(
+        `INSERT INTO trusted_keys (key_id, publisher, public_key, namespaces, added_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (key_id) DO UPDATE SET publisher = excluded.publisher, namespaces = excluded.namespaces`,
+      )
+      .run(key.keyId, key.publisher, key.publicKey, JSON.stringify(key.namespaces), now);
+    return (await this.getTrustedKey(key.keyId))!;
+  }
+
+  async getTrustedKey(keyId: string): Promise<TrustedKey | undefined> {
+    const row = this.#db.prepare('SELECT * FROM trusted_keys WHERE key_id = ?').get(keyId);
+    return row ? toTrustedKey(row) : undefined;
+  }
+
+  async listTrustedKeys(): Promise<TrustedKey[]> {
+    return this.#db.prepare('SELECT * FROM trusted_keys ORDER BY publisher, added_at').all().map(toTrustedKey);
+  }
+
+  async revokeKey(keyId: string, reason: string): Promise<boolean> {
+    const r = this.#db
+      .prepare('UPDATE trusted_keys SET revoked_at = coalesce(revoked_at, ?), revoked_reason = ? WHERE key_id = ?')
+      .run(new Date().toISOString(), reason, keyId);
+    return r.changes > 0;
+  }
+
+  async revokeRelease(pluginId: string, version: string, reason: string): Promise<RevokedRelease> {
+    const at = new Date().toISOString();
+    this.#db
+      .prepare(
+        `INSERT INTO revoked_releases (plugin_id, version, reason, at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (plugin_id, version) DO UPDATE SET reason = excluded.reason`,
+      )
+      .run(pluginId, version, reason, at);
+    return { pluginId, version, reason, at };
+  }
+
+  async listRevokedReleases(): Promise<RevokedRelease[]> {
+    return this.#db
+      .prepare('SELECT * FROM revoked_releases ORDER BY plugin_id, version')
+      .all()
+      .map((r) => ({
+        pluginId: String(r.plugin_id),
+        version: String(r.version),
+        reason: String(r.reason),
+        at: String(r.at),
+      }));
+  }
+
   async close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close();
   }
@@ -277,6 +334,18 @@ function toPluginState(r: Row): PluginStateRecord {
     highestVersion: r.highest_version === null ? null : String(r.highest_version),
     highestDigest: r.highest_digest === null ? null : String(r.highest_digest),
     updatedAt: String(r.updated_at),
+  };
+}
+
+function toTrustedKey(r: Row): TrustedKey {
+  return {
+    keyId: String(r.key_id),
+    publisher: String(r.publisher),
+    publicKey: String(r.public_key),
+    namespaces: JSON.parse(String(r.namespaces)) as string[],
+    addedAt: String(r.added_at),
+    revokedAt: r.revoked_at === null ? null : String(r.revoked_at),
+    revokedReason: r.revoked_reason === null ? null : String(r.revoked_reason),
   };
 }
 

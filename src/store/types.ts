@@ -65,6 +65,27 @@ export interface NamespaceRecord {
   updatedAt: string;
 }
 
+/** A publisher's public key in the trust store, and the plugin ids it may sign. */
+export interface TrustedKey {
+  /** sha256 (hex) of the key's SPKI bytes. */
+  keyId: string;
+  publisher: string;
+  /** SPKI PEM. */
+  publicKey: string;
+  /** Patterns such as `acme.*` (ids starting with `acme.`), an exact id, or `*`. */
+  namespaces: string[];
+  addedAt: string;
+  revokedAt: string | null;
+  revokedReason: string | null;
+}
+
+export interface RevokedRelease {
+  pluginId: string;
+  version: string;
+  reason: string;
+  at: string;
+}
+
 /**
  * Where DataBridge keeps what must survive a restart.
  *
@@ -94,6 +115,20 @@ export interface StateStore {
   listNamespaces(): Promise<NamespaceRecord[]>;
   updateNamespace(name: string, patch: { displayName?: string; limits?: ResourceLimits }): Promise<NamespaceRecord>;
   deleteNamespace(name: string): Promise<boolean>;
+
+  /** Adds a key (or, for a key already known, replaces its publisher and namespaces and lifts no revocation). */
+  addTrustedKey(key: {
+    keyId: string;
+    publisher: string;
+    publicKey: string;
+    namespaces: string[];
+  }): Promise<TrustedKey>;
+  getTrustedKey(keyId: string): Promise<TrustedKey | undefined>;
+  listTrustedKeys(): Promise<TrustedKey[]>;
+  /** Marks a key revoked; false when the key is unknown. */
+  revokeKey(keyId: string, reason: string): Promise<boolean>;
+  revokeRelease(pluginId: string, version: string, reason: string): Promise<RevokedRelease>;
+  listRevokedReleases(): Promise<RevokedRelease[]>;
 
   close(): Promise<void>;
 }

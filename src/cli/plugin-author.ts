@@ -1,0 +1,72 @@
+/** `databridge plugin sign` and `plugin pack`: what a plugin author ships. */
+
+import { readFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { createError } from '../errors.ts';
+import { packPlugin } from '../plugin/bundle.ts';
+import { readManifest } from '../plugin/manifest.ts';
+import { signPluginDir } from '../plugin/release.ts';
+import { loadKey } from '../plugin/signing.ts';
+import { print } from './common.ts';
+
+function readKey(file: string | undefined) {
+  if (!file) return undefined;
+  try {
+    return loadKey(readFileSync(file, 'utf8'), 'private');
+  } catch (err) {
+    throw createError('KEY_INVALID', { file, reason: (err as Error).message });
+  }
+}
+
+async function sign(dir: string, keyFile: string | undefined) {
+  const result = await signPluginDir(dir, readKey(keyFile));
+  if (!result.statement) {
+    throw createError(
+      'INSTALL_REFUSED',
+      { codes: [...new Set(result.findings.map((f) => f.code))] },
+      { details: { findings: result.findings } },
+    );
+  }
+  return result;
+}
+
+export function registerPluginAuthoring(plugin: Command): void {
+  plugin
+    .command('sign')
+    .description('hash every file and write signature.dsse.json, signed with --key (without it: checksums only)')
+    .argument('<dir>', 'the plugin folder')
+    .option('--key <file.key>', 'the private key (databridge keygen)')
+    .option('--json', 'machine-readable output')
+    .action(async (dir: string, opts: { key?: string; json?: boolean }) => {
+      const { statement, keyId } = await sign(resolve(dir), opts.key);
+      print(opts.json, { id: statement!.id, version: statement!.version, files: statement!.files.length, keyId }, () =>
+        keyId
+          ? `signed ${statement!.id}@${statement!.version}: ${statement!.files.length} files, key ${keyId}`
+          : `wrote checksums of ${statement!.files.length} files for ${statement!.id}@${statement!.version} (unsigned: no --key)`,
+      );
+    });
+
+  plugin
+    .command('pack')
+    .description('sign (with --key) or checksum the plugin folder and write it as a .tgz bundle')
+    .argument('<dir>', 'the plugin folder')
+    .option('--key <file.key>', 'sign with this private key')
+    .option('-o, --out <file.tgz>', 'the bundle to write (default <id>-<version>.tgz)')
+    .option('--json', 'machine-readable output')
+    .action(async (dir: string, opts: { key?: string; out?: string; json?: boolean }) => {
+      const folder = resolve(dir);
+      const { manifest } = readManifest(folder);
+      const { statement, keyId } = await sign(folder, opts.key);
+      const out = resolve(opts.out ?? `${manifest?.id ?? basename(folder)}-${manifest?.version ?? '0.0.0'}.tgz`);
+      const { files, findings } = await packPlugin(folder, out);
+      if (findings.length)
+        throw createError('INSTALL_REFUSED', { codes: findings.map((f) => f.code) }, { details: { findings } });
+      print(
+        opts.json,
+        { bundle: out, id: statement!.id, version: statement!.version, files: files.length, keyId },
+        () =>
+          `packed ${statement!.id}@${statement!.version} (${files.length} files${keyId ? `, signed by ${keyId.slice(0, 16)}…` : ', unsigned'}) into ${out}`,
+      );
+    });
+}

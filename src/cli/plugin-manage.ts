@@ -1,0 +1,73 @@
+/** `databridge plugin install|uninstall|enable|disable|reload` on the local data and plugin directories. */
+
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { createError } from '../errors.ts';
+import { cliActor, formatFindings, print, type StateOptions, withManager, withStateOptions } from './common.ts';
+
+interface ForceOptions extends StateOptions {
+  force?: boolean;
+}
+
+export function registerPluginManagement(plugin: Command): void {
+  withStateOptions(
+    plugin
+      .command('install')
+      .description('install a .tgz bundle or a plugin folder, with every check the server makes')
+      .argument('<source>', 'a .tgz bundle or a plugin folder')
+      .option('--force', 'allow a version below the highest installed, or reinstall the same release'),
+  ).action(async (source: string, opts: ForceOptions) => {
+    const path = resolve(source);
+    if (!existsSync(path)) throw createError('USAGE', { message: `${source} does not exist` });
+    const { plugin: info, outcome } = await withManager(opts, (m) =>
+      m.install(path, { force: opts.force, actor: cliActor() }),
+    );
+    print(
+      opts.json,
+      { plugin: info, outcome },
+      () =>
+        `${formatFindings(outcome.findings)}${outcome.action === 'install' ? 'installed' : `${outcome.action}d to`} ${outcome.id}@${outcome.version} (status ${info.status}${info.statusReason ? `: ${info.statusReason}` : ''})`,
+    );
+  });
+
+  withStateOptions(
+    plugin
+      .command('uninstall')
+      .description('remove an installed plugin (refused while enabled plugins depend on it)')
+      .argument('<id>', 'the plugin id')
+      .option('--force', 'remove it even though enabled plugins depend on it'),
+  ).action(async (id: string, opts: ForceOptions) => {
+    await withManager(opts, (m) => m.uninstall(id, { force: opts.force, actor: cliActor() }));
+    print(opts.json, { uninstalled: id }, () => `uninstalled ${id}`);
+  });
+
+  for (const action of ['enable', 'disable'] as const) {
+    const command = plugin
+      .command(action)
+      .description(
+        action === 'enable' ? 'enable a plugin' : 'disable a plugin (refused while enabled plugins depend on it)',
+      )
+      .argument('<id>', 'the plugin id');
+    if (action === 'disable') command.option('--force', 'disable it even though enabled plugins depend on it');
+    withStateOptions(command).action(async (id: string, opts: ForceOptions) => {
+      const info = await withManager(opts, (m) =>
+        action === 'enable'
+          ? m.enable(id, { actor: cliActor() })
+          : m.disable(id, { actor: cliActor(), force: opts.force }),
+      );
+      print(
+        opts.json,
+        info,
+        () => `${action}d ${id} (status ${info.status}${info.statusReason ? `: ${info.statusReason}` : ''})`,
+      );
+    });
+  }
+
+  withStateOptions(
+    plugin.command('reload').description('validate and load a plugin’s files again').argument('<id>', 'the plugin id'),
+  ).action(async (id: string, opts: StateOptions) => {
+    const info = await withManager(opts, (m) => m.reload(id, { actor: cliActor() }));
+    print(opts.json, info, () => `reloaded ${id}@${info.version} (status ${info.status})`);
+  });
+}

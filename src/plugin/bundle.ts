@@ -1,0 +1,173 @@
+/**
+ * Bundles: a plugin folder as a `.tgz`. Packing is deterministic (sorted
+ * entries, no owners, fixed times). Extraction is hardened: the archive is
+ * gunzipped in memory under an output cap, every header is checked before
+ * a single byte is written, and files are written by this code (never by an
+ * extractor) into a fresh staging folder. Refused: absolute paths, `..`,
+ * links, devices, FIFOs, setuid/setgid/sticky bits, names that are not NFC
+ * or that collide after case folding, and archives past the size,
+ * file-count or expansion caps.
+ */
+
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import * as tar from 'tar';
+import { listPluginFiles } from './files.ts';
+import { type Finding, finding } from './findings.ts';
+import { MANIFEST_FILE } from './manifest.ts';
+import { isPortablePath } from './signing.ts';
+
+export interface BundleLimits {
+  /** The .tgz itself. Default 50 MiB. */
+  maxBytes: number;
+  /** All files, uncompressed. Default 200 MiB. */
+  maxExpandedBytes: number;
+  /** Default 5000. */
+  maxFiles: number;
+  /** One file. Default 100 MiB. */
+  maxFileBytes: number;
+  /** Uncompressed over compressed, checked past 1 MiB uncompressed. Default 200. */
+  maxRatio: number;
+}
+
+export const DEFAULT_BUNDLE_LIMITS: Readonly<BundleLimits> = Object.freeze({
+  maxBytes: 50 * 1024 * 1024,
+  maxExpandedBytes: 200 * 1024 * 1024,
+  maxFiles: 5000,
+  maxFileBytes: 100 * 1024 * 1024,
+  maxRatio: 200,
+});
+
+/** Packs a plugin folder (signature included) into a gzipped tarball. */
+export async function packPlugin(dir: string, outFile: string): Promise<{ files: string[]; findings: Finding[] }> {
+  const { files, findings } = await listPluginFiles(dir);
+  if (findings.length) return { files, findings };
+  await mkdir(dirname(outFile), { recursive: true });
+  await tar.c(
+    { gzip: { level: 9 }, cwd: dir, file: outFile, portable: true, mtime: new Date(0), noDirRecurse: true },
+    files,
+  );
+  return { files, findings };
+}
+
+interface Entry {
+  path: string;
+  type: 'File' | 'Directory';
+  data: Buffer;
+}
+
+const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+
+/** Reads and checks a bundle; returns its entries only when nothing is wrong. */
+export async function readBundle(
+  source: string | Buffer,
+  limits: BundleLimits = DEFAULT_BUNDLE_LIMITS,
+): Promise<{ entries: Entry[]; findings: Finding[] }> {
+  const fail = (code: 'ARCHIVE_UNSAFE' | 'ARCHIVE_TOO_LARGE', message: string, path: string | null = null) => ({
+    entries: [],
+    findings: [finding(code, message, { path })],
+  });
+  const gz = typeof source === 'string' ? await readFile(source) : source;
+  if (gz.length > limits.maxBytes)
+    return fail('ARCHIVE_TOO_LARGE', `the bundle is ${gz.length} bytes; the most is ${limits.maxBytes}`);
+  let raw: Buffer;
+  try {
+    raw = gunzipSync(gz, { maxOutputLength: limits.maxExpandedBytes + 1024 * 1024 });
+  } catch (err) {
+    if (err instanceof RangeError || (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      return fail('ARCHIVE_TOO_LARGE', `the bundle expands past ${limits.maxExpandedBytes} bytes`);
+    }
+    return fail('ARCHIVE_UNSAFE', `not a gzipped tar: ${(err as Error).message}`);
+  }
+  if (raw.length > 1024 * 1024 && raw.length / Math.max(gz.length, 1) > limits.maxRatio) {
+    return fail(
+      'ARCHIVE_TOO_LARGE',
+      `the bundle expands ${Math.round(raw.length / gz.length)}-fold (a compression bomb?)`,
+    );
+  }
+
+  const findings: Finding[] = [];
+  const entries: Entry[] = [];
+  const folded = new Map<string, string>();
+  let total = 0;
+  let count = 0;
+  const parser = new tar.Parser({
+    strict: true,
+    onReadEntry(e) {
+      const path = e.path.replace(/^\.\//, '').replace(/\/$/, '');
+      const unsafe = (message: string) => {
+        findings.push(finding('ARCHIVE_UNSAFE', message, { path: e.path }));
+        e.resume();
+      };
+      if (++count > limits.maxFiles) {
+        if (count === limits.maxFiles + 1)
+          findings.push(finding('ARCHIVE_TOO_LARGE', `more than ${limits.maxFiles} entries`));
+        return void e.resume();
+      }
+      if (path === '' && e.type === 'Directory') return void e.resume();
+      if (!isPortablePath(path)) return unsafe('absolute, `..`, empty or non-NFC path');
+      const isFile = FILE_TYPES.has(e.type);
+      if (!isFile && e.type !== 'Directory')
+        return unsafe(`entry type ${e.type} is not allowed (links, devices and pipes are refused)`);
+      if ((e.mode ?? 0) & 0o7000) return unsafe('setuid, setgid or sticky bits are not allowed');
+      const key = path.toLowerCase();
+      const other = folded.get(key);
+      if (other !== undefined && !(e.type === 'Directory' && other === path)) {
+        return unsafe(`collides with "${other}" where case is ignored`);
+      }
+      folded.set(key, path);
+      const size = e.size ?? 0;
+      if (size > limits.maxFileBytes) {
+        findings.push(
+          finding('ARCHIVE_TOO_LARGE', `${size} bytes; one file may have ${limits.maxFileBytes}`, { path }),
+        );
+        return void e.resume();
+      }
+      total += size;
+      if (total > limits.maxExpandedBytes) {
+        findings.push(finding('ARCHIVE_TOO_LARGE', `the files add up past ${limits.maxExpandedBytes} bytes`, { path }));
+        return void e.resume();
+      }
+      const chunks: Buffer[] = [];
+      e.on('data', (c: Buffer) => chunks.push(c));
+      e.on('end', () => entries.push({ path, type: isFile ? 'File' : 'Directory', data: Buffer.concat(chunks) }));
+    },
+  });
+  parser.on('warn', (code: string, message: string | Error) => {
+    findings.push(
+      finding('ARCHIVE_UNSAFE', `malformed tar (${code}): ${message instanceof Error ? message.message : message}`),
+    );
+  });
+  try {
+    parser.end(raw);
+  } catch (err) {
+    findings.push(finding('ARCHIVE_UNSAFE', `malformed tar: ${(err as Error).message}`));
+  }
+  if (findings.length) return { entries: [], findings };
+  // a bundle may wrap the plugin in one top folder (as npm pack does)
+  const tops = new Set(entries.map((e) => e.path.split('/')[0]));
+  if (tops.size === 1 && !entries.some((e) => e.path === MANIFEST_FILE)) {
+    const [top] = tops;
+    if (entries.some((e) => e.path === `${top}/${MANIFEST_FILE}`)) {
+      return {
+        entries: entries.filter((e) => e.path !== top).map((e) => ({ ...e, path: e.path.slice(top!.length + 1) })),
+        findings,
+      };
+    }
+  }
+  return { entries, findings };
+}
+
+/** Writes checked entries into `dir`, which must not exist yet. */
+export async function writeEntries(dir: string, entries: readonly Entry[]): Promise<void> {
+  await mkdir(dir, { recursive: false });
+  for (const e of [...entries].sort((a, b) => a.path.length - b.path.length)) {
+    const target = join(dir, e.path);
+    if (e.type === 'Directory') await mkdir(target, { recursive: true });
+    else {
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(target, e.data, { flag: 'wx', mode: 0o644 });
+    }
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * External plugins: the plugin directory scanned at start, each folder
+ * validated (in parallel) and loaded (dependencies first); a broken one is
+ * registered in `error` with its finding codes and the rest load. Reloads
+ * validate and load the new files beside the old registration and swap
+ * only when they succeed.
+ */
+
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createError } from '../errors.ts';
+import type { PinoLogger } from '../log.ts';
+import type { StateStore } from '../store/types.ts';
+import { VERSION } from '../version.ts';
+import { type Finding, finding } from './findings.ts';
+import { isReservedName } from './installer.ts';
+import { dependencyOrder, loadPlugin } from './loader.ts';
+import type { PluginRegistry } from './registry.ts';
+import type { ScannerHook } from './scanner.ts';
+import { type TrustPolicy, type ValidationReport, validatePluginDir } from './validator.ts';
+
+export interface ExternalPluginsOptions {
+  pluginDir: string;
+  registry: PluginRegistry;
+  store: StateStore;
+  policy: TrustPolicy;
+  scanners: readonly ScannerHook[];
+  log: PinoLogger;
+}
+
+/** What is known of one external plugin: where it is and its last validation. */
+export interface ExternalRecord {
+  id: string;
+  dir: string;
+  findings: Finding[];
+  digest: string | null;
+  signer: ValidationReport['signer'];
+}
+
+const ID_LIKE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
+
+export class ExternalPlugins {
+  readonly #o: ExternalPluginsOptions;
+  readonly #records = new Map<string, ExternalRecord>();
+
+  constructor(options: ExternalPluginsOptions) {
+    this.#o = options;
+  }
+
+  get(id: string): ExternalRecord | undefined {
+    return this.#records.get(id);
+  }
+
+  /** Installed ids and versions, for dependency checks. */
+  installed(): Map<string, string> {
+    return new Map(this.#o.registry.list().map((p) => [p.id, p.version]));
+  }
+
+  async validate(
+    dir: string,
+    extra: { checkRollback?: boolean; force?: boolean; signatureOnly?: boolean } = {},
+  ): Promise<ValidationReport> {
+    return validatePluginDir(dir, {
+      policy: this.#o.policy,
+      store: this.#o.store,
+      engineVersion: VERSION,
+      installed: this.installed(),
+      scanners: this.#o.scanners,
+      ...extra,
+    });
+  }
+
+  /** Loads every plugin folder; returns how many loaded and how many failed. */
+  async loadAll(): Promise<{ loaded: number; failed: number }> {
+    let names: string[];
+    try {
+      names = (await readdir(this.#o.pluginDir, { withFileTypes: true }))
+        .filter((e) => e.isDirectory() && !isReservedName(e.name))
+        .map((e) => e.name)
+        .sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { loaded: 0, failed: 0 };
+      throw err;
+    }
+    // validation is I/O and hashing: a few at once; loading follows dependency order
+    const reports: { name: string; report: ValidationReport; manifest: ValidationReport['manifest'] }[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(8, names.length) }, async () => {
+        while (next < names.length) {
+          const name = names[next++]!;
+          const report = await this.validate(join(this.#o.pluginDir, name));
+          reports.push({ name, report, manifest: report.manifest });
+        }
+      }),
+    );
+    let loaded = 0;
+    let failed = 0;
+    for (const { name, report } of dependencyOrder(reports)) {
+      const ok = await this.activate(join(this.#o.pluginDir, name), report, name);
+      if (ok) loaded++;
+      else failed++;
+    }
+    return { loaded, failed };
+  }
+
+  /**
+   * Registers (or replaces) the plugin in `dir` from its validation report.
+   * A failure registers it in `error` when it is new, and leaves a loaded
+   * version in place when there is one. Returns whether it loaded.
+   */
+  async activate(dir: string, report: ValidationReport, folderName?: string): Promise<boolean> {
+    const { registry, log } = this.#o;
+    const manifest = report.manifest;
+    const id = manifest?.id ?? placeholderId(folderName ?? dir);
+    let findings = report.findings;
+    if (manifest && folderName !== undefined && folderName !== manifest.id) {
+      findings = [
+        ...findings,
+        finding('STRUCTURE_INVALID', `the folder is named "${folderName}" but holds plugin ${manifest.id}`),
+      ];
+    }
+    let registration = null;
+    if (!findings.some((f) => f.severity === 'error')) {
+      const loaded = await loadPlugin(dir, report);
+      registration = loaded.registration;
+      findings = [...findings, ...loaded.findings];
+    }
+    this.#records.set(id, { id, dir, findings, digest: report.digest, signer: report.signer });
+    const state = await this.#o.store.getPluginState(id);
+    if (registration) {
+      registration.enabled = state?.enabled ?? true;
+      if (registry.has(id)) registry.replace(registration);
+      else registry.register(registration);
+      log.info({ plugin: id, version: registration.version }, 'plugin loaded');
+      return true;
+    }
+    const codes = [...new Set(findings.filter((f) => f.severity === 'error').map((f) => f.code))];
+    const reason = `${codes.join(', ')}: ${findings.find((f) => f.severity === 'error')?.message ?? 'failed'}`;
+    log.warn({ plugin: id, codes }, 'plugin failed to load');
+    if (!registry.has(id)) {
+      registry.register({
+        id,
+        name: manifest?.name ?? id,
+        version: manifest?.version && /^\d+\.\d+\.\d+/.test(manifest.version) ? manifest.version : '0.0.0',
+        type: manifest?.type ?? 'processor',
+        source: 'external',
+        publisher: manifest?.publisher,
+        description: manifest?.description,
+        tags: manifest?.tags,
+        enabled: state?.enabled ?? true,
+      });
+      registry.setLoadState(id, { failure: reason });
+    }
+    return false;
+  }
+
+  /** Validates and loads the plugin's folder again; on failure the loaded version stays. */
+  async reload(id: string): Promise<void> {
+    const record = this.#records.get(id);
+    if (!record) throw createError('PLUGIN_NOT_FOUND', { id });
+    const report = await this.validate(record.dir);
+    const wasLoaded = this.#o.registry.get(id).status !== 'error';
+    const ok = await this.activate(record.dir, report, id);
+    if (!ok) {
+      const codes = [
+        ...new Set(
+          this.#records
+            .get(id)!
+            .findings.filter((f) => f.severity === 'error')
+            .map((f) => f.code),
+        ),
+      ];
+      throw createError(
+        'RELOAD_FAILED',
+        { id, codes },
+        { details: { findings: this.#records.get(id)!.findings, kept: wasLoaded } },
+      );
+    }
+  }
+
+  forget(id: string): void {
+    this.#records.delete(id);
+  }
+}
+
+function placeholderId(name: string): string {
+  const base = name.split('/').pop() ?? name;
+  return ID_LIKE.test(base)
+    ? base
+    : `invalid.${base.replace(/[^a-zA-Z0-9._-]/g, '_').replace(/^[._-]+/, '') || 'plugin'}`;
+}

@@ -1,0 +1,119 @@
+/**
+ * The files of a plugin folder: walked without following links, named
+ * portably (NFC, `/`-separated, no `..`), hashed with streamed reads.
+ */
+
+import { createHash } from 'node:crypto';
+import { lstat, open, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Finding, finding } from './findings.ts';
+
+/** One file of a release: what the signed statement lists. */
+export interface FileEntry {
+  path: string;
+  sha256: string;
+  size: number;
+}
+
+export const MAX_PLUGIN_FILES = 5000;
+const MAX_DEPTH = 32;
+const CHUNK = 1024 * 1024;
+
+/**
+ * Relative paths of every regular file under `dir`, sorted. Links, special
+ * files, names that are not NFC and names that collide after case folding
+ * are findings; `skip` names files at the root to leave out.
+ */
+export async function listPluginFiles(
+  dir: string,
+  skip: readonly string[] = [],
+): Promise<{ files: string[]; findings: Finding[] }> {
+  const files: string[] = [];
+  const findings: Finding[] = [];
+  const folded = new Map<string, string>();
+  const walk = async (abs: string, rel: string, depth: number): Promise<void> => {
+    if (depth > MAX_DEPTH) {
+      findings.push(finding('STRUCTURE_INVALID', `folders nest deeper than ${MAX_DEPTH}`, { path: rel }));
+      return;
+    }
+    const entries = await readdir(abs, { withFileTypes: true });
+    for (const e of entries) {
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      if (!rel && skip.includes(e.name)) continue;
+      if (e.name.normalize('NFC') !== e.name) {
+        findings.push(finding('STRUCTURE_INVALID', 'the name is not in Unicode NFC form', { path }));
+        continue;
+      }
+      const key = path.toLowerCase();
+      const other = folded.get(key);
+      if (other !== undefined) {
+        findings.push(finding('STRUCTURE_INVALID', `collides with "${other}" where case is ignored`, { path }));
+        continue;
+      }
+      folded.set(key, path);
+      if (e.isSymbolicLink())
+        findings.push(finding('STRUCTURE_INVALID', 'links are not allowed in a plugin', { path }));
+      else if (e.isDirectory()) await walk(join(abs, e.name), path, depth + 1);
+      else if (e.isFile()) {
+        if (files.length >= MAX_PLUGIN_FILES) {
+          findings.push(finding('STRUCTURE_INVALID', `more than ${MAX_PLUGIN_FILES} files`, { path }));
+          return;
+        }
+        files.push(path);
+      } else
+        findings.push(
+          finding('STRUCTURE_INVALID', 'special files (devices, pipes, sockets) are not allowed', { path }),
+        );
+    }
+  };
+  await walk(dir, '', 0);
+  return { files: files.sort(), findings };
+}
+
+/** sha256 and size of a file, read in 1 MiB chunks. */
+export async function hashFile(
+  path: string,
+  buffer: Buffer = Buffer.allocUnsafe(CHUNK),
+): Promise<{ sha256: string; size: number }> {
+  const st = await lstat(path);
+  if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+  const handle = await open(path, 'r');
+  try {
+    const hash = createHash('sha256');
+    let size = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      hash.update(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+      size += bytesRead;
+    }
+    return { sha256: hash.digest('hex'), size };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Hashes files under `dir`, a few at a time (each with its own buffer). */
+export async function hashFiles(dir: string, paths: readonly string[], concurrency = 4): Promise<FileEntry[]> {
+  const out: FileEntry[] = new Array(paths.length);
+  let next = 0;
+  const worker = async () => {
+    const buffer = Buffer.allocUnsafe(CHUNK);
+    while (next < paths.length) {
+      const i = next++;
+      const { sha256, size } = await hashFile(join(dir, paths[i]!), buffer);
+      out[i] = { path: paths[i]!, sha256, size };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, paths.length) }, worker));
+  return out;
+}
+
+/** The digest of a release: sha256 over its sorted file list. Same bytes, same digest, however packed. */
+export function releaseDigest(files: readonly FileEntry[]): string {
+  const hash = createHash('sha256');
+  for (const f of [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    hash.update(`${f.path}\0${f.sha256}\0${f.size}\n`);
+  }
+  return hash.digest('hex');
+}

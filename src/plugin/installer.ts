@@ -1,0 +1,245 @@
+/**
+ * Install and uninstall. A bundle is checked header by header, written into
+ * a fresh staging folder, validated there, and moved in with renames
+ * recorded in an intent file first: a crash at any point leaves either the
+ * old plugin or the new one (`recoverInstalls` finishes or undoes the move
+ * at the next start), never a mix. The previous version is kept in
+ * `.previous/` for rollback.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import semver from 'semver';
+import { createError } from '../errors.ts';
+import type { InstallRecord, StateStore } from '../store/types.ts';
+import { type BundleLimits, readBundle, writeEntries } from './bundle.ts';
+import { listPluginFiles } from './files.ts';
+import { type Finding, finding } from './findings.ts';
+import type { ValidationReport } from './validator.ts';
+
+export const STAGING = '.staging';
+export const PREVIOUS = '.previous';
+const TRASH = '.trash';
+
+/** Folder names in the plugin directory that are not plugins. */
+export function isReservedName(name: string): boolean {
+  return name.startsWith('.');
+}
+
+interface Intent {
+  id: string;
+  staged: string;
+  target: string;
+  previous: string | null;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await readdir(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finishes or undoes moves a crash interrupted, and clears staging leftovers.
+ * Run before the plugin directory is scanned.
+ */
+export async function recoverInstalls(pluginDir: string): Promise<string[]> {
+  const staging = join(pluginDir, STAGING);
+  const notes: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(staging);
+  } catch {
+    return notes;
+  }
+  for (const name of names.filter((n) => n.endsWith('.intent.json'))) {
+    try {
+      const intent = JSON.parse(await readFile(join(staging, name), 'utf8')) as Intent;
+      if (!(await exists(intent.target)) && intent.previous && (await exists(intent.previous))) {
+        await rename(intent.previous, intent.target);
+        notes.push(`${intent.id}: an interrupted install was undone; the previous version is back`);
+      } else notes.push(`${intent.id}: an interrupted install was completed`);
+    } catch (err) {
+      notes.push(`${name}: could not be read (${(err as Error).message}); removed`);
+    }
+  }
+  await rm(staging, { recursive: true, force: true });
+  await rm(join(pluginDir, TRASH), { recursive: true, force: true });
+  return notes;
+}
+
+/** Copies a plugin folder's regular files into `to` (links and special files are refused first). */
+async function copyPluginFolder(from: string, to: string): Promise<Finding[]> {
+  const { files, findings } = await listPluginFiles(from);
+  if (findings.length) return findings;
+  await mkdir(to);
+  for (const f of files) {
+    await mkdir(dirname(join(to, f)), { recursive: true });
+    await copyFile(join(from, f), join(to, f));
+  }
+  return [];
+}
+
+export interface InstallContext {
+  pluginDir: string;
+  store: StateStore;
+  limits: BundleLimits;
+  /** Validates a staged folder for install. */
+  validate(dir: string, force: boolean): Promise<ValidationReport>;
+  /** Loads the plugin now in `dir` into the registry (registering or replacing it). */
+  activate(dir: string, report: ValidationReport): Promise<void>;
+  /** Serializes changes to one plugin id. */
+  lock<T>(id: string, fn: () => Promise<T>): Promise<T>;
+}
+
+export interface InstallOutcome {
+  id: string;
+  version: string;
+  digest: string;
+  action: InstallRecord['action'];
+  findings: Finding[];
+}
+
+function refuse(findings: Finding[]): never {
+  const codes = [...new Set(findings.filter((f) => f.severity === 'error').map((f) => f.code))];
+  const conflict = codes.length > 0 && codes.every((c) => c === 'VERSION_ROLLBACK' || c === 'VERSION_CONFLICT');
+  throw createError(conflict ? 'INSTALL_CONFLICT' : 'INSTALL_REFUSED', { codes }, { details: { findings } });
+}
+
+/**
+ * Installs a bundle (file or bytes) or a folder. Throws INSTALL_REFUSED (with
+ * every finding) or INSTALL_CONFLICT (rollback, same version with other bytes,
+ * or that very release already installed) and leaves everything as it was.
+ */
+export async function install(
+  ctx: InstallContext,
+  source: { bundle: string | Buffer } | { folder: string },
+  options: { force?: boolean },
+): Promise<InstallOutcome> {
+  const stagingRoot = join(ctx.pluginDir, STAGING);
+  await mkdir(stagingRoot, { recursive: true });
+  const work = join(stagingRoot, randomUUID());
+  const staged = join(work, 'plugin');
+  await mkdir(work);
+  try {
+    if ('bundle' in source) {
+      const { entries, findings } = await readBundle(source.bundle, ctx.limits);
+      if (findings.length) refuse(findings);
+      await writeEntries(staged, entries);
+    } else {
+      const findings = await copyPluginFolder(source.folder, staged);
+      if (findings.length) refuse(findings);
+    }
+    const report = await ctx.validate(staged, options.force ?? false);
+    if (!report.valid) refuse(report.findings);
+    const manifest = report.manifest!;
+    return await ctx.lock(manifest.id, () => moveIn(ctx, report, staged, stagingRoot, options));
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function moveIn(
+  ctx: InstallContext,
+  report: ValidationReport,
+  staged: string,
+  stagingRoot: string,
+  options: { force?: boolean },
+): Promise<InstallOutcome> {
+  const manifest = report.manifest!;
+  // read inside the lock: a racing install of the same id has finished by now
+  const state = await ctx.store.getPluginState(manifest.id);
+  if (state?.highestVersion && !options.force && semver.lt(manifest.version, state.highestVersion)) {
+    refuse([
+      finding('VERSION_ROLLBACK', `${manifest.version} is below ${state.highestVersion}, the highest installed`, {
+        path: 'manifest.json',
+        pointer: '/version',
+      }),
+    ]);
+  }
+  if (state?.highestVersion === manifest.version && state.highestDigest && state.highestDigest !== report.digest) {
+    refuse([
+      finding('VERSION_CONFLICT', `${manifest.version} was installed before with other bytes`, {
+        path: 'manifest.json',
+        pointer: '/version',
+      }),
+    ]);
+  }
+  {
+    const installedNow = state?.version ?? null;
+    if (
+      installedNow === manifest.version &&
+      state?.highestDigest === report.digest &&
+      !options.force &&
+      state.version
+    ) {
+      throw createError(
+        'INSTALL_CONFLICT',
+        { codes: ['ALREADY_INSTALLED'] },
+        {
+          details: {
+            findings: [],
+            message: `${manifest.id}@${manifest.version} is already installed; use force to reinstall`,
+          },
+        },
+      );
+    }
+    const action: InstallRecord['action'] =
+      installedNow === null
+        ? 'install'
+        : semver.gt(manifest.version, installedNow)
+          ? 'upgrade'
+          : semver.lt(manifest.version, installedNow)
+            ? 'downgrade'
+            : 'reinstall';
+
+    const target = join(ctx.pluginDir, manifest.id);
+    const previousDir = join(ctx.pluginDir, PREVIOUS);
+    const previous = join(previousDir, manifest.id);
+    const hadTarget = await exists(target);
+    const intent: Intent = { id: manifest.id, staged, target, previous: hadTarget ? previous : null };
+    const intentFile = join(stagingRoot, `${manifest.id}.intent.json`);
+    await writeFile(`${intentFile}.tmp`, JSON.stringify(intent));
+    await rename(`${intentFile}.tmp`, intentFile);
+    if (hadTarget) {
+      await mkdir(previousDir, { recursive: true });
+      await rm(previous, { recursive: true, force: true });
+      await rename(target, previous);
+    }
+    await rename(staged, target);
+    await rm(intentFile, { force: true });
+
+    const highest =
+      state?.highestVersion && semver.gt(state.highestVersion, manifest.version)
+        ? state.highestVersion
+        : manifest.version;
+    await ctx.store.savePluginState(manifest.id, {
+      version: manifest.version,
+      enabled: state?.enabled ?? true,
+      highestVersion: highest,
+      highestDigest: highest === manifest.version ? report.digest : (state?.highestDigest ?? null),
+    });
+    // the report was made in staging; the files are the same, now at their place
+    await ctx.activate(target, report);
+    return { id: manifest.id, version: manifest.version, digest: report.digest!, action, findings: report.findings };
+  }
+}
+
+/** Removes an installed plugin's folder (kept aside until removed, so a crash leaves no half folder). */
+export async function removePluginFolder(pluginDir: string, id: string): Promise<void> {
+  const target = join(pluginDir, id);
+  const trash = join(pluginDir, TRASH, `${id}-${randomUUID()}`);
+  await mkdir(dirname(trash), { recursive: true });
+  try {
+    await rename(target, trash);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  await rm(trash, { recursive: true, force: true });
+  await rm(join(pluginDir, PREVIOUS, id), { recursive: true, force: true });
+}

@@ -1,0 +1,168 @@
+/**
+ * Reading and checking manifest.json. Bad JSON, an oversized file,
+ * prototype keys, unknown fields and bad versions are findings, never
+ * exceptions.
+ */
+
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import semver from 'semver';
+import manifestSchema from '../../schemas/plugin-manifest.schema.json' with { type: 'json' };
+import type { ResourceLimits } from '../sandbox/limits.ts';
+import { type Finding, finding } from './findings.ts';
+import type { PluginType, SandboxMode } from './types.ts';
+
+export const MANIFEST_FILE = 'manifest.json';
+export const MAX_MANIFEST_BYTES = 64 * 1024;
+
+export interface ComponentDeclaration {
+  name: string;
+  description?: string;
+  tags?: string[];
+}
+
+export interface PluginPermissions {
+  fs?: { read?: string[]; write?: string[] };
+  network?: boolean;
+  childProcess?: boolean;
+}
+
+export interface PluginManifest {
+  id: string;
+  name: string;
+  version: string;
+  publisher: string;
+  author?: string;
+  description?: string;
+  license?: string;
+  type: PluginType;
+  entryPoint: string;
+  provides: {
+    processors?: (string | ComponentDeclaration)[];
+    controllerServices?: (string | ComponentDeclaration)[];
+    reportingTasks?: (string | ComponentDeclaration)[];
+  };
+  dependencies?: Record<string, string>;
+  engines?: { databridge?: string };
+  permissions?: PluginPermissions;
+  isolation?: SandboxMode;
+  limits?: ResourceLimits;
+  tags?: string[];
+  config?: Record<string, unknown>;
+}
+
+const validateSchema = new Ajv({ allErrors: true, strict: false }).compile<PluginManifest>(manifestSchema);
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** The names of a component list, whichever form each entry takes. */
+export function componentNames(list: readonly (string | ComponentDeclaration)[] | undefined): string[] {
+  return (list ?? []).map((c) => (typeof c === 'string' ? c : c.name));
+}
+
+function pointerKey(k: string): string {
+  return k.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+function prototypeKeys(value: unknown, pointer: string, out: string[]): void {
+  if (value === null || typeof value !== 'object') return;
+  for (const key of Object.keys(value)) {
+    const at = `${pointer}/${pointerKey(key)}`;
+    if (FORBIDDEN_KEYS.has(key)) out.push(at);
+    prototypeKeys((value as Record<string, unknown>)[key], at, out);
+  }
+}
+
+/** Checks a parsed manifest; returns it (typed) when it has no error finding. */
+export function checkManifest(raw: unknown): { manifest: PluginManifest | null; findings: Finding[] } {
+  const findings: Finding[] = [];
+  const where = (pointer: string) => ({ path: MANIFEST_FILE, pointer });
+  const proto: string[] = [];
+  prototypeKeys(raw, '', proto);
+  for (const pointer of proto)
+    findings.push(finding('MANIFEST_INVALID', 'prototype keys are not allowed', where(pointer)));
+  if (!validateSchema(raw)) {
+    for (const e of validateSchema.errors ?? []) {
+      if (e.keyword === 'anyOf') continue; // its branches say more
+      const extra = e.keyword === 'additionalProperties' ? `/${pointerKey(String(e.params.additionalProperty))}` : '';
+      const pointer = e.instancePath + extra;
+      if (proto.includes(pointer)) continue;
+      const message = e.keyword === 'additionalProperties' ? 'is not a known field' : (e.message ?? 'is invalid');
+      findings.push(finding('MANIFEST_INVALID', message, where(pointer)));
+    }
+    return { manifest: null, findings };
+  }
+  const m = raw;
+  if (semver.valid(m.version) === null)
+    findings.push(finding('MANIFEST_INVALID', `"${m.version}" is not a semantic version`, where('/version')));
+  if (m.id.startsWith('builtin.'))
+    findings.push(finding('NAMESPACE_FORBIDDEN', 'the builtin. namespace is reserved', where('/id')));
+  if (m.engines?.databridge !== undefined && semver.validRange(m.engines.databridge) === null) {
+    findings.push(
+      finding('MANIFEST_INVALID', `"${m.engines.databridge}" is not a semver range`, where('/engines/databridge')),
+    );
+  }
+  for (const [dep, range] of Object.entries(m.dependencies ?? {})) {
+    if (semver.validRange(range) === null) {
+      findings.push(
+        finding('MANIFEST_INVALID', `"${range}" is not a semver range`, where(`/dependencies/${pointerKey(dep)}`)),
+      );
+    }
+    if (dep === m.id)
+      findings.push(
+        finding('MANIFEST_INVALID', 'a plugin cannot depend on itself', where(`/dependencies/${pointerKey(dep)}`)),
+      );
+  }
+  const seen = new Set<string>();
+  for (const kind of ['processors', 'controllerServices', 'reportingTasks'] as const) {
+    componentNames(m.provides[kind]).forEach((name, i) => {
+      if (seen.has(name))
+        findings.push(
+          finding('MANIFEST_INVALID', `component "${name}" is listed twice`, where(`/provides/${kind}/${i}`)),
+        );
+      seen.add(name);
+    });
+  }
+  const errors = findings.some((f) => f.severity === 'error');
+  return { manifest: errors ? null : m, findings };
+}
+
+/** Reads and checks `<dir>/manifest.json`. */
+export function readManifest(dir: string): { manifest: PluginManifest | null; findings: Finding[] } {
+  const file = join(dir, MANIFEST_FILE);
+  let size: number;
+  try {
+    const st = statSync(file);
+    if (!st.isFile())
+      return {
+        manifest: null,
+        findings: [finding('MANIFEST_INVALID', 'manifest.json is not a file', { path: MANIFEST_FILE })],
+      };
+    size = st.size;
+  } catch {
+    return {
+      manifest: null,
+      findings: [finding('MANIFEST_INVALID', 'manifest.json is missing', { path: MANIFEST_FILE })],
+    };
+  }
+  if (size > MAX_MANIFEST_BYTES) {
+    return {
+      manifest: null,
+      findings: [
+        finding('MANIFEST_INVALID', `manifest.json is ${size} bytes; the most is ${MAX_MANIFEST_BYTES}`, {
+          path: MANIFEST_FILE,
+        }),
+      ],
+    };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    return {
+      manifest: null,
+      findings: [finding('MANIFEST_INVALID', `not valid JSON: ${(err as Error).message}`, { path: MANIFEST_FILE })],
+    };
+  }
+  return checkManifest(raw);
+}

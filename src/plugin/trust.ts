@@ -1,0 +1,88 @@
+/** The trust store as operators use it: keys of publishers and revocations, every change audited. */
+
+import { createError } from '../errors.ts';
+import type { RevokedRelease, StateStore, TrustedKey } from '../store/types.ts';
+import { keyIdOf, loadKey } from './signing.ts';
+
+export class TrustStore {
+  readonly #store: () => StateStore;
+
+  constructor(store: () => StateStore) {
+    this.#store = store;
+  }
+
+  /** Trusts a publisher's Ed25519 public key (PEM) for plugin ids matching `namespaces`. */
+  async addKey(
+    input: { publisher: string; publicKeyPem: string; namespaces: readonly string[] },
+    actor = 'embed',
+  ): Promise<TrustedKey> {
+    let keyId: string;
+    let publicKey: string;
+    try {
+      const key = loadKey(input.publicKeyPem, 'public');
+      keyId = keyIdOf(key);
+      publicKey = key.export({ type: 'spki', format: 'pem' }).toString();
+    } catch (err) {
+      throw createError('KEY_INVALID', { file: 'public key', reason: (err as Error).message });
+    }
+    if (!/^[a-z0-9][a-z0-9-]{0,63}$/.test(input.publisher)) {
+      throw createError('USAGE', {
+        message: `publisher "${input.publisher}" must be lower-case letters, digits and "-"`,
+      });
+    }
+    const namespaces = input.namespaces.length ? [...input.namespaces] : [`${input.publisher}.*`];
+    for (const ns of namespaces) {
+      if (!/^(\*|[a-z0-9][a-z0-9._-]*(\.\*)?)$/.test(ns)) {
+        throw createError('USAGE', { message: `namespace "${ns}" must look like acme.*, acme.upper or *` });
+      }
+    }
+    const store = this.#store();
+    const key = await store.addTrustedKey({ keyId, publisher: input.publisher, publicKey, namespaces });
+    await store.appendAudit({
+      actor,
+      action: 'trust.add',
+      target: keyId,
+      result: 'ok',
+      details: { publisher: input.publisher, namespaces },
+    });
+    return key;
+  }
+
+  list(): Promise<TrustedKey[]> {
+    return this.#store().listTrustedKeys();
+  }
+
+  /** Revokes a key: releases it signed are refused from now on, installed or not. */
+  async revokeKey(keyId: string, reason: string, actor = 'embed'): Promise<TrustedKey> {
+    const store = this.#store();
+    const keys = await store.listTrustedKeys();
+    const matches = keys.filter((k) => k.keyId === keyId || (keyId.length >= 8 && k.keyId.startsWith(keyId)));
+    if (matches.length !== 1) throw createError('KEY_NOT_FOUND', { keyId });
+    await store.revokeKey(matches[0]!.keyId, reason);
+    await store.appendAudit({
+      actor,
+      action: 'trust.revoke',
+      target: matches[0]!.keyId,
+      result: 'ok',
+      details: { reason },
+    });
+    return (await store.getTrustedKey(matches[0]!.keyId))!;
+  }
+
+  async revokeRelease(pluginId: string, version: string, reason: string, actor = 'embed'): Promise<RevokedRelease> {
+    const store = this.#store();
+    const revoked = await store.revokeRelease(pluginId, version, reason);
+    await store.appendAudit({
+      actor,
+      action: 'trust.revoke-release',
+      target: `${pluginId}@${version}`,
+      result: 'ok',
+      details: { reason },
+    });
+    return revoked;
+  }
+
+  listRevokedReleases(): Promise<RevokedRelease[]> {
+    return this.#store().listRevokedReleases();
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * Validates a plugin folder, layer by layer, and returns every finding at
+ * once: manifest schema; structure (entry point inside, no links, no
+ * special files); the checksum of every file against the release
+ * statement; the signature and the signer's trust (key known and not
+ * revoked, publisher allowed, id in the key's namespaces); revoked
+ * releases; rollback; engine and dependency ranges; the import scanner and
+ * scanner hooks.
+ */
+
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import semver from 'semver';
+import type { StateStore } from '../store/types.ts';
+import { type FileEntry, hashFiles, listPluginFiles, releaseDigest } from './files.ts';
+import { type Finding, finding, hasErrors } from './findings.ts';
+import { type PluginManifest, readManifest } from './manifest.ts';
+import { runScanners, type ScannerHook, scanImports } from './scanner.ts';
+import {
+  type DsseEnvelope,
+  loadKey,
+  namespaceAllows,
+  parseEnvelope,
+  type ReleaseStatement,
+  SIGNATURE_FILE,
+  verifyEnvelopeSignature,
+} from './signing.ts';
+
+export interface TrustPolicy {
+  /** Accept releases with no valid signature (checksums still apply when a statement is there). */
+  allowUnsigned: boolean;
+  /** When not empty, only these publishers' keys are accepted. */
+  trustedPublishers: readonly string[];
+  /** Every file must match a recorded sha256. */
+  requireChecksum: boolean;
+}
+
+export interface ValidationOptions {
+  policy: TrustPolicy;
+  /** The trust store, revocations and rollback state. Without it no key is trusted. */
+  store?: StateStore;
+  /** The DataBridge version engine ranges are checked against. */
+  engineVersion: string;
+  /** Installed plugins (id → version), for dependency ranges. */
+  installed?: ReadonlyMap<string, string>;
+  /** Check the release against the highest version installed before (install and upgrade). */
+  checkRollback?: boolean;
+  /** Allow installing below the highest version seen (a rollback stays a warning). */
+  force?: boolean;
+  /** Run the import scanner and the hooks. Default true. */
+  scan?: boolean;
+  scanners?: readonly ScannerHook[];
+  /** Signature and trust only (`plugin verify`). */
+  signatureOnly?: boolean;
+}
+
+export interface ValidationReport {
+  valid: boolean;
+  findings: Finding[];
+  manifest: PluginManifest | null;
+  files: FileEntry[];
+  /** sha256 over the file list: the release's identity. */
+  digest: string | null;
+  statement: ReleaseStatement | null;
+  /** Who signed it, when a trusted signature verified. */
+  signer: { keyId: string; publisher: string } | null;
+}
+
+/** Validates the plugin in `dir`. Never throws for bad input: problems are findings. */
+export async function validatePluginDir(dir: string, options: ValidationOptions): Promise<ValidationReport> {
+  const findings: Finding[] = [];
+  const { manifest, findings: manifestFindings } = readManifest(dir);
+  findings.push(...manifestFindings);
+
+  const listing = await listPluginFiles(dir, [SIGNATURE_FILE]);
+  findings.push(...listing.findings);
+  if (manifest && !listing.files.includes(manifest.entryPoint)) {
+    findings.push(
+      finding('STRUCTURE_INVALID', `the entry point ${manifest.entryPoint} is not a file of the plugin`, {
+        path: 'manifest.json',
+        pointer: '/entryPoint',
+      }),
+    );
+  }
+  const files = await hashFiles(dir, listing.files);
+  const digest = listing.findings.length === 0 ? releaseDigest(files) : null;
+
+  // the release statement and its signatures
+  let envelope: DsseEnvelope | null = null;
+  let statement: ReleaseStatement | null = null;
+  let text: string | null = null;
+  try {
+    text = await readFile(join(dir, SIGNATURE_FILE), 'utf8');
+  } catch {
+    text = null;
+  }
+  if (text !== null) {
+    const parsed = parseEnvelope(text);
+    if ('findings' in parsed) findings.push(...parsed.findings);
+    else ({ envelope, statement } = parsed);
+  }
+  if (statement) findings.push(...compareFiles(statement, files));
+  if (statement && manifest) {
+    for (const field of ['id', 'version', 'publisher'] as const) {
+      if (statement[field] !== manifest[field]) {
+        findings.push(
+          finding(
+            'SIGNATURE_INVALID',
+            `the signed statement says ${field} "${statement[field]}", the manifest "${manifest[field]}"`,
+            {
+              path: SIGNATURE_FILE,
+            },
+          ),
+        );
+      }
+    }
+  }
+  if (!statement && text === null && options.policy.requireChecksum) {
+    findings.push(
+      finding('CHECKSUM_MISSING', `no ${SIGNATURE_FILE}: no recorded checksums (run databridge plugin sign)`, {
+        path: SIGNATURE_FILE,
+      }),
+    );
+  }
+
+  let signer: ValidationReport['signer'] = null;
+  const signatureFindings: Finding[] = [];
+  if (envelope && envelope.signatures.length > 0 && manifest) {
+    for (const sig of envelope.signatures) {
+      const result = await checkSignature(envelope, sig, manifest, options);
+      if ('signer' in result) {
+        signer = result.signer;
+        break;
+      }
+      signatureFindings.push(...result.findings);
+    }
+  }
+  if (!signer) {
+    if (signatureFindings.length) findings.push(...signatureFindings);
+    else if (text === null || envelope?.signatures.length === 0) {
+      findings.push(
+        finding(
+          'SIGNATURE_MISSING',
+          options.policy.allowUnsigned ? 'the release is not signed (allowed by policy)' : 'the release is not signed',
+          {
+            path: SIGNATURE_FILE,
+            severity: options.policy.allowUnsigned ? 'warning' : 'error',
+          },
+        ),
+      );
+    }
+  }
+  if (!signer && options.policy.allowUnsigned) {
+    // policy lets an unsigned release in; trust findings stay, but as warnings
+    for (const f of findings) if (f.code === 'PUBLISHER_UNTRUSTED') f.severity = 'warning';
+  }
+
+  if (manifest && !options.signatureOnly) {
+    const revoked =
+      options.store &&
+      (await options.store.listRevokedReleases()).find(
+        (r) => r.pluginId === manifest.id && r.version === manifest.version,
+      );
+    if (revoked)
+      findings.push(
+        finding('RELEASE_REVOKED', `${manifest.id}@${manifest.version} was revoked: ${revoked.reason}`, {
+          path: 'manifest.json',
+          pointer: '/version',
+        }),
+      );
+    const engines = manifest.engines?.databridge;
+    if (
+      engines &&
+      semver.validRange(engines) &&
+      !semver.satisfies(options.engineVersion, engines, { includePrerelease: true })
+    ) {
+      findings.push(
+        finding('ENGINE_INCOMPATIBLE', `needs DataBridge ${engines}; this is ${options.engineVersion}`, {
+          path: 'manifest.json',
+          pointer: '/engines/databridge',
+        }),
+      );
+    }
+    for (const [dep, range] of Object.entries(manifest.dependencies ?? {})) {
+      const have = options.installed?.get(dep);
+      const pointer = `/dependencies/${dep}`;
+      if (have === undefined) {
+        findings.push(
+          finding('DEPENDENCY_MISSING', `needs ${dep} ${range}, which is not installed`, {
+            path: 'manifest.json',
+            pointer,
+            severity: 'warning',
+          }),
+        );
+      } else if (semver.validRange(range) && !semver.satisfies(have, range, { includePrerelease: true })) {
+        findings.push(
+          finding('DEPENDENCY_MISSING', `needs ${dep} ${range}; ${have} is installed`, {
+            path: 'manifest.json',
+            pointer,
+            severity: 'warning',
+          }),
+        );
+      }
+    }
+    if (options.checkRollback && options.store && digest)
+      findings.push(...(await rollbackFindings(manifest, digest, options)));
+    if (options.scan !== false && !hasErrors(listing.findings)) {
+      findings.push(...(await scanImports(dir, listing.files, manifest)).findings);
+      if (options.scanners?.length) findings.push(...(await runScanners(options.scanners, dir, manifest)));
+    }
+  }
+  return { valid: !hasErrors(findings), findings, manifest, files, digest, statement, signer };
+}
+
+function compareFiles(statement: ReleaseStatement, files: readonly FileEntry[]): Finding[] {
+  const out: Finding[] = [];
+  const onDisk = new Map(files.map((f) => [f.path, f]));
+  const listed = new Set<string>();
+  for (const f of statement.files) {
+    listed.add(f.path);
+    const disk = onDisk.get(f.path);
+    if (!disk) out.push(finding('FILE_MISSING', 'listed in the signed statement but not present', { path: f.path }));
+    else if (disk.sha256 !== f.sha256 || disk.size !== f.size) {
+      out.push(
+        finding(
+          'CHECKSUM_MISMATCH',
+          `sha256 ${disk.sha256.slice(0, 12)}… (${disk.size} B), signed ${f.sha256.slice(0, 12)}… (${f.size} B)`,
+          { path: f.path },
+        ),
+      );
+    }
+  }
+  for (const f of files)
+    if (!listed.has(f.path))
+      out.push(finding('FILE_UNLISTED', 'present but not in the signed statement', { path: f.path }));
+  return out;
+}
+
+async function checkSignature(
+  envelope: DsseEnvelope,
+  sig: { keyid: string; sig: string },
+  manifest: PluginManifest,
+  options: ValidationOptions,
+): Promise<{ signer: { keyId: string; publisher: string } } | { findings: Finding[] }> {
+  const at = { path: SIGNATURE_FILE };
+  const key = options.store ? await options.store.getTrustedKey(sig.keyid) : undefined;
+  if (!key)
+    return {
+      findings: [
+        finding(
+          'PUBLISHER_UNTRUSTED',
+          `signed by key ${sig.keyid.slice(0, 16)}…, which the trust store does not hold`,
+          at,
+        ),
+      ],
+    };
+  if (!verifyEnvelopeSignature(envelope, sig, loadKey(key.publicKey, 'public'))) {
+    return {
+      findings: [finding('SIGNATURE_INVALID', `the signature by key ${sig.keyid.slice(0, 16)}… does not verify`, at)],
+    };
+  }
+  if (key.revokedAt) {
+    return {
+      findings: [
+        finding(
+          'KEY_REVOKED',
+          `key ${sig.keyid.slice(0, 16)}… of ${key.publisher} was revoked: ${key.revokedReason ?? 'no reason given'}`,
+          at,
+        ),
+      ],
+    };
+  }
+  const out: Finding[] = [];
+  if (key.publisher !== manifest.publisher) {
+    out.push(
+      finding(
+        'PUBLISHER_UNTRUSTED',
+        `the key belongs to ${key.publisher}, but the manifest names ${manifest.publisher}`,
+        at,
+      ),
+    );
+  }
+  if (options.policy.trustedPublishers.length && !options.policy.trustedPublishers.includes(key.publisher)) {
+    out.push(
+      finding(
+        'PUBLISHER_UNTRUSTED',
+        `publisher ${key.publisher} is not among the trusted publishers of this policy`,
+        at,
+      ),
+    );
+  }
+  if (!key.namespaces.some((ns) => namespaceAllows(ns, manifest.id))) {
+    out.push(
+      finding(
+        'NAMESPACE_FORBIDDEN',
+        `${key.publisher}'s key may sign ${key.namespaces.join(', ')}, not ${manifest.id}`,
+        {
+          path: 'manifest.json',
+          pointer: '/id',
+        },
+      ),
+    );
+  }
+  return out.length ? { findings: out } : { signer: { keyId: key.keyId, publisher: key.publisher } };
+}
+
+async function rollbackFindings(
+  manifest: PluginManifest,
+  digest: string,
+  options: ValidationOptions,
+): Promise<Finding[]> {
+  const state = await options.store!.getPluginState(manifest.id);
+  if (!state?.highestVersion) return [];
+  const at = { path: 'manifest.json', pointer: '/version' };
+  if (semver.lt(manifest.version, state.highestVersion)) {
+    return [
+      finding(
+        'VERSION_ROLLBACK',
+        `${manifest.version} is below ${state.highestVersion}, the highest installed${options.force ? ' (forced)' : ''}`,
+        {
+          ...at,
+          severity: options.force ? 'warning' : 'error',
+        },
+      ),
+    ];
+  }
+  if (semver.eq(manifest.version, state.highestVersion) && state.highestDigest && state.highestDigest !== digest) {
+    return [
+      finding(
+        'VERSION_CONFLICT',
+        `${manifest.version} was installed before with other bytes; publish a new version`,
+        at,
+      ),
+    ];
+  }
+  return [];
+}
