@@ -6,9 +6,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { flowBench } from './flow.ts';
+import { trustBench } from './trust.ts';
 import type { BenchGroup, BenchResult } from './types.ts';
 
-const GROUPS: Record<string, BenchGroup> = { flow: flowBench };
+const GROUPS: Record<string, BenchGroup> = { flow: flowBench, trust: trustBench };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = asked.filter((g) => !Object.hasOwn(GROUPS, g));

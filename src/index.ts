@@ -20,11 +20,22 @@ export { compileExpression } from './flow/expression.ts';
 export type { FlowDefinition, FlowFinding, FlowFindingCode, LoadFlowOptions } from './flow/flow-definition.ts';
 export { FLOW_FINDING_CODES, loadFlow, readFlowFile, validateFlow } from './flow/flow-definition.ts';
 export type { ProcessorStats } from './flow/processor-node.ts';
+export type { BundleLimits } from './plugin/bundle.ts';
+export { DEFAULT_BUNDLE_LIMITS } from './plugin/bundle.ts';
 export type { PluginManagerConfig, PluginManagerOptions } from './plugin/config.ts';
+export type { ExternalRecord } from './plugin/external.ts';
+export type { Finding, FindingCode } from './plugin/findings.ts';
+export { FINDING_CODES } from './plugin/findings.ts';
+export type { InstallOutcome } from './plugin/installer.ts';
 export type { ActorOption, ForceOption } from './plugin/manager.ts';
 export { createPluginManager, PluginManager } from './plugin/manager.ts';
+export type { PluginManifest, PluginPermissions } from './plugin/manifest.ts';
 export type { RegistryListener } from './plugin/registry.ts';
 export { PluginRegistry } from './plugin/registry.ts';
+export type { ScannerHook } from './plugin/scanner.ts';
+export type { DsseEnvelope, KeyPair, ReleaseStatement } from './plugin/signing.ts';
+export { generateSigningKey, keyIdOf } from './plugin/signing.ts';
+export type { TrustStore } from './plugin/trust.ts';
 export type {
   ComponentEntry,
   PluginInfo,
@@ -37,6 +48,7 @@ export type {
   RegistryStats,
   SandboxMode,
 } from './plugin/types.ts';
+export type { TrustPolicy, ValidationReport } from './plugin/validator.ts';
 export type { BuiltInProcessor } from './processors/index.ts';
 export { BUILTIN_PROCESSORS } from './processors/index.ts';
 export type { ResourceLimits } from './sandbox/limits.ts';
@@ -48,6 +60,8 @@ export type {
   InstallRecord,
   NamespaceRecord,
   PluginStateRecord,
+  RevokedRelease,
   StateStore,
+  TrustedKey,
 } from './store/types.ts';
 export { VERSION } from './version.ts';

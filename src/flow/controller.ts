@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { createError } from '../errors.ts';
 import { toSdkLogger } from '../log.ts';
 import type { PluginManager } from '../plugin/manager.ts';
-import { parseDataSize, parseDuration, type ValidationFinding } from '../sdk/index.ts';
+import type { RegistryEvent } from '../plugin/types.ts';
+import { type Processor, parseDataSize, parseDuration, type ValidationFinding } from '../sdk/index.ts';
 import { type BackPressure, Connection, type ConnectionStats } from './connection.ts';
 import { type ContentRepository, FileContentRepository, MemoryContentRepository } from './content-repository.ts';
 import type { FlowFileRecord } from './flowfile.ts';
@@ -128,9 +129,11 @@ export class FlowController {
   readonly #alertListeners = new Set<(alert: Alert) => void>();
   #lastActivity = Date.now();
   #closed = false;
+  readonly #unsubscribe: () => void;
 
   constructor(options: FlowControllerOptions) {
     this.manager = options.manager;
+    this.#unsubscribe = options.manager.on((event) => void this.#pluginChanged(event));
     if (options.repository === 'memory') {
       this.#content = new MemoryContentRepository();
       this.#flowFiles = new MemoryFlowFileRepository();
@@ -375,9 +378,59 @@ export class FlowController {
   async close(): Promise<void> {
     if (this.#closed) return;
     await this.stopAll();
+    this.#unsubscribe();
     this.#closed = true;
     this.#flowFiles.close();
     this.#content.close();
+  }
+
+  /**
+   * A plugin changed. Replaced (a reload or upgrade): each processor of it
+   * gets a fresh instance for new sessions while sessions in flight finish
+   * on the old one. Removed or disabled: its processors stop, with an alert.
+   */
+  async #pluginChanged(event: RegistryEvent): Promise<void> {
+    const nodes = [...this.#nodes.values()].filter((n) => n.pluginId === event.pluginId);
+    if (nodes.length === 0 || this.#closed) return;
+    if (event.type === 'unregistered' || event.type === 'disabled') {
+      for (const node of nodes) {
+        if (node.state === 'stopped') continue;
+        this.#alert(
+          'PLUGIN_UNAVAILABLE',
+          node,
+          `plugin ${event.pluginId} was ${event.type === 'disabled' ? 'disabled' : 'removed'}; the processor stopped`,
+        );
+        await this.stop(node.id);
+      }
+      return;
+    }
+    if (event.type !== 'registered') return;
+    for (const node of nodes) {
+      const old = node.processor;
+      let fresh: Processor;
+      try {
+        fresh = this.manager.registry.createProcessor(node.type).instance;
+        if (node.state === 'running' || node.state === 'starting') await fresh.initialize?.(node.context);
+      } catch (err) {
+        this.#alert(
+          'RELOAD_FAILED',
+          node,
+          `the new version could not start; the old one keeps serving: ${(err as Error).message}`,
+        );
+        continue;
+      }
+      node.processor = fresh;
+      node.logger.info('processor swapped to the reloaded plugin', { version: event.plugin?.version });
+      // the old instance stops once the sessions it runs are done
+      void (async () => {
+        while (node.activeTasks > 0) await new Promise((r) => setTimeout(r, 5));
+        try {
+          await old.onStopped?.(node.context);
+        } catch {
+          // the old version's shutdown failing does not concern the new one
+        }
+      })();
+    }
   }
 
   #schedule(node: ProcessorNode, delayMs: number, idle: boolean): void {

@@ -56,6 +56,15 @@ export class ExternalPlugins {
     return new Map(this.#o.registry.list().map((p) => [p.id, p.version]));
   }
 
+  /** Component type → the plugin that provides it. */
+  components(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const p of this.#o.registry.list()) {
+      for (const names of Object.values(p.components)) for (const n of names) out.set(n, p.id);
+    }
+    return out;
+  }
+
   async validate(
     dir: string,
     extra: { checkRollback?: boolean; force?: boolean; signatureOnly?: boolean } = {},
@@ -65,6 +74,7 @@ export class ExternalPlugins {
       store: this.#o.store,
       engineVersion: VERSION,
       installed: this.installed(),
+      components: this.components(),
       scanners: this.#o.scanners,
       ...extra,
     });
@@ -126,15 +136,20 @@ export class ExternalPlugins {
       registration = loaded.registration;
       findings = [...findings, ...loaded.findings];
     }
-    this.#records.set(id, { id, dir, findings, digest: report.digest, signer: report.signer });
     const state = await this.#o.store.getPluginState(id);
     if (registration) {
       registration.enabled = state?.enabled ?? true;
-      if (registry.has(id)) registry.replace(registration);
-      else registry.register(registration);
-      log.info({ plugin: id, version: registration.version }, 'plugin loaded');
-      return true;
+      try {
+        if (registry.has(id)) registry.replace(registration);
+        else registry.register(registration);
+        this.#records.set(id, { id, dir, findings, digest: report.digest, signer: report.signer });
+        log.info({ plugin: id, version: registration.version }, 'plugin loaded');
+        return true;
+      } catch (err) {
+        findings = [...findings, finding('LOAD_FAILED', (err as Error).message)];
+      }
     }
+    this.#records.set(id, { id, dir, findings, digest: report.digest, signer: report.signer });
     const codes = [...new Set(findings.filter((f) => f.severity === 'error').map((f) => f.code))];
     const reason = `${codes.join(', ')}: ${findings.find((f) => f.severity === 'error')?.message ?? 'failed'}`;
     log.warn({ plugin: id, codes }, 'plugin failed to load');

@@ -4,7 +4,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { lstat, open, readdir } from 'node:fs/promises';
+import { lstat, open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Finding, finding } from './findings.ts';
 
@@ -70,21 +70,27 @@ export async function listPluginFiles(
   return { files: files.sort(), findings };
 }
 
-/** sha256 and size of a file, read in 1 MiB chunks. */
+/** sha256 and size of a file: small ones in one read, large ones streamed in 1 MiB chunks. */
 export async function hashFile(
   path: string,
-  buffer: Buffer = Buffer.allocUnsafe(CHUNK),
+  scratch: { buffer?: Buffer } = {},
 ): Promise<{ sha256: string; size: number }> {
   const st = await lstat(path);
   if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+  if (st.size < CHUNK) {
+    const data = await readFile(path);
+    return { sha256: createHash('sha256').update(data).digest('hex'), size: data.length };
+  }
+  scratch.buffer ??= Buffer.allocUnsafe(CHUNK);
+  const chunk = scratch.buffer;
   const handle = await open(path, 'r');
   try {
     const hash = createHash('sha256');
     let size = 0;
     for (;;) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
       if (bytesRead === 0) break;
-      hash.update(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+      hash.update(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
       size += bytesRead;
     }
     return { sha256: hash.digest('hex'), size };
@@ -93,15 +99,15 @@ export async function hashFile(
   }
 }
 
-/** Hashes files under `dir`, a few at a time (each with its own buffer). */
+/** Hashes files under `dir`, a few at a time; a worker makes a chunk buffer only when it meets a large file. */
 export async function hashFiles(dir: string, paths: readonly string[], concurrency = 4): Promise<FileEntry[]> {
   const out: FileEntry[] = new Array(paths.length);
   let next = 0;
   const worker = async () => {
-    const buffer = Buffer.allocUnsafe(CHUNK);
+    const scratch: { buffer?: Buffer } = {};
     while (next < paths.length) {
       const i = next++;
-      const { sha256, size } = await hashFile(join(dir, paths[i]!), buffer);
+      const { sha256, size } = await hashFile(join(dir, paths[i]!), scratch);
       out[i] = { path: paths[i]!, sha256, size };
     }
   };

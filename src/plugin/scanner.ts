@@ -45,67 +45,105 @@ function granted(manifest: PluginManifest, permission: Permission): boolean {
   return Boolean(p?.[permission]);
 }
 
-/** Lists imports of the plugin's .js/.mjs/.cjs files and checks them against its permissions. */
+/** What one file imports: a pure function of its bytes, so it can be cached by sha256. */
+interface FileScan {
+  imports: string[];
+  dynamicImports: number;
+  native: string[];
+  parseError: string | null;
+}
+
+/** Bump when the scan changes, so cached results of older scanners are not used. */
+export const IMPORT_SCANNER = 'imports/1';
+
+function scanSource(source: string): FileScan {
+  const scan: FileScan = { imports: [], dynamicImports: 0, native: [], parseError: null };
+  let ast: ReturnType<typeof parse>;
+  try {
+    ast = parse(source, { ecmaVersion: 'latest', sourceType: 'module', allowHashBang: true });
+  } catch (err) {
+    scan.parseError = (err as Error).message;
+    return scan;
+  }
+  const found = new Set<string>();
+  const literal = (node: { type: string; value?: unknown } | null | undefined) =>
+    node && node.type === 'Literal' && typeof node.value === 'string' ? node.value : undefined;
+  simple(ast, {
+    ImportDeclaration(n) {
+      found.add(String(n.source.value));
+    },
+    ExportNamedDeclaration(n) {
+      if (n.source) found.add(String(n.source.value));
+    },
+    ExportAllDeclaration(n) {
+      found.add(String(n.source.value));
+    },
+    ImportExpression(n) {
+      const s = literal(n.source as { type: string; value?: unknown });
+      if (s) found.add(s);
+      else scan.dynamicImports++;
+    },
+    CallExpression(n) {
+      if (n.callee.type === 'Identifier' && n.callee.name === 'require') {
+        const s = literal(n.arguments[0] as { type: string; value?: unknown });
+        if (s) found.add(s);
+      }
+      if (
+        n.callee.type === 'MemberExpression' &&
+        n.callee.object.type === 'Identifier' &&
+        n.callee.object.name === 'process' &&
+        n.callee.property.type === 'Identifier' &&
+        (n.callee.property.name === 'binding' || n.callee.property.name === 'dlopen')
+      ) {
+        scan.native.push(n.callee.property.name);
+      }
+    },
+  });
+  scan.imports = [...found].sort();
+  return scan;
+}
+
+/** Where scan results are kept between validations (the state store). */
+export interface ScanCache {
+  getScanResult(sha256: string, scanner: string): Promise<unknown>;
+  saveScanResult(sha256: string, scanner: string, result: unknown): Promise<void>;
+}
+
+/**
+ * Lists imports of the plugin's .js/.mjs/.cjs files and checks them against
+ * its permissions. With a cache, a file already scanned (same sha256) is not
+ * parsed again.
+ */
 export async function scanImports(
   dir: string,
-  files: readonly string[],
+  files: readonly { path: string; sha256: string }[],
   manifest: PluginManifest,
+  cache?: ScanCache,
 ): Promise<ImportReport> {
   const report: ImportReport = { imports: {}, findings: [] };
-  for (const path of files.filter((f) => /\.(m?js|cjs)$/.test(f))) {
-    const source = await readFile(join(dir, path), 'utf8');
-    const found = new Set<string>();
-    let ast: ReturnType<typeof parse>;
-    try {
-      ast = parse(source, { ecmaVersion: 'latest', sourceType: 'module', allowHashBang: true });
-    } catch (err) {
-      report.findings.push(finding('STRUCTURE_INVALID', `not valid JavaScript: ${(err as Error).message}`, { path }));
+  for (const { path, sha256 } of files.filter((f) => /\.(m?js|cjs)$/.test(f.path))) {
+    let scan = (await cache?.getScanResult(sha256, IMPORT_SCANNER)) as FileScan | undefined;
+    if (!scan) {
+      scan = scanSource(await readFile(join(dir, path), 'utf8'));
+      await cache?.saveScanResult(sha256, IMPORT_SCANNER, scan);
+    }
+    if (scan.parseError) {
+      report.findings.push(finding('STRUCTURE_INVALID', `not valid JavaScript: ${scan.parseError}`, { path }));
       continue;
     }
-    const literal = (node: { type: string; value?: unknown } | null | undefined) =>
-      node && node.type === 'Literal' && typeof node.value === 'string' ? node.value : undefined;
-    simple(ast, {
-      ImportDeclaration(n) {
-        found.add(String(n.source.value));
-      },
-      ExportNamedDeclaration(n) {
-        if (n.source) found.add(String(n.source.value));
-      },
-      ExportAllDeclaration(n) {
-        found.add(String(n.source.value));
-      },
-      ImportExpression(n) {
-        const s = literal(n.source as { type: string; value?: unknown });
-        if (s) found.add(s);
-        else {
-          report.findings.push(
-            finding('IMPORT_DYNAMIC', 'import() of a computed name cannot be checked against the permissions', {
-              path,
-              severity: 'warning',
-            }),
-          );
-        }
-      },
-      CallExpression(n) {
-        if (n.callee.type === 'Identifier' && n.callee.name === 'require') {
-          const s = literal(n.arguments[0] as { type: string; value?: unknown });
-          if (s) found.add(s);
-        }
-        if (
-          n.callee.type === 'MemberExpression' &&
-          n.callee.object.type === 'Identifier' &&
-          n.callee.object.name === 'process' &&
-          n.callee.property.type === 'Identifier' &&
-          (n.callee.property.name === 'binding' || n.callee.property.name === 'dlopen')
-        ) {
-          report.findings.push(
-            finding('PERMISSION_UNDECLARED', `process.${n.callee.property.name}() reaches native code`, { path }),
-          );
-        }
-      },
-    });
-    report.imports[path] = [...found].sort();
-    for (const spec of found) {
+    if (scan.dynamicImports) {
+      report.findings.push(
+        finding('IMPORT_DYNAMIC', 'import() of a computed name cannot be checked against the permissions', {
+          path,
+          severity: 'warning',
+        }),
+      );
+    }
+    for (const call of scan.native) {
+      report.findings.push(finding('PERMISSION_UNDECLARED', `process.${call}() reaches native code`, { path }));
+    }
+    report.imports[path] = scan.imports;
+    for (const spec of scan.imports) {
       const name = spec.startsWith('node:') ? spec.slice(5) : spec;
       const permission = NEEDS[name];
       if (permission && !granted(manifest, permission)) {

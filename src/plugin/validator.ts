@@ -14,7 +14,7 @@ import semver from 'semver';
 import type { StateStore } from '../store/types.ts';
 import { type FileEntry, hashFiles, listPluginFiles, releaseDigest } from './files.ts';
 import { type Finding, finding, hasErrors } from './findings.ts';
-import { type PluginManifest, readManifest } from './manifest.ts';
+import { componentNames, type PluginManifest, readManifest } from './manifest.ts';
 import { runScanners, type ScannerHook, scanImports } from './scanner.ts';
 import {
   type DsseEnvelope,
@@ -43,6 +43,8 @@ export interface ValidationOptions {
   engineVersion: string;
   /** Installed plugins (id → version), for dependency ranges. */
   installed?: ReadonlyMap<string, string>;
+  /** Component type → the plugin that provides it, to find clashes before anything moves. */
+  components?: ReadonlyMap<string, string>;
   /** Check the release against the highest version installed before (install and upgrade). */
   checkRollback?: boolean;
   /** Allow installing below the highest version seen (a rollback stays a warning). */
@@ -202,10 +204,24 @@ export async function validatePluginDir(dir: string, options: ValidationOptions)
         );
       }
     }
-    if (options.checkRollback && options.store && digest)
+    for (const kind of ['processors', 'controllerServices', 'reportingTasks'] as const) {
+      componentNames(manifest.provides[kind]).forEach((name, i) => {
+        const owner = options.components?.get(name);
+        if (owner !== undefined && owner !== manifest.id) {
+          findings.push(
+            finding('COMPONENT_CONFLICT', `"${name}" is already provided by ${owner}`, {
+              path: 'manifest.json',
+              pointer: `/provides/${kind}/${i}`,
+            }),
+          );
+        }
+      });
+    }
+    if (options.checkRollback && options.store && digest) {
       findings.push(...(await rollbackFindings(manifest, digest, options)));
+    }
     if (options.scan !== false && !hasErrors(listing.findings)) {
-      findings.push(...(await scanImports(dir, listing.files, manifest)).findings);
+      findings.push(...(await scanImports(dir, files, manifest, options.store)).findings);
       if (options.scanners?.length) findings.push(...(await runScanners(options.scanners, dir, manifest)));
     }
   }

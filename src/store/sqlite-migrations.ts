@@ -58,6 +58,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
      at TEXT NOT NULL,
      PRIMARY KEY (plugin_id, version)
    ) STRICT;`,
+  `CREATE TABLE scan_cache (
+     sha256 TEXT NOT NULL,
+     scanner TEXT NOT NULL,
+     result TEXT NOT NULL,
+     PRIMARY KEY (sha256, scanner)
+   ) STRICT;`,
 ];
 
 /** Marks a database as DataBridge's own ("DBrg"), to tell it from another program's. */

@@ -315,6 +315,17 @@ export class SqliteStore implements StateStore {
       }));
   }
 
+  async getScanResult(sha256: string, scanner: string): Promise<unknown> {
+    const row = this.#db.prepare('SELECT result FROM scan_cache WHERE sha256 = ? AND scanner = ?').get(sha256, scanner);
+    return row ? JSON.parse(String(row.result)) : undefined;
+  }
+
+  async saveScanResult(sha256: string, scanner: string, result: unknown): Promise<void> {
+    this.#db
+      .prepare('INSERT OR REPLACE INTO scan_cache (sha256, scanner, result) VALUES (?, ?, ?)')
+      .run(sha256, scanner, JSON.stringify(result));
+  }
+
   async close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close();
   }

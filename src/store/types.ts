@@ -130,5 +130,9 @@ export interface StateStore {
   revokeRelease(pluginId: string, version: string, reason: string): Promise<RevokedRelease>;
   listRevokedReleases(): Promise<RevokedRelease[]>;
 
+  /** What a scanner found in a file with this sha256 (the result depends on the bytes only). */
+  getScanResult(sha256: string, scanner: string): Promise<unknown>;
+  saveScanResult(sha256: string, scanner: string, result: unknown): Promise<void>;
+
   close(): Promise<void>;
 }

@@ -101,7 +101,10 @@ describe('databridge run', () => {
     });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    await sleep(1500);
+    // wait for the generator's session to reach the journal, not for a fixed time: machines are slow under load
+    const journal = join(data, 'repository', 'flowfiles', 'journal.0');
+    for (let i = 0; i < 500 && !(existsSync(journal) && statSync(journal).size > 20_000); i++) await sleep(20);
+    await sleep(300);
     child.kill('SIGINT');
     const code = await new Promise((r) => child.on('exit', r));
     assert.equal(code, 130);

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { createError, ERRORS } from '../../src/errors.ts';
 import { EXPRESSION_FUNCTIONS } from '../../src/flow/expression.ts';
 import { FLOW_FINDING_CODES } from '../../src/flow/flow-definition.ts';
+import { FINDING_CODES } from '../../src/plugin/findings.ts';
 import { ROOT } from '../helpers.ts';
 
 const doc = readFileSync(join(ROOT, 'docs', 'errors.md'), 'utf8');
@@ -34,6 +35,13 @@ test('docs/errors.md lists every flow finding code', () => {
   const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
   const listed = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]).sort();
   assert.deepEqual(listed, [...FLOW_FINDING_CODES].sort());
+});
+
+test('docs/errors.md lists every plugin finding code', () => {
+  const start = doc.indexOf('## Plugin findings');
+  const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
+  const listed = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]).sort();
+  assert.deepEqual(listed, [...FINDING_CODES].sort());
 });
 
 test('docs/expression-language.md documents every function', () => {
