@@ -122,6 +122,9 @@ export const ERRORS = {
   KEY_INVALID: spec<{ file: string; reason: string }>(400, (p) => `${p.file}: ${p.reason}`),
   KEY_NOT_FOUND: spec<{ keyId: string }>(404, (p) => `No key ${p.keyId} in the trust store`),
   UNAUTHORIZED: spec(401, () => 'A valid bearer token is required: Authorization: Bearer <token>'),
+  BODY_TOO_LARGE: spec(413, () => 'The request body is over the upload cap'),
+  UNSUPPORTED_MEDIA_TYPE: spec(415, () => 'That content type is not accepted here'),
+  INTERNAL: spec(500, () => 'Internal error; the server log has the details'),
   ROUTE_NOT_FOUND: spec<{ method: string; url: string }>(404, (p) => `No route ${p.method} ${p.url}`),
   MANAGER_SHUT_DOWN: spec(409, () => 'The plugin manager has been shut down'),
 } as const;

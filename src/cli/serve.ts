@@ -1,8 +1,18 @@
-/** `databridge serve`: the plugin manager behind the REST API, until stopped. */
+/**
+ * `databridge serve`: the plugin manager, the REST API and (with --flow) a
+ * running flow, until SIGINT or SIGTERM stops them gracefully: the server
+ * stops taking requests, sessions finish or roll back, the queues are
+ * snapshotted and the store is closed.
+ */
 
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createError } from '../errors.ts';
-import { createPluginManager } from '../plugin/manager.ts';
+import { createFlowController, type FlowController } from '../flow/controller.ts';
+import { loadFlow, readFlowFile } from '../flow/flow-definition.ts';
+import { createPluginManager, type PluginManager } from '../plugin/manager.ts';
+import { keyIdOf } from '../plugin/signing.ts';
 import { buildServer } from '../server/app.ts';
 import { resolveToken } from '../server/token.ts';
 import { managerOptions, type StateOptions, withStateOptions } from './common.ts';
@@ -10,48 +20,99 @@ import { managerOptions, type StateOptions, withStateOptions } from './common.ts
 interface ServeOptions extends StateOptions {
   host: string;
   port: string;
+  flow?: string;
+  watch?: boolean;
+  seedExamples?: boolean;
+}
+
+const EXAMPLES = resolve(import.meta.dirname, '..', '..', 'examples');
+
+/**
+ * Trusts the example key for acme.* and installs the example plugins that
+ * are not installed yet: what `npm start` shows a newcomer. Audited as `seed`.
+ */
+async function seedExamples(manager: PluginManager): Promise<string[]> {
+  const notes: string[] = [];
+  const pem = readFileSync(join(EXAMPLES, 'keys', 'acme-example.pub'), 'utf8');
+  if (!(await manager.trust.list()).some((k) => k.keyId === keyIdOf(pem))) {
+    await manager.trust.addKey({ publisher: 'acme', publicKeyPem: pem, namespaces: ['acme.*'] }, 'seed');
+    notes.push('trusted the example key for acme.* (examples/keys; for the examples only)');
+  }
+  for (const name of readdirSync(join(EXAMPLES, 'plugins'))) {
+    if (manager.registry.has(name)) continue;
+    try {
+      await manager.install(join(EXAMPLES, 'plugins', name), { actor: 'seed' });
+      notes.push(`installed the example plugin ${name}`);
+    } catch (err) {
+      notes.push(`could not install the example plugin ${name}: ${(err as Error).message}`);
+    }
+  }
+  return notes;
 }
 
 export function registerServe(program: Command): void {
   withStateOptions(
     program
       .command('serve')
-      .description('run the plugin host and its REST API (and, later, the console)')
+      .description('run the plugin host, its REST API and, with --flow, a flow')
       .option('--host <host>', 'address to listen on (env DATABRIDGE_HOST)', process.env.DATABRIDGE_HOST ?? '127.0.0.1')
-      .option('--port <port>', 'port; 0 picks a free one (env DATABRIDGE_PORT)', process.env.DATABRIDGE_PORT ?? '8080'),
+      .option('--port <port>', 'port; 0 picks a free one (env DATABRIDGE_PORT)', process.env.DATABRIDGE_PORT ?? '8080')
+      .option('--flow <file>', 'run this flow (env DATABRIDGE_FLOW)', process.env.DATABRIDGE_FLOW)
+      .option('--watch', 'watch the plugin directory and hot-reload changed plugins')
+      .option('--seed-examples', 'trust the example key for acme.* and install the example plugins (npm start does)'),
   ).action(async (opts: ServeOptions) => {
     const port = Number(opts.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw createError('USAGE', { message: `--port must be a number from 0 to 65535, not "${opts.port}"` });
     }
-    const manager = await createPluginManager(managerOptions(opts, { logLevel: 'info' }));
-    const token = resolveToken(manager.config.dataDir);
-    const app = await buildServer({ manager, token });
+    if (opts.flow && !existsSync(opts.flow))
+      throw createError('USAGE', { message: `the flow file ${opts.flow} does not exist` });
+    const manager = await createPluginManager(
+      managerOptions(opts, { logLevel: 'info', watchChanges: opts.watch ?? false }),
+    );
+    let flow: FlowController | undefined;
+    let server: Awaited<ReturnType<typeof buildServer>> | undefined;
     try {
-      await app.listen({ host: opts.host, port });
+      const notes = opts.seedExamples ? await seedExamples(manager) : [];
+      if (opts.flow) {
+        flow = await createFlowController({ manager });
+        await loadFlow(flow, readFlowFile(opts.flow), { baseDir: dirname(resolve(opts.flow)) });
+      }
+      const token = resolveToken(manager.config.dataDir);
+      server = await buildServer({ manager, token, flow });
+      await server.app.listen({ host: opts.host, port });
+      if (flow) await flow.startAll();
+      const address = server.app.server.address();
+      const actualPort = typeof address === 'object' && address ? address.port : port;
+      const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+      const stats = manager.stats();
+      process.stdout.write(
+        [
+          ...notes.map((n) => `  ${n}`),
+          `DataBridge ${manager.registry.get('builtin.GenerateFlowFile').version} serving ${stats.total} plugins (${stats.bySource.builtin} built-in, ${stats.bySource.external} external; ${stats.byStatus.error} in error)${flow ? `, running ${opts.flow}` : ''}`,
+          `  data:    ${manager.config.dataDir}`,
+          `  plugins: ${manager.config.pluginDir}${opts.watch ? ' (watched)' : ''}`,
+          `  API:     http://${shownHost}:${actualPort}/api (docs: /docs/api)`,
+          `  open:    http://${shownHost}:${actualPort}/?token=${token}`,
+          '',
+        ].join('\n'),
+      );
     } catch (err) {
+      await server?.app.close();
+      await flow?.close();
       await manager.shutdown();
       throw err;
     }
-    const address = app.server.address();
-    const actualPort = typeof address === 'object' && address ? address.port : port;
-    const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-    const stats = manager.stats();
-    process.stdout.write(
-      `DataBridge serving ${stats.total} plugins ` +
-        `(${stats.bySource.builtin} built-in, ${stats.bySource.external} external; ${stats.byStatus.error} in error)\n` +
-        `  data:    ${manager.config.dataDir}\n  plugins: ${manager.config.pluginDir}\n` +
-        `  open:    http://${shownHost}:${actualPort}/?token=${token}\n`,
-    );
-    await new Promise<void>((resolve) => {
+    await new Promise<void>((resolveStop) => {
       const stop = (signal: string) => {
-        process.stdout.write(`\n${signal}: stopping…\n`);
-        resolve();
+        process.stdout.write(`${signal}: stopping…\n`);
+        resolveStop();
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
-    await app.close();
+    await server.app.close();
+    await flow?.close();
     await manager.shutdown();
   });
 }

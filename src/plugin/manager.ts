@@ -13,6 +13,7 @@ import { type FSWatcher, watch } from 'chokidar';
 import { createError } from '../errors.ts';
 import { createLogger, type PinoLogger } from '../log.ts';
 import { BUILTIN_PROCESSORS, builtInPluginId } from '../processors/index.ts';
+import { Namespaces } from '../sandbox/namespaces.ts';
 import type { Processor, ProcessorInfo } from '../sdk/index.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
 import type { StateStore } from '../store/types.ts';
@@ -49,6 +50,11 @@ export class PluginManager {
   readonly registry = new PluginRegistry();
   /** Publishers' keys and revocations. */
   readonly trust = new TrustStore(() => this.store);
+  /** Namespaces and their resource limits. */
+  readonly namespaces = new Namespaces(
+    () => this.store,
+    () => this.config.defaultLimits,
+  );
   readonly log: PinoLogger;
   #store: StateStore | undefined;
   #state: 'new' | 'initializing' | 'ready' | 'closed' = 'new';

@@ -1,43 +1,84 @@
 /**
- * The Fastify application: authentication on `/api`, JSON errors of one
- * shape, and the routes. A thin layer over the host API.
+ * The Fastify application: bearer-token authentication on `/api` and
+ * `/metrics`, one JSON error shape, the routes, an OpenAPI document made
+ * from the route schemas, and a page that renders it. A thin layer over the
+ * host API.
  */
 
-import Fastify, { type FastifyInstance } from 'fastify';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { createError, DataBridgeError } from '../errors.ts';
+import type { FlowController } from '../flow/controller.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 import { VERSION } from '../version.ts';
-import { registerPluginRoutes } from './routes/plugins.ts';
+import { EventHub } from './events.ts';
+import { metricsRoutes } from './metrics.ts';
+import { namespaceRoutes, trustRoutes } from './routes/admin.ts';
+import { observeRoutes } from './routes/observe.ts';
+import { pluginRoutes } from './routes/plugins.ts';
 import { tokenMatches } from './token.ts';
 
 export interface ServerOptions {
   manager: PluginManager;
   token: string;
+  /** The flow the server runs, if any (`--flow`). */
+  flow?: FlowController;
   /** Fastify's request log; off by default (the manager logs what matters). */
   logRequests?: boolean;
 }
 
-export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logRequests ? { level: 'info' } : false, bodyLimit: 1024 * 1024 });
+/** The server and its event hub (which `serve` also feeds). */
+export interface Server {
+  app: FastifyInstance;
+  hub: EventHub;
+}
+
+const FASTIFY_CODES: Record<number, string> = {
+  413: 'BODY_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  404: 'ROUTE_NOT_FOUND',
+  405: 'USAGE',
+};
+
+function needsToken(url: string): boolean {
+  return url === '/api' || url.startsWith('/api/') || url === '/metrics' || url.startsWith('/metrics?');
+}
+
+export async function buildServer(options: ServerOptions): Promise<Server> {
+  const { manager, flow } = options;
+  const app = Fastify({
+    logger: options.logRequests ? { level: 'info' } : false,
+    bodyLimit: 1024 * 1024,
+    // a stop closes idle keep-alive connections instead of waiting on them
+    forceCloseConnections: true,
+    // query strings like ?tag=a&tag=b and ?enabled=true are coerced by the schemas
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
+  });
+  const hub = new EventHub(manager, flow);
+  app.addHook('onClose', async () => hub.close());
 
   app.addHook('onRequest', async (request) => {
-    if (!request.url.startsWith('/api/') && request.url !== '/api') return;
-    const header = request.headers.authorization ?? '';
-    const m = /^Bearer (.+)$/i.exec(header);
+    if (!needsToken(request.url)) return;
+    const m = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '');
     if (!m || !tokenMatches(m[1]!.trim(), options.token)) throw createError('UNAUTHORIZED', {});
   });
 
-  app.setErrorHandler((err, _request, reply) => {
+  app.setErrorHandler((err, request, reply) => {
     if (err instanceof DataBridgeError) return reply.status(err.status).send({ error: err.toJSON() });
     const e = err as { validation?: unknown; statusCode?: number; message: string; code?: string };
-    if (e.validation) {
+    if (e.validation)
       return reply.status(400).send({ error: { code: 'USAGE', message: e.message, details: e.validation } });
-    }
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
-      return reply.status(e.statusCode).send({ error: { code: 'USAGE', message: e.message, details: null } });
+      return reply
+        .status(e.statusCode)
+        .send({ error: { code: FASTIFY_CODES[e.statusCode] ?? 'USAGE', message: e.message, details: null } });
     }
-    options.manager.log.error({ err }, 'request failed');
-    return reply.status(500).send({ error: { code: 'INTERNAL', message: 'Internal error', details: null } });
+    manager.log.error({ err: e.message, url: request.url }, 'request failed');
+    return reply
+      .status(500)
+      .send({ error: { code: 'INTERNAL', message: 'Internal error; the server log has the details', details: null } });
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -45,7 +86,42 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     return reply.status(err.status).send({ error: err.toJSON() });
   });
 
-  app.get('/healthz', async () => ({ status: 'ok', version: VERSION }));
-  await app.register(registerPluginRoutes, { prefix: '/api/plugins', manager: options.manager });
-  return app;
+  // bundles arrive as their bytes; anything else is refused with 415
+  app.addContentTypeParser(
+    ['application/gzip', 'application/x-gzip', 'application/octet-stream'],
+    { parseAs: 'buffer', bodyLimit: manager.config.bundleLimits.maxBytes },
+    (_req, body, done) => done(null, body),
+  );
+  await app.register(multipart, { limits: { fileSize: manager.config.bundleLimits.maxBytes, files: 1, fields: 10 } });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'DataBridge',
+        version: VERSION,
+        description: 'The plugin host’s REST API. Every /api route needs Authorization: Bearer <token>.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs/api', uiConfig: { persistAuthorization: true } });
+
+  const actor = (request: FastifyRequest) => `api:${request.ip}`;
+  app.get(
+    '/healthz',
+    { schema: { tags: ['observe'], summary: 'Liveness (no token needed)', security: [] } },
+    async () => ({
+      status: 'ok',
+      version: VERSION,
+    }),
+  );
+  await app.register(pluginRoutes, { prefix: '/api/plugins', manager, flow, actor });
+  await app.register(namespaceRoutes, { prefix: '/api/namespaces', manager, actor });
+  await app.register(trustRoutes, { prefix: '/api/trust', manager, actor });
+  await app.register(observeRoutes, { prefix: '/api', manager, flow, hub });
+  await app.register(metricsRoutes, { manager, flow });
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return { app, hub };
 }

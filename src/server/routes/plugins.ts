@@ -1,16 +1,225 @@
-/** `/api/plugins`: list, search and read plugins. */
+/**
+ * `/api/plugins`: list, search, read, enable, disable, install, reload,
+ * uninstall, statistics, live status and validation findings.
+ */
 
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { createError } from '../../errors.ts';
+import type { FlowController } from '../../flow/controller.ts';
 import type { PluginManager } from '../../plugin/manager.ts';
+import { PLUGIN_SOURCES, PLUGIN_STATUSES, PLUGIN_TYPES } from '../../plugin/types.ts';
+import { errors, forceQuery, idParams } from '../schemas.ts';
 
-export const registerPluginRoutes: FastifyPluginAsync<{ manager: PluginManager }> = async (app, { manager }) => {
-  app.get('/', async () => manager.list());
+export interface PluginRoutesOptions {
+  manager: PluginManager;
+  flow?: FlowController;
+  /** The actor name for the audit log. */
+  actor: (request: FastifyRequest) => string;
+}
+
+export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app, { manager, flow, actor }) => {
+  // the list is what the console polls: serialized once per change, not per request
+  let listCache: string | null = null;
+  const off = manager.on(() => {
+    listCache = null;
+  });
+  app.addHook('onClose', async () => off());
+
+  app.get(
+    '/',
+    { schema: { tags: ['plugins'], summary: 'Every registered plugin', response: errors(401) } },
+    async (_req, reply) => {
+      listCache ??= JSON.stringify(manager.list());
+      return reply.type('application/json').send(listCache);
+    },
+  );
+
+  app.get<{
+    Querystring: {
+      q?: string;
+      type?: string;
+      tag?: string | string[];
+      status?: string;
+      enabled?: boolean;
+      source?: string;
+    };
+  }>(
+    '/search',
+    {
+      schema: {
+        tags: ['plugins'],
+        summary: 'Search by free text, type, tags, status, enabled, source',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            q: { type: 'string', maxLength: 200 },
+            type: { enum: [...PLUGIN_TYPES] },
+            tag: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+            status: { enum: [...PLUGIN_STATUSES] },
+            enabled: { type: 'boolean' },
+            source: { enum: [...PLUGIN_SOURCES] },
+          },
+        },
+        response: errors(400, 401),
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      return manager.search({
+        text: q.q,
+        type: q.type as never,
+        tags: q.tag === undefined ? undefined : Array.isArray(q.tag) ? q.tag : [q.tag],
+        status: q.status as never,
+        enabled: q.enabled,
+        source: q.source as never,
+      });
+    },
+  );
+
+  app.get(
+    '/stats',
+    { schema: { tags: ['plugins'], summary: 'Counts by type, status and source', response: errors(401) } },
+    async () => manager.stats(),
+  );
+
+  app.post<{ Querystring: { force: boolean } }>(
+    '/install',
+    {
+      bodyLimit: manager.config.bundleLimits.maxBytes,
+      schema: {
+        tags: ['plugins'],
+        summary: 'Install a .tgz bundle (body as application/gzip, or multipart with one file)',
+        querystring: forceQuery,
+        response: errors(400, 401, 409, 413, 415, 422),
+      },
+    },
+    async (request, reply) => {
+      let bundle: Buffer;
+      if (request.isMultipart()) {
+        const file = await request.file();
+        if (!file) throw createError('USAGE', { message: 'the multipart body holds no file' });
+        bundle = await file.toBuffer();
+      } else if (Buffer.isBuffer(request.body)) bundle = request.body;
+      else throw createError('USAGE', { message: 'send the bundle as application/gzip or multipart/form-data' });
+      if (bundle.length === 0) throw createError('USAGE', { message: 'the bundle is empty' });
+      const { plugin, outcome } = await manager.install(bundle, { force: request.query.force, actor: actor(request) });
+      return reply.status(201).send({ plugin, outcome });
+    },
+  );
 
   app.get<{ Params: { id: string } }>(
     '/:id',
-    {
-      schema: { params: { type: 'object', properties: { id: { type: 'string', maxLength: 200 } }, required: ['id'] } },
-    },
+    { schema: { tags: ['plugins'], summary: 'One plugin', params: idParams, response: errors(401, 404) } },
     async (request) => manager.get(request.params.id),
+  );
+
+  app.put<{ Params: { id: string } }>(
+    '/:id/enable',
+    { schema: { tags: ['plugins'], summary: 'Enable a plugin', params: idParams, response: errors(401, 404) } },
+    async (request) => manager.enable(request.params.id, { actor: actor(request) }),
+  );
+
+  app.put<{ Params: { id: string }; Querystring: { force: boolean } }>(
+    '/:id/disable',
+    {
+      schema: {
+        tags: ['plugins'],
+        summary: 'Disable a plugin (409 while enabled plugins depend on it, unless force)',
+        params: idParams,
+        querystring: forceQuery,
+        response: errors(401, 404, 409),
+      },
+    },
+    async (request) => manager.disable(request.params.id, { actor: actor(request), force: request.query.force }),
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/:id/reload',
+    {
+      schema: {
+        tags: ['plugins'],
+        summary: 'Validate and load the plugin’s files again; on failure the loaded version keeps serving',
+        params: idParams,
+        response: errors(401, 404, 409, 422),
+      },
+    },
+    async (request) => manager.reload(request.params.id, { actor: actor(request) }),
+  );
+
+  app.delete<{ Params: { id: string }; Querystring: { force: boolean } }>(
+    '/:id',
+    {
+      schema: {
+        tags: ['plugins'],
+        summary: 'Uninstall a plugin (409 while enabled plugins depend on it, unless force)',
+        params: idParams,
+        querystring: forceQuery,
+        response: errors(401, 404, 409),
+      },
+    },
+    async (request, reply) => {
+      await manager.uninstall(request.params.id, { actor: actor(request), force: request.query.force });
+      return reply.status(204).send();
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/:id/status',
+    {
+      schema: {
+        tags: ['plugins'],
+        summary: 'Live status and resource use',
+        params: idParams,
+        response: errors(401, 404),
+      },
+    },
+    async (request) => {
+      const plugin = manager.get(request.params.id);
+      const processors = Object.values(flow?.stats().processors ?? {}).filter((p) => p.pluginId === plugin.id);
+      const sum = (k: 'in' | 'out' | 'bytesIn' | 'bytesOut' | 'tasks' | 'errors') =>
+        processors.reduce((n, p) => n + p[k], 0);
+      return {
+        id: plugin.id,
+        status: plugin.status,
+        statusReason: plugin.statusReason,
+        enabled: plugin.enabled,
+        isolation: plugin.isolation,
+        stats: plugin.stats,
+        flow: {
+          processors: processors.map((p) => ({ id: p.id, type: p.type, state: p.state, activeTasks: p.activeTasks })),
+          in: sum('in'),
+          out: sum('out'),
+          bytesIn: sum('bytesIn'),
+          bytesOut: sum('bytesOut'),
+          tasks: sum('tasks'),
+          errors: sum('errors'),
+        },
+        at: new Date().toISOString(),
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/:id/validation',
+    {
+      schema: {
+        tags: ['plugins'],
+        summary: 'The findings of the plugin’s last validation',
+        params: idParams,
+        response: errors(401, 404),
+      },
+    },
+    async (request) => {
+      const record = manager.validation(request.params.id);
+      return {
+        id: record.id,
+        valid: !record.findings.some((f) => f.severity === 'error'),
+        findings: record.findings,
+        digest: record.digest,
+        signer: record.signer,
+        history: await manager.store.installHistory(record.id),
+      };
+    },
   );
 };

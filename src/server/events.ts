@@ -1,0 +1,68 @@
+/**
+ * The event hub behind `GET /api/events` (Server-Sent Events) and
+ * `GET /api/alerts`: registry changes, installs and reloads, and alerts,
+ * each with a sequence number so a client can tell what it missed.
+ */
+
+import type { Alert, FlowController } from '../flow/controller.ts';
+import type { PluginManager } from '../plugin/manager.ts';
+
+export interface HubEvent {
+  seq: number;
+  type: string;
+  at: string;
+  data: unknown;
+}
+
+const KEEP_ALERTS = 500;
+
+export class EventHub {
+  #seq = 0;
+  readonly #listeners = new Set<(e: HubEvent) => void>();
+  readonly #alerts: (Alert & { seq: number })[] = [];
+  readonly #unsubscribe: (() => void)[] = [];
+
+  constructor(manager: PluginManager, flow: FlowController | undefined) {
+    this.#unsubscribe.push(
+      manager.on((e) => this.publish(`plugin.${e.type}`, { pluginId: e.pluginId, plugin: e.plugin })),
+    );
+    if (flow) this.#unsubscribe.push(flow.onAlert((a) => this.alert(a)));
+  }
+
+  /** Sends an event to every listener (parallel; a listener that throws is dropped). */
+  publish(type: string, data: unknown): HubEvent {
+    const event = { seq: ++this.#seq, type, at: new Date().toISOString(), data };
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch {
+        this.#listeners.delete(listener);
+      }
+    }
+    return event;
+  }
+
+  alert(alert: Alert): void {
+    const event = this.publish('alert', alert);
+    this.#alerts.push({ ...alert, seq: event.seq });
+    if (this.#alerts.length > KEEP_ALERTS) this.#alerts.splice(0, this.#alerts.length - KEEP_ALERTS);
+  }
+
+  alerts(limit = 100): (Alert & { seq: number })[] {
+    return this.#alerts.slice(-limit).reverse();
+  }
+
+  subscribe(listener: (e: HubEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  get listeners(): number {
+    return this.#listeners.size;
+  }
+
+  close(): void {
+    for (const off of this.#unsubscribe) off();
+    this.#listeners.clear();
+  }
+}

@@ -1,0 +1,88 @@
+/** `GET /metrics`: Prometheus text, gathered at scrape time from the registry and the flow. */
+
+import type { FastifyPluginAsync } from 'fastify';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { FlowController } from '../flow/controller.ts';
+import type { PluginManager } from '../plugin/manager.ts';
+import { PLUGIN_STATUSES } from '../plugin/types.ts';
+
+export interface MetricsOptions {
+  manager: PluginManager;
+  flow?: FlowController;
+}
+
+export const metricsRoutes: FastifyPluginAsync<MetricsOptions> = async (app, { manager, flow }) => {
+  const registry = new Registry();
+  const seen = new Set(manager.list().map((p) => p.id));
+  new Gauge({
+    name: 'databridge_plugins',
+    help: 'Registered plugins by status',
+    labelNames: ['status'],
+    registers: [registry],
+    collect() {
+      const byStatus = manager.stats().byStatus;
+      for (const s of PLUGIN_STATUSES) this.set({ status: s }, byStatus[s]);
+    },
+  });
+  const loads = new Counter({ name: 'databridge_plugin_loads_total', help: 'Plugins loaded', registers: [registry] });
+  const reloads = new Counter({
+    name: 'databridge_plugin_reloads_total',
+    help: 'Plugins loaded again (reload or upgrade)',
+    registers: [registry],
+  });
+  const failures = new Counter({
+    name: 'databridge_validation_failures_total',
+    help: 'Plugins that failed validation or loading, by finding code',
+    labelNames: ['code'],
+    registers: [registry],
+  });
+  new Counter({
+    name: 'databridge_sandbox_restarts_total',
+    help: 'Sandboxes restarted after a crash or a limit',
+    registers: [registry],
+  });
+  const perPlugin = (name: string, help: string, key: 'in' | 'out' | 'tasks' | 'errors' | 'bytesIn' | 'bytesOut') =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['plugin'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const totals = new Map<string, number>();
+        for (const p of Object.values(flow?.stats().processors ?? {}))
+          totals.set(p.pluginId, (totals.get(p.pluginId) ?? 0) + p[key]);
+        for (const [plugin, n] of totals) this.set({ plugin }, n);
+      },
+    });
+  perPlugin('databridge_plugin_flowfiles_in', 'FlowFiles taken in by committed sessions, per plugin', 'in');
+  perPlugin('databridge_plugin_flowfiles_out', 'FlowFiles sent out by committed sessions, per plugin', 'out');
+  perPlugin('databridge_plugin_bytes_in', 'Bytes taken in, per plugin', 'bytesIn');
+  perPlugin('databridge_plugin_tasks', 'Tasks run, per plugin', 'tasks');
+  perPlugin('databridge_plugin_errors', 'Failed tasks, per plugin', 'errors');
+  new Gauge({
+    name: 'databridge_queued_flowfiles',
+    help: 'FlowFiles held in the flow’s queues',
+    registers: [registry],
+    collect() {
+      this.set(flow?.queuedCount() ?? 0);
+    },
+  });
+  const off = manager.on((e) => {
+    if (e.type === 'registered') {
+      if (seen.has(e.pluginId)) reloads.inc();
+      else loads.inc();
+      seen.add(e.pluginId);
+    }
+    if (e.type === 'status' && e.plugin?.status === 'error' && e.plugin.statusReason) {
+      for (const code of /^([A-Z_, ]+):/.exec(e.plugin.statusReason)?.[1]?.split(', ') ?? ['UNKNOWN'])
+        failures.inc({ code });
+    }
+  });
+  app.addHook('onClose', async () => off());
+  app.get(
+    '/metrics',
+    { schema: { tags: ['observe'], summary: 'Prometheus metrics (needs the bearer token)' } },
+    async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()),
+  );
+};

@@ -1,0 +1,104 @@
+/** `/api/alerts`, `/api/events` (Server-Sent Events), `/api/audit` and `/api/flow`. */
+
+import type { FastifyPluginAsync } from 'fastify';
+import type { FlowController } from '../../flow/controller.ts';
+import type { PluginManager } from '../../plugin/manager.ts';
+import type { EventHub } from '../events.ts';
+import { errors } from '../schemas.ts';
+
+export interface ObserveRoutesOptions {
+  manager: PluginManager;
+  flow?: FlowController;
+  hub: EventHub;
+}
+
+const KEEPALIVE_MS = 15_000;
+
+export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (app, { manager, flow, hub }) => {
+  // event streams are ended when the server closes, so a stop never waits on them
+  const streams = new Set<import('node:http').ServerResponse>();
+  app.addHook('onClose', async () => {
+    for (const res of streams) res.end();
+  });
+  app.get<{ Querystring: { limit?: number } }>(
+    '/alerts',
+    {
+      schema: {
+        tags: ['observe'],
+        summary: 'Recent alerts, newest first',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'integer', minimum: 1, maximum: 500 } },
+        },
+        response: errors(400, 401),
+      },
+    },
+    async (request) => hub.alerts(request.query.limit ?? 100),
+  );
+
+  app.get(
+    '/events',
+    {
+      schema: {
+        tags: ['observe'],
+        summary:
+          'A Server-Sent Events stream: plugin status changes, installs, reloads, alerts (send the bearer token; browsers read it with fetch)',
+        response: errors(401),
+      },
+    },
+    (request, reply) => {
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      res.write(`retry: 3000\nevent: hello\ndata: ${JSON.stringify({ at: new Date().toISOString() })}\n\n`);
+      const off = hub.subscribe((e) => {
+        res.write(
+          `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify({ at: e.at, ...((e.data as object) ?? {}) })}\n\n`,
+        );
+      });
+      const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+      streams.add(res);
+      const close = () => {
+        clearInterval(keepalive);
+        off();
+        streams.delete(res);
+      };
+      request.raw.on('close', close);
+      res.on('error', close);
+    },
+  );
+
+  app.get<{ Querystring: { target?: string; action?: string; before?: number; limit?: number } }>(
+    '/audit',
+    {
+      schema: {
+        tags: ['observe'],
+        summary: 'The audit log, newest first (page with before=<seq>)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            target: { type: 'string', maxLength: 200 },
+            action: { type: 'string', maxLength: 100 },
+            before: { type: 'integer', minimum: 1 },
+            limit: { type: 'integer', minimum: 1, maximum: 1000 },
+          },
+        },
+        response: errors(400, 401),
+      },
+    },
+    async (request) => manager.store.listAudit(request.query),
+  );
+
+  app.get(
+    '/flow',
+    { schema: { tags: ['observe'], summary: 'The running flow: processors, queues, counts', response: errors(401) } },
+    async () => (flow ? flow.stats() : { processors: {}, connections: [], orphaned: 0 }),
+  );
+};
