@@ -3,6 +3,7 @@
  * uninstall, statistics, live status and validation findings.
  */
 
+import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { createError } from '../../errors.ts';
 import type { FlowController } from '../../flow/controller.ts';
@@ -18,8 +19,8 @@ export interface PluginRoutesOptions {
 }
 
 export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app, { manager, flow, actor }) => {
-  // the list is what the console polls: serialized once per change, not per request
-  let listCache: string | null = null;
+  // the list is what the console polls: serialized and encoded once per change, not per request
+  let listCache: { body: Buffer; etag: string } | null = null;
   const off = manager.on(() => {
     listCache = null;
   });
@@ -27,10 +28,21 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
 
   app.get(
     '/',
-    { schema: { tags: ['plugins'], summary: 'Every registered plugin', response: errors(401) } },
-    async (_req, reply) => {
-      listCache ??= JSON.stringify(manager.list());
-      return reply.type('application/json').send(listCache);
+    {
+      schema: {
+        tags: ['plugins'],
+        summary: 'Every registered plugin (with an ETag: a poll that changed nothing gets 304)',
+        response: errors(401),
+      },
+    },
+    async (request, reply) => {
+      if (!listCache) {
+        const body = Buffer.from(JSON.stringify(manager.list()));
+        listCache = { body, etag: `"${createHash('sha1').update(body).digest('base64url')}"` };
+      }
+      reply.header('etag', listCache.etag);
+      if (request.headers['if-none-match'] === listCache.etag) return reply.status(304).send();
+      return reply.type('application/json; charset=utf-8').send(listCache.body);
     },
   );
 
@@ -101,7 +113,12 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
         if (!file) throw createError('USAGE', { message: 'the multipart body holds no file' });
         bundle = await file.toBuffer();
       } else if (Buffer.isBuffer(request.body)) bundle = request.body;
-      else throw createError('USAGE', { message: 'send the bundle as application/gzip or multipart/form-data' });
+      else
+        throw createError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          {},
+          { details: { accepted: ['application/gzip', 'multipart/form-data'] } },
+        );
       if (bundle.length === 0) throw createError('USAGE', { message: 'the bundle is empty' });
       const { plugin, outcome } = await manager.install(bundle, { force: request.query.force, actor: actor(request) });
       return reply.status(201).send({ plugin, outcome });
