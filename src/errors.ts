@@ -121,6 +121,14 @@ export const ERRORS = {
   BUNDLE_INVALID: spec<{ codes: readonly string[] }>(422, (p) => `The bundle was refused: ${p.codes.join(', ')}`),
   KEY_INVALID: spec<{ file: string; reason: string }>(400, (p) => `${p.file}: ${p.reason}`),
   KEY_NOT_FOUND: spec<{ keyId: string }>(404, (p) => `No key ${p.keyId} in the trust store`),
+  SANDBOX_CRASHED: spec<{ namespace: string; reason: string }>(
+    503,
+    (p) => `The sandbox of ${p.namespace} stopped (${p.reason}); its sessions were rolled back`,
+  ),
+  SANDBOX_FAILED: spec<{ namespace: string; reason: string }>(
+    503,
+    (p) => `The sandbox of ${p.namespace} was given up: ${p.reason}`,
+  ),
   UNAUTHORIZED: spec(401, () => 'A valid bearer token is required: Authorization: Bearer <token>'),
   BODY_TOO_LARGE: spec(413, () => 'The request body is over the upload cap'),
   UNSUPPORTED_MEDIA_TYPE: spec(415, () => 'That content type is not accepted here'),

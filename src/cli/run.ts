@@ -96,7 +96,7 @@ export function registerRun(program: Command): void {
         queued: c.queued,
         queuedBytes: c.queuedBytes,
       })),
-      alerts: controller
+      alerts: manager
         .alerts()
         .map((a) => ({ code: a.code, plugin: a.plugin, processor: a.processor, message: a.message, at: a.at })),
       durationMs: Date.now() - started,

@@ -11,6 +11,7 @@ import { createError } from '../errors.ts';
 import { toSdkLogger } from '../log.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 import type { RegistryEvent } from '../plugin/types.ts';
+import { isRemote } from '../sandbox/remote-processor.ts';
 import { type Processor, parseDataSize, parseDuration, type ValidationFinding } from '../sdk/index.ts';
 import { type BackPressure, Connection, type ConnectionStats } from './connection.ts';
 import { type ContentRepository, FileContentRepository, MemoryContentRepository } from './content-repository.ts';
@@ -270,6 +271,18 @@ export class FlowController {
         throw createError('PROCESSOR_START_FAILED', { id, reason: (err as Error).message }, { cause: err });
       }
     }
+    // a sandboxed processor's own validate() ran in its sandbox
+    const remoteFindings = isRemote(node.processor) ? node.processor.findings : [];
+    if (remoteFindings.length) {
+      await node.processor.onStopped?.(node.context);
+      node.initialized = false;
+      node.state = 'stopped';
+      throw createError(
+        'PROCESSOR_INVALID',
+        { id, findings: remoteFindings },
+        { details: { findings: remoteFindings } },
+      );
+    }
     node.state = 'running';
     node.yieldUntil = 0;
     this.#schedule(node, 0, false);
@@ -508,7 +521,7 @@ export class FlowController {
   }
 
   #alert(code: string, node: ProcessorNode, message: string): void {
-    const alert: Alert = { code, plugin: node.pluginId, processor: node.id, message, at: new Date().toISOString() };
+    const alert = this.manager.raiseAlert({ code, plugin: node.pluginId, processor: node.id, message });
     this.#alerts.push(alert);
     if (this.#alerts.length > MAX_ALERTS) this.#alerts.splice(0, this.#alerts.length - MAX_ALERTS);
     for (const listener of this.#alertListeners) {

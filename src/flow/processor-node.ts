@@ -7,6 +7,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { createError } from '../errors.ts';
+import { isRemote, type RemoteProcessor } from '../sandbox/remote-processor.ts';
+import type { WireTriggered } from '../sandbox/runtime.ts';
 import type { Logger, Processor, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
 import type { Connection } from './connection.ts';
 import type { ContentRepository } from './content-repository.ts';
@@ -169,6 +171,7 @@ export class ProcessorNode {
    * counts an error and backs the processor off. Returns the error, if any.
    */
   async runTask(repos: Repositories): Promise<Error | undefined> {
+    if (isRemote(this.processor)) return this.#runRemote(repos, this.processor);
     const now = Date.now();
     const inputs = this.#poll(now);
     const byId = new Map<string, { record: FlowFileRecord; connection: Connection }>();
@@ -211,6 +214,90 @@ export class ProcessorNode {
       this.stats.tasks++;
       if (this.context.takeYield()) this.yieldUntil = Math.max(this.yieldUntil, Date.now() + this.yieldMs);
     }
+    return failure;
+  }
+
+  /**
+   * A task in a sandbox: the batch goes over with its content packed in one
+   * buffer; the outcomes come back and are applied here in order. If the
+   * sandbox dies or runs past its deadline, the inputs never left the host:
+   * they go back to their queues, penalized.
+   */
+  async #runRemote(repos: Repositories, remote: RemoteProcessor): Promise<Error | undefined> {
+    const release = await remote.host.acquire();
+    const inputs = this.#poll(Date.now());
+    const byId = new Map<string, { record: FlowFileRecord; connection: Connection }>();
+    for (const i of inputs) byId.set(i.record.id, i);
+    let failure: Error | undefined;
+    let leftovers: { id: string; penalize: boolean }[] = [];
+    try {
+      const spans = readSpans(inputs, repos.content);
+      const total = inputs.reduce((n, i) => n + i.record.size, 0);
+      const packed = new Uint8Array(total);
+      const offsets: number[] = [];
+      let at = 0;
+      for (const { record } of inputs) {
+        offsets.push(at);
+        const c = record.claim;
+        if (c) {
+          const span = spans.get(c.segment);
+          const bytes =
+            span && c.offset >= span.offset && c.offset + c.length <= span.offset + span.bytes.length
+              ? span.bytes.subarray(c.offset - span.offset, c.offset - span.offset + c.length)
+              : repos.content.read(c);
+          packed.set(bytes, at);
+        }
+        at += record.size;
+      }
+      const reply = (await remote.host.trigger(
+        {
+          type: 'trigger',
+          id: 0,
+          instance: remote.instance,
+          relationships: [...this.relationships],
+          inputs: inputs.map((i) => toView(i.record)),
+          content: packed.buffer,
+          offsets,
+        },
+        [packed.buffer],
+      )) as unknown as WireTriggered;
+      for (const wire of reply.outcomes) {
+        const bytes = new Uint8Array(wire.packed);
+        let off = 0;
+        const contents = wire.lengths.map((len) => {
+          const view = bytes.subarray(off, off + len);
+          off += len;
+          return view;
+        });
+        this.#apply({ outputs: wire.outputs, consumed: wire.consumed, contents }, byId, repos);
+      }
+      leftovers = reply.leftovers.filter((l) => byId.has(l.id));
+      if (reply.yielded) this.yieldUntil = Math.max(this.yieldUntil, Date.now() + this.yieldMs);
+      if (reply.error) {
+        const err = new Error(reply.error.message) as Error & { code?: string };
+        err.code = reply.error.code;
+        failure = err;
+      }
+    } catch (err) {
+      failure = err instanceof Error ? err : new Error(String(err));
+    } finally {
+      // whatever was not consumed by an applied outcome goes back (a crash: all of it, penalized)
+      const returned = new Set(leftovers.map((l) => l.id));
+      const back = [
+        ...leftovers,
+        ...[...byId.keys()].filter((id) => !returned.has(id)).map((id) => ({ id, penalize: true })),
+      ];
+      this.#giveBack(back, byId);
+      this.stats.tasks++;
+      release();
+    }
+    if (failure) {
+      this.stats.errors++;
+      this.stats.lastError = failure.message;
+      this.failures++;
+      this.yieldUntil =
+        Date.now() + Math.min(FAILURE_BACKOFF_BASE_MS * 2 ** (this.failures - 1), MAX_FAILURE_BACKOFF_MS);
+    } else this.failures = 0;
     return failure;
   }
 

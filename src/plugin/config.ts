@@ -36,6 +36,8 @@ export interface PluginManagerOptions {
   scanners?: readonly ScannerHook[];
   /** Caps on bundles (size, expansion, file count). */
   bundleLimits?: Partial<BundleLimits>;
+  /** External plugins the operator trusts to run inline, on the host's thread (no sandbox). */
+  inlinePlugins?: readonly string[];
   /** Quiet time after the last change in a plugin folder before it is reloaded, in ms. Default 300. */
   watchDebounceMs?: number;
   /** Log level of the manager's pino logger, or false for none. Default `info`. */
@@ -55,6 +57,7 @@ export interface PluginManagerConfig {
   builtins: boolean;
   scanners: ScannerHook[];
   bundleLimits: BundleLimits;
+  inlinePlugins: string[];
   watchDebounceMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | false;
 }
@@ -101,6 +104,7 @@ const optionsSchema = {
       ),
     },
     watchDebounceMs: { type: 'integer', minimum: 0, maximum: 60_000 },
+    inlinePlugins: { type: 'array', items: { type: 'string', minLength: 1 } },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', false] },
   },
 };
@@ -147,6 +151,7 @@ export function resolveConfig(
     scanners: [...(options.scanners ?? [])],
     bundleLimits: { ...DEFAULT_BUNDLE_LIMITS, ...options.bundleLimits },
     watchDebounceMs: options.watchDebounceMs ?? 300,
+    inlinePlugins: [...(options.inlinePlugins ?? [])],
     logLevel: options.logLevel ?? 'info',
   };
 }

@@ -10,13 +10,19 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
+import { narrowLimits, type ResourceLimits } from '../sandbox/limits.ts';
+import { RemoteProcessor } from '../sandbox/remote-processor.ts';
+import { type SandboxAlert, SandboxHost } from '../sandbox/sandbox-host.ts';
+import type { Processor, ProcessorInfo } from '../sdk/index.ts';
 import type { StateStore } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { type Finding, finding } from './findings.ts';
 import { isReservedName } from './installer.ts';
 import { dependencyOrder, loadPlugin } from './loader.ts';
+import { componentNames, type PluginManifest } from './manifest.ts';
 import type { PluginRegistry } from './registry.ts';
 import type { ScannerHook } from './scanner.ts';
+import type { ComponentEntry, PluginRegistration, SandboxMode } from './types.ts';
 import { type TrustPolicy, type ValidationReport, validatePluginDir } from './validator.ts';
 
 export interface ExternalPluginsOptions {
@@ -26,6 +32,10 @@ export interface ExternalPluginsOptions {
   policy: TrustPolicy;
   scanners: readonly ScannerHook[];
   log: PinoLogger;
+  /** Plugin ids the operator trusts to run on the host's thread. */
+  inlinePlugins: readonly string[];
+  defaultLimits: () => ResourceLimits;
+  onAlert: (alert: SandboxAlert) => void;
 }
 
 /** What is known of one external plugin: where it is and its last validation. */
@@ -42,6 +52,7 @@ const ID_LIKE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
 export class ExternalPlugins {
   readonly #o: ExternalPluginsOptions;
   readonly #records = new Map<string, ExternalRecord>();
+  readonly #sandboxes = new Map<string, SandboxHost>();
 
   constructor(options: ExternalPluginsOptions) {
     this.#o = options;
@@ -130,10 +141,13 @@ export class ExternalPlugins {
         finding('STRUCTURE_INVALID', `the folder is named "${folderName}" but holds plugin ${manifest.id}`),
       ];
     }
-    let registration = null;
+    let registration: PluginRegistration | null = null;
+    let sandbox: SandboxHost | null = null;
     if (!findings.some((f) => f.severity === 'error')) {
-      const loaded = await loadPlugin(dir, report);
+      const mode = this.isolationOf(report.manifest!);
+      const loaded = mode === 'inline' ? await loadPlugin(dir, report) : await this.#loadSandboxed(dir, report, mode);
       registration = loaded.registration;
+      sandbox = 'sandbox' in loaded ? (loaded.sandbox as SandboxHost | null) : null;
       findings = [...findings, ...loaded.findings];
     }
     const state = await this.#o.store.getPluginState(id);
@@ -143,10 +157,16 @@ export class ExternalPlugins {
         if (registry.has(id)) registry.replace(registration);
         else registry.register(registration);
         this.#records.set(id, { id, dir, findings, digest: report.digest, signer: report.signer });
-        log.info({ plugin: id, version: registration.version }, 'plugin loaded');
+        // the old sandbox finishes what it runs, then goes; new sessions already go to the new one
+        const old = this.#sandboxes.get(id);
+        if (sandbox) this.#sandboxes.set(id, sandbox);
+        else this.#sandboxes.delete(id);
+        if (old && old !== sandbox) void old.drain().then(() => old.close());
+        log.info({ plugin: id, version: registration.version, isolation: registration.isolation }, 'plugin loaded');
         return true;
       } catch (err) {
         findings = [...findings, finding('LOAD_FAILED', (err as Error).message)];
+        await sandbox?.close();
       }
     }
     this.#records.set(id, { id, dir, findings, digest: report.digest, signer: report.signer });
@@ -196,6 +216,116 @@ export class ExternalPlugins {
 
   forget(id: string): void {
     this.#records.delete(id);
+    const sandbox = this.#sandboxes.get(id);
+    this.#sandboxes.delete(id);
+    void sandbox?.drain().then(() => sandbox.close());
+  }
+
+  /** The sandbox a plugin runs in, if any. */
+  sandboxOf(id: string): SandboxHost | undefined {
+    return this.#sandboxes.get(id);
+  }
+
+  sandboxes(): SandboxHost[] {
+    return [...this.#sandboxes.values()];
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.#sandboxes.values()].map((s) => s.close()));
+    this.#sandboxes.clear();
+  }
+
+  /**
+   * Where a plugin runs: inline only when the operator lists it as trusted;
+   * a child process when its manifest asks for it or for fs, network or
+   * child-process access; a worker otherwise.
+   */
+  isolationOf(manifest: PluginManifest): SandboxMode {
+    if (this.#o.inlinePlugins.includes(manifest.id)) return 'inline';
+    const p = manifest.permissions;
+    const wantsAccess = Boolean(p?.fs?.read?.length || p?.fs?.write?.length || p?.network || p?.childProcess);
+    return manifest.isolation === 'process' || wantsAccess ? 'process' : 'worker';
+  }
+
+  async #loadSandboxed(
+    dir: string,
+    report: ValidationReport,
+    mode: 'worker' | 'process',
+  ): Promise<{ registration: PluginRegistration | null; findings: Finding[]; sandbox: SandboxHost | null }> {
+    const manifest = report.manifest!;
+    const fail = (message: string) => ({
+      registration: null,
+      findings: [finding('LOAD_FAILED', `${manifest.id}: ${message}`, { path: manifest.entryPoint })],
+      sandbox: null,
+    });
+    const namespace = await this.#o.store.getNamespace(manifest.id);
+    const limits = narrowLimits(namespace?.limits ?? this.#o.defaultLimits(), manifest.limits);
+    const sandbox = new SandboxHost({
+      namespace: manifest.id,
+      mode,
+      limits,
+      permissions: manifest.permissions ?? {},
+      readPaths: [dir],
+      log: this.#o.log,
+      onAlert: (a) => this.#o.onAlert(a),
+      onFailed: (reason) => {
+        if (this.#sandboxes.get(manifest.id) === sandbox && this.#o.registry.has(manifest.id)) {
+          this.#o.registry.setLoadState(manifest.id, { failure: `SANDBOX_FAILED: ${reason}` });
+        }
+      },
+    });
+    let loaded: Awaited<ReturnType<SandboxHost['load']>>;
+    try {
+      await sandbox.start();
+      loaded = await sandbox.load({
+        pluginId: manifest.id,
+        root: dir,
+        entryPoint: manifest.entryPoint,
+        digest: report.digest!,
+        files: report.files,
+      });
+    } catch (err) {
+      await sandbox.close();
+      return fail(`the entry module failed to load in its sandbox: ${(err as Error).message}`);
+    }
+    const declared = componentNames(manifest.provides.processors);
+    const exported = Object.keys(loaded.processors);
+    const missing = declared.filter((n) => !exported.includes(n));
+    const extra = exported.filter((n) => !declared.includes(n));
+    if (missing.length || extra.length) {
+      await sandbox.close();
+      return fail(
+        missing.length
+          ? `the manifest provides ${missing.join(', ')}, which the module does not export`
+          : `the module exports ${extra.join(', ')}, which the manifest does not declare`,
+      );
+    }
+    const processors: Record<string, ComponentEntry<() => Processor, ProcessorInfo>> = {};
+    for (const [name, info] of Object.entries(loaded.processors)) {
+      if (info?.name !== name) {
+        await sandbox.close();
+        return fail(`processors.${name}: getInfo() must return an object whose name is "${name}"`);
+      }
+      processors[name] = { factory: () => new RemoteProcessor(sandbox, manifest.id, name, info), info };
+    }
+    return {
+      registration: {
+        id: manifest.id,
+        name: manifest.name,
+        version: manifest.version,
+        type: manifest.type,
+        source: 'external',
+        publisher: manifest.publisher,
+        author: manifest.author,
+        description: manifest.description,
+        tags: manifest.tags,
+        dependencies: manifest.dependencies,
+        isolation: mode,
+        processors,
+      },
+      findings: [],
+      sandbox,
+    };
   }
 }
 

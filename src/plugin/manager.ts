@@ -11,9 +11,11 @@ import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { createError } from '../errors.ts';
+import type { Alert } from '../flow/controller.ts';
 import { createLogger, type PinoLogger } from '../log.ts';
 import { BUILTIN_PROCESSORS, builtInPluginId } from '../processors/index.ts';
 import { Namespaces } from '../sandbox/namespaces.ts';
+import type { SandboxHost } from '../sandbox/sandbox-host.ts';
 import type { Processor, ProcessorInfo } from '../sdk/index.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
 import type { StateStore } from '../store/types.ts';
@@ -61,6 +63,8 @@ export class PluginManager {
   #external: ExternalPlugins | undefined;
   readonly #locks = new Map<string, Promise<unknown>>();
   #watcher: FSWatcher | undefined;
+  readonly #alerts: Alert[] = [];
+  readonly #alertListeners = new Set<(alert: Alert) => void>();
   readonly #debounce = new Map<string, NodeJS.Timeout>();
 
   /** Prefer `createPluginManager()`, which also initializes. Throws CONFIG_INVALID on bad options. */
@@ -99,6 +103,13 @@ export class PluginManager {
         policy: this.policy,
         scanners: this.config.scanners,
         log: this.log,
+        inlinePlugins: this.config.inlinePlugins,
+        defaultLimits: () => this.config.defaultLimits,
+        onAlert: (a) => {
+          for (const plugin of a.plugins.length ? a.plugins : [a.namespace]) {
+            this.raiseAlert({ code: a.code, plugin, processor: null, message: a.message });
+          }
+        },
       });
       for (const note of await recoverInstalls(this.config.pluginDir)) this.log.warn({ note }, 'install recovery');
       if (this.config.autoLoad) await this.#external.loadAll();
@@ -208,6 +219,41 @@ export class PluginManager {
     });
     this.log.info({ plugin: id, actor }, `plugin ${action}d`);
     return info;
+  }
+
+  /**
+   * Raises an alert: kept (the last 1000), logged, and sent to every
+   * listener (parallel; a listener that throws is ignored).
+   */
+  raiseAlert(alert: Omit<Alert, 'at'> & { at?: string }): Alert {
+    const full: Alert = { ...alert, at: alert.at ?? new Date().toISOString() };
+    this.#alerts.push(full);
+    if (this.#alerts.length > 1000) this.#alerts.splice(0, this.#alerts.length - 1000);
+    this.log.warn({ plugin: full.plugin, processor: full.processor, code: full.code }, full.message);
+    for (const listener of this.#alertListeners) {
+      try {
+        listener(full);
+      } catch {
+        // a faulty listener must not hide the alert from the others
+      }
+    }
+    return full;
+  }
+
+  /** Alerts raised so far, oldest first. */
+  alerts(): Alert[] {
+    return [...this.#alerts];
+  }
+
+  /** Listens to alerts; returns the function that stops listening. */
+  onAlert(listener: (alert: Alert) => void): () => void {
+    this.#alertListeners.add(listener);
+    return () => this.#alertListeners.delete(listener);
+  }
+
+  /** The sandbox an external plugin runs in (none for built-ins and inline plugins). */
+  sandboxOf(id: string): SandboxHost | undefined {
+    return this.#external?.sandboxOf(id);
   }
 
   /** The trust policy validation applies. */
@@ -488,6 +534,7 @@ export class PluginManager {
     for (const timer of this.#debounce.values()) clearTimeout(timer);
     await this.#watcher?.close();
     await Promise.allSettled([...this.#locks.values()]);
+    await this.#external?.closeAll();
     await this.#store?.close();
     this.#store = undefined;
     this.log.flush?.();

@@ -56,7 +56,7 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
     // query strings like ?tag=a&tag=b and ?enabled=true are coerced by the schemas
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
   });
-  const hub = new EventHub(manager, flow);
+  const hub = new EventHub(manager);
   app.addHook('onClose', async () => hub.close());
 
   app.addHook('onRequest', async (request) => {

@@ -4,7 +4,7 @@
  * each with a sequence number so a client can tell what it missed.
  */
 
-import type { Alert, FlowController } from '../flow/controller.ts';
+import type { Alert } from '../flow/controller.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 
 export interface HubEvent {
@@ -22,11 +22,12 @@ export class EventHub {
   readonly #alerts: (Alert & { seq: number })[] = [];
   readonly #unsubscribe: (() => void)[] = [];
 
-  constructor(manager: PluginManager, flow: FlowController | undefined) {
+  constructor(manager: PluginManager) {
     this.#unsubscribe.push(
       manager.on((e) => this.publish(`plugin.${e.type}`, { pluginId: e.pluginId, plugin: e.plugin })),
     );
-    if (flow) this.#unsubscribe.push(flow.onAlert((a) => this.alert(a)));
+    // the flow and the sandboxes raise their alerts on the manager: one bus
+    this.#unsubscribe.push(manager.onAlert((a) => this.alert(a)));
   }
 
   /** Sends an event to every listener (parallel; a listener that throws is dropped). */

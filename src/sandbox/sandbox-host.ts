@@ -1,0 +1,351 @@
+/**
+ * One namespace's sandbox, as the host holds it: requests with deadlines,
+ * at most `maxConcurrentTasks` triggers in flight (more wait), CPU
+ * throttling the monitor decides, and crash handling. A sandbox that dies
+ * (a crash, `process.exit()`, out of memory, a task past its deadline) has
+ * every request in flight rejected (so their sessions roll back on the
+ * host), an alert raised, and is restarted with backoff from a warm spare,
+ * its plugins loaded and its processors made again. One that keeps dying
+ * is given up: the host marks its plugins `error`. An orchestrator.
+ */
+
+import { createError } from '../errors.ts';
+import type { PinoLogger } from '../log.ts';
+import type { PluginPermissions } from '../plugin/manifest.ts';
+import type { ResourceLimits } from './limits.ts';
+import type { CreateRequest, HostMessage, LoadRequest, SandboxMessage } from './protocol.ts';
+import { PROTOCOL_VERSION } from './protocol.ts';
+import { spawnProcess, spawnWorker, type Transport, type TransportEvents } from './transport.ts';
+
+export type SandboxState = 'starting' | 'ready' | 'restarting' | 'failed' | 'closed';
+
+export interface SandboxAlert {
+  code: 'SANDBOX_CRASHED' | 'MEMORY_LIMIT' | 'EXECUTION_TIMEOUT' | 'CPU_LIMIT' | 'FILE_HANDLES' | 'SANDBOX_FAILED';
+  namespace: string;
+  plugins: string[];
+  message: string;
+}
+
+export interface SandboxHostOptions {
+  namespace: string;
+  mode: 'worker' | 'process';
+  limits: ResourceLimits;
+  permissions: PluginPermissions;
+  readPaths: string[];
+  log: PinoLogger;
+  onAlert: (alert: SandboxAlert) => void;
+  /** Called once when the sandbox is given up. */
+  onFailed: (reason: string) => void;
+  /** Restarts allowed within `restartWindowMs` before giving up. Default 5 in 60 s. */
+  maxRestarts?: number;
+  restartWindowMs?: number;
+}
+
+interface Pending {
+  resolve: (m: SandboxMessage) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+  trigger: boolean;
+}
+
+const READY_TIMEOUT_MS = 20_000;
+const CONTROL_TIMEOUT_MS = 30_000;
+
+export class SandboxHost {
+  readonly namespace: string;
+  readonly mode: 'worker' | 'process';
+  limits: ResourceLimits;
+  readonly #o: SandboxHostOptions;
+  #transport: Transport | null = null;
+  #spare: Promise<Transport> | null = null;
+  #state: SandboxState = 'starting';
+  #ready: Promise<void> = Promise.resolve();
+  #nextId = 1;
+  readonly #pending = new Map<number, Pending>();
+  readonly #loads = new Map<string, LoadRequest>();
+  readonly #creates = new Map<number, CreateRequest>();
+  #restartTimes: number[] = [];
+  #inFlight = 0;
+  readonly #waiters: (() => void)[] = [];
+  #readyResolvers: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  /** The monitor sets this: no new triggers until then. */
+  throttledUntil = 0;
+  readonly stats = { restarts: 0, crashes: 0, timeouts: 0, lastCrash: null as string | null, startedAt: Date.now() };
+
+  constructor(options: SandboxHostOptions) {
+    this.#o = options;
+    this.namespace = options.namespace;
+    this.mode = options.mode;
+    this.limits = options.limits;
+  }
+
+  get state(): SandboxState {
+    return this.#state;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get plugins(): string[] {
+    return [...this.#loads.keys()];
+  }
+
+  get transport(): Transport | null {
+    return this.#transport;
+  }
+
+  async start(): Promise<void> {
+    this.#transport = await this.#spawn();
+    this.#state = 'ready';
+    this.#spare = this.#spawn().catch(() => null as never);
+  }
+
+  /** Loads a plugin into the sandbox (and again after every restart). */
+  async load(req: Omit<LoadRequest, 'id' | 'type'>): Promise<Extract<SandboxMessage, { type: 'loaded' }>> {
+    const reply = await this.#request({ type: 'load', id: 0, ...req }, { timeoutMs: CONTROL_TIMEOUT_MS });
+    this.#loads.set(req.pluginId, { type: 'load', id: 0, ...req });
+    return reply as Extract<SandboxMessage, { type: 'loaded' }>;
+  }
+
+  /** Makes a processor instance in the sandbox (and again after every restart). */
+  async create(req: Omit<CreateRequest, 'id' | 'type'>): Promise<Extract<SandboxMessage, { type: 'created' }>> {
+    const reply = await this.#request({ type: 'create', id: 0, ...req }, { timeoutMs: CONTROL_TIMEOUT_MS });
+    this.#creates.set(req.instance, { type: 'create', id: 0, ...req });
+    return reply as Extract<SandboxMessage, { type: 'created' }>;
+  }
+
+  async stop(instance: number): Promise<void> {
+    this.#creates.delete(instance);
+    if (this.#state !== 'ready') return;
+    await this.#request(
+      { type: 'stop', id: 0, instance },
+      { timeoutMs: this.limits.maxExecutionMS ?? CONTROL_TIMEOUT_MS },
+    ).catch(() => {});
+  }
+
+  /** Waits for a free task slot (maxConcurrentTasks); returns its release. */
+  async acquire(): Promise<() => void> {
+    const max = this.limits.maxConcurrentTasks ?? Number.POSITIVE_INFINITY;
+    while (this.#inFlight >= max) await new Promise<void>((r) => this.#waiters.push(r));
+    this.#inFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#inFlight--;
+      this.#waiters.shift()?.();
+    };
+  }
+
+  /** Runs a trigger with the namespace's deadline; a task past it kills and restarts the sandbox. */
+  trigger(message: Extract<HostMessage, { type: 'trigger' }>, transfer: ArrayBuffer[]): Promise<SandboxMessage> {
+    return this.#request(message, { transfer, timeoutMs: this.limits.maxExecutionMS, trigger: true });
+  }
+
+  async usage(): Promise<{
+    cpu: { user: number; system: number } | null;
+    heapUsed: number | null;
+    handles: number | null;
+  }> {
+    const t = this.#transport;
+    if (!t || this.#state !== 'ready') return { cpu: null, heapUsed: null, handles: null };
+    const reply = (await this.#request({ type: 'usage', id: 0 }, { timeoutMs: 2000 }).catch(() => null)) as Extract<
+      SandboxMessage,
+      { type: 'usage' }
+    > | null;
+    const cpu =
+      t.mode === 'worker' ? await t.cpuUsage() : reply ? { user: reply.cpuUser, system: reply.cpuSystem } : null;
+    const heapUsed = t.mode === 'worker' ? await t.heapUsed() : (reply?.heapUsed ?? null);
+    return { cpu, heapUsed, handles: reply?.handles ?? null };
+  }
+
+  /** Stops the sandbox for good: in-flight requests are rejected, and so rolled back. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#rejectAll('the sandbox was closed');
+    await this.#transport?.terminate();
+    const spare = await this.#spare?.catch(() => null);
+    await spare?.terminate();
+    this.#transport = null;
+  }
+
+  /** Waits until no trigger is in flight (for a drain before close). */
+  async drain(timeoutMs = 30_000): Promise<void> {
+    const start = Date.now();
+    while (this.#inFlight > 0 && Date.now() - start < timeoutMs) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  async #request(
+    message: HostMessage,
+    opts: { transfer?: ArrayBuffer[]; timeoutMs?: number; trigger?: boolean },
+  ): Promise<SandboxMessage> {
+    await this.#ready;
+    if (this.#state === 'failed')
+      throw createError('SANDBOX_FAILED', { namespace: this.namespace, reason: this.stats.lastCrash ?? 'gave up' });
+    if (this.#state === 'closed' || !this.#transport)
+      throw createError('SANDBOX_CRASHED', { namespace: this.namespace, reason: 'the sandbox is closed' });
+    const id = this.#nextId++;
+    const transport = this.#transport;
+    return new Promise<SandboxMessage>((resolve, reject) => {
+      const timer =
+        opts.timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              if (!this.#pending.has(id)) return;
+              this.stats.timeouts++;
+              this.#crashed(
+                opts.trigger
+                  ? `a task ran past its deadline of ${opts.timeoutMs} ms`
+                  : `no answer within ${opts.timeoutMs} ms`,
+                'EXECUTION_TIMEOUT',
+                transport,
+              );
+            }, opts.timeoutMs);
+      this.#pending.set(id, { resolve, reject, timer, trigger: opts.trigger ?? false });
+      transport.send({ ...message, id }, opts.transfer);
+    });
+  }
+
+  #spawn(): Promise<Transport> {
+    return new Promise<Transport>((resolve, reject) => {
+      let transport: Transport | null = null;
+      let ready = false;
+      const timer = setTimeout(() => {
+        void transport?.terminate();
+        reject(new Error(`the sandbox did not start within ${READY_TIMEOUT_MS} ms`));
+      }, READY_TIMEOUT_MS);
+      const events: TransportEvents = {
+        message: (m) => {
+          if (m.type === 'ready') {
+            ready = true;
+            clearTimeout(timer);
+            if (m.protocol !== PROTOCOL_VERSION)
+              reject(new Error(`protocol ${m.protocol}, expected ${PROTOCOL_VERSION}`));
+            else resolve(transport!);
+            return;
+          }
+          if (transport === this.#transport) this.#onMessage(m);
+        },
+        exit: (reason) => {
+          clearTimeout(timer);
+          if (!ready) reject(new Error(`the sandbox exited while starting: ${reason}`));
+          else if (transport && transport === this.#transport) {
+            this.#crashed(reason, reason.startsWith('out of memory') ? 'MEMORY_LIMIT' : 'SANDBOX_CRASHED', transport);
+          }
+        },
+        stderr: (line) => {
+          if (line.trim()) this.#o.log.warn({ namespace: this.namespace, plugins: this.plugins }, `sandbox: ${line}`);
+        },
+      };
+      const spawnOptions = { limits: this.limits, readPaths: this.#o.readPaths, permissions: this.#o.permissions };
+      transport = this.mode === 'worker' ? spawnWorker(spawnOptions, events) : spawnProcess(spawnOptions, events);
+    });
+  }
+
+  #onMessage(m: SandboxMessage): void {
+    if (m.type === 'log') {
+      this.#o.log[m.level]({ plugin: m.plugin, namespace: this.namespace, ...m.fields }, m.message);
+      return;
+    }
+    if (m.type === 'ready') return;
+    const pending = this.#pending.get(m.id);
+    if (!pending) return;
+    this.#pending.delete(m.id);
+    clearTimeout(pending.timer);
+    if (m.type === 'error') {
+      const err = new Error(m.error.message) as Error & { code?: string; plugin?: string };
+      err.code = m.error.code;
+      err.plugin = m.error.plugin;
+      pending.reject(err);
+    } else pending.resolve(m);
+  }
+
+  #rejectAll(reason: string): void {
+    for (const [id, p] of this.#pending) {
+      clearTimeout(p.timer);
+      p.reject(createError('SANDBOX_CRASHED', { namespace: this.namespace, reason }));
+      this.#pending.delete(id);
+    }
+  }
+
+  #crashed(reason: string, code: SandboxAlert['code'], transport: Transport): void {
+    if (transport !== this.#transport || this.#state === 'closed' || this.#state === 'failed') return;
+    this.stats.crashes++;
+    this.stats.lastCrash = reason;
+    this.#transport = null;
+    this.#state = 'restarting';
+    this.#ready = new Promise<void>((resolve, reject) => {
+      this.#readyResolvers = { resolve, reject };
+    });
+    this.#ready.catch(() => {});
+    void transport.terminate();
+    this.#rejectAll(reason);
+    this.#o.onAlert({
+      code,
+      namespace: this.namespace,
+      plugins: this.plugins,
+      message: `sandbox ${this.namespace}: ${reason}; restarting`,
+    });
+    const now = Date.now();
+    const window = this.#o.restartWindowMs ?? 60_000;
+    this.#restartTimes = this.#restartTimes.filter((t) => now - t < window);
+    if (this.#restartTimes.length >= (this.#o.maxRestarts ?? 5)) {
+      this.#giveUp(
+        `it died ${this.#restartTimes.length + 1} times within ${Math.round(window / 1000)} s; last: ${reason}`,
+      );
+      return;
+    }
+    this.#restartTimes.push(now);
+    const backoff = Math.min(50 * 2 ** (this.#restartTimes.length - 1), 5000);
+    setTimeout(() => void this.#restart(), this.#restartTimes.length === 1 ? 0 : backoff);
+  }
+
+  async #restart(): Promise<void> {
+    if (this.#state !== 'restarting') return;
+    try {
+      const spare = this.#spare ? await this.#spare.catch(() => null) : null;
+      this.#spare = null;
+      const transport = spare ?? (await this.#spawn());
+      this.#transport = transport;
+      // replay: plugins first, then processor instances, straight to the new transport
+      for (const load of this.#loads.values()) await this.#replay(transport, load);
+      for (const create of this.#creates.values()) await this.#replay(transport, create);
+      this.#state = 'ready';
+      this.stats.restarts++;
+      this.#readyResolvers?.resolve();
+      this.#spare = this.#spawn().catch(() => null as never);
+      this.#o.log.info({ namespace: this.namespace, plugins: this.plugins }, 'sandbox restarted');
+    } catch (err) {
+      this.#giveUp(`it could not be restarted: ${(err as Error).message}`);
+    }
+  }
+
+  #replay(transport: Transport, message: LoadRequest | CreateRequest): Promise<SandboxMessage> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`replaying ${message.type} timed out`));
+      }, CONTROL_TIMEOUT_MS);
+      this.#pending.set(id, { resolve, reject, timer, trigger: false });
+      transport.send({ ...message, id });
+    });
+  }
+
+  #giveUp(reason: string): void {
+    this.#state = 'failed';
+    this.stats.lastCrash = reason;
+    this.#readyResolvers?.reject(createError('SANDBOX_FAILED', { namespace: this.namespace, reason }));
+    this.#rejectAll(reason);
+    void this.#spare?.then((s) => s?.terminate()).catch(() => {});
+    this.#o.onAlert({
+      code: 'SANDBOX_FAILED',
+      namespace: this.namespace,
+      plugins: this.plugins,
+      message: `sandbox ${this.namespace} given up: ${reason}`,
+    });
+    this.#o.onFailed(reason);
+  }
+}
