@@ -115,13 +115,19 @@ export class SandboxHost {
     return reply as Extract<SandboxMessage, { type: 'created' }>;
   }
 
+  /** Removes an instance; its onStopped() throwing is reported, a dead sandbox is not. */
   async stop(instance: number): Promise<void> {
     this.#creates.delete(instance);
     if (this.#state !== 'ready') return;
-    await this.#request(
-      { type: 'stop', id: 0, instance },
-      { timeoutMs: this.limits.maxExecutionMS ?? CONTROL_TIMEOUT_MS },
-    ).catch(() => {});
+    try {
+      await this.#request(
+        { type: 'stop', id: 0, instance },
+        { timeoutMs: this.limits.maxExecutionMS ?? CONTROL_TIMEOUT_MS },
+      );
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SANDBOX_CRASHED') return;
+      throw err;
+    }
   }
 
   /** Waits for a free task slot (maxConcurrentTasks); returns its release. */
