@@ -121,6 +121,9 @@ export const ERRORS = {
   BUNDLE_INVALID: spec<{ codes: readonly string[] }>(422, (p) => `The bundle was refused: ${p.codes.join(', ')}`),
   KEY_INVALID: spec<{ file: string; reason: string }>(400, (p) => `${p.file}: ${p.reason}`),
   KEY_NOT_FOUND: spec<{ keyId: string }>(404, (p) => `No key ${p.keyId} in the trust store`),
+  LIMIT_EXCEEDED: spec<{ limit: string; value: number; max: number }>(429, (p) =>
+    p.limit === 'aborted' ? 'The task was aborted' : `${p.limit} exceeded: ${p.value}, the most is ${p.max}`,
+  ),
   SANDBOX_CRASHED: spec<{ namespace: string; reason: string }>(
     503,
     (p) => `The sandbox of ${p.namespace} stopped (${p.reason}); its sessions were rolled back`,

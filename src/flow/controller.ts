@@ -208,6 +208,7 @@ export class FlowController {
       logger: toSdkLogger(log),
     });
     node.onCommitted = (touched, acked) => this.#committed(touched, acked);
+    node.onTaskDone = (record) => this.manager.pluginStats.record(pluginId, record);
     this.#nodes.set(config.id, node);
     return this.#summary(node);
   }
@@ -473,8 +474,11 @@ export class FlowController {
   #tick(node: ProcessorNode): void {
     if (node.state !== 'running') return;
     const now = Date.now();
-    if (node.yieldUntil > now) {
-      this.#schedule(node, node.yieldUntil - now, false);
+    // a sandbox over its CPU share gets no tasks until the monitor sees it back under
+    const throttled = isRemote(node.processor) ? node.processor.host.throttledUntil : 0;
+    const wait = Math.max(node.yieldUntil, throttled);
+    if (wait > now) {
+      this.#schedule(node, wait - now, false);
       return;
     }
     if (node.isBackPressured()) {

@@ -7,6 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { createError } from '../errors.ts';
+import type { TaskRecord } from '../plugin/plugin-stats.ts';
 import { isRemote, type RemoteProcessor } from '../sandbox/remote-processor.ts';
 import type { WireTriggered } from '../sandbox/runtime.ts';
 import type { Logger, Processor, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
@@ -57,6 +58,15 @@ export interface Repositories {
 }
 
 const MAX_SPAN_BYTES = 8 * 1024 * 1024;
+
+/** What one task did. */
+interface Tally {
+  inputs: number;
+  outputs: number;
+  bytesIn: number;
+  bytesOut: number;
+  gaveBack: number;
+}
 
 /**
  * A batch's inputs mostly lie side by side in one segment: one read per
@@ -167,11 +177,36 @@ export class ProcessorNode {
   }
 
   /**
-   * Runs one task. Never throws: a failing trigger rolls its session back,
+   * Runs one task and reports it (FlowFiles, bytes, time, failure) to
+   * `onTaskDone`. Never throws: a failing trigger rolls its session back,
    * counts an error and backs the processor off. Returns the error, if any.
    */
   async runTask(repos: Repositories): Promise<Error | undefined> {
-    if (isRemote(this.processor)) return this.#runRemote(repos, this.processor);
+    // counted per task: tasks of one processor overlap, so its totals cannot be diffed
+    const tally: Tally = { inputs: 0, outputs: 0, bytesIn: 0, bytesOut: 0, gaveBack: 0 };
+    const started = performance.now();
+    const failure = isRemote(this.processor)
+      ? await this.#runRemote(repos, this.processor, tally)
+      : await this.#runInline(repos, tally);
+    const idle = tally.inputs + tally.outputs + tally.gaveBack === 0 && failure === undefined;
+    // a task that found nothing to do is no session
+    if (!idle)
+      this.onTaskDone?.({
+        inputs: tally.inputs,
+        outputs: tally.outputs,
+        bytesIn: tally.bytesIn,
+        bytesOut: tally.bytesOut,
+        durationMs: performance.now() - started,
+        failed: failure !== undefined,
+        rolledBack: tally.gaveBack,
+      });
+    return failure;
+  }
+
+  /** Told of every task, for the plugin's statistics. */
+  onTaskDone?: (record: TaskRecord) => void;
+
+  async #runInline(repos: Repositories, tally: Tally): Promise<Error | undefined> {
     const now = Date.now();
     const inputs = this.#poll(now);
     const byId = new Map<string, { record: FlowFileRecord; connection: Connection }>();
@@ -190,7 +225,7 @@ export class ProcessorNode {
         }
         return repos.content.read(claim);
       },
-      apply: (outcome) => this.#apply(outcome, byId, repos),
+      apply: (outcome) => this.#apply(outcome, byId, repos, tally),
     };
     const session = new StandardProcessSession(
       backend,
@@ -210,7 +245,7 @@ export class ProcessorNode {
       const backoff = Math.min(FAILURE_BACKOFF_BASE_MS * 2 ** (this.failures - 1), MAX_FAILURE_BACKOFF_MS);
       this.yieldUntil = Date.now() + backoff;
     } finally {
-      this.#giveBack(session.leftovers(), byId);
+      this.#giveBack(session.leftovers(), byId, tally);
       this.stats.tasks++;
       if (this.context.takeYield()) this.yieldUntil = Math.max(this.yieldUntil, Date.now() + this.yieldMs);
     }
@@ -223,9 +258,14 @@ export class ProcessorNode {
    * sandbox dies or runs past its deadline, the inputs never left the host:
    * they go back to their queues, penalized.
    */
-  async #runRemote(repos: Repositories, remote: RemoteProcessor): Promise<Error | undefined> {
+  async #runRemote(repos: Repositories, remote: RemoteProcessor, tally: Tally): Promise<Error | undefined> {
     const release = await remote.host.acquire();
     const inputs = this.#poll(Date.now());
+    if (inputs.length === 0 && !this.isSource) {
+      // another task took the last FlowFiles while this one waited for a slot
+      release();
+      return undefined;
+    }
     const byId = new Map<string, { record: FlowFileRecord; connection: Connection }>();
     for (const i of inputs) byId.set(i.record.id, i);
     let failure: Error | undefined;
@@ -269,7 +309,7 @@ export class ProcessorNode {
           off += len;
           return view;
         });
-        this.#apply({ outputs: wire.outputs, consumed: wire.consumed, contents }, byId, repos);
+        this.#apply({ outputs: wire.outputs, consumed: wire.consumed, contents }, byId, repos, tally);
       }
       leftovers = reply.leftovers.filter((l) => byId.has(l.id));
       if (reply.yielded) this.yieldUntil = Math.max(this.yieldUntil, Date.now() + this.yieldMs);
@@ -287,7 +327,7 @@ export class ProcessorNode {
         ...leftovers,
         ...[...byId.keys()].filter((id) => !returned.has(id)).map((id) => ({ id, penalize: true })),
       ];
-      this.#giveBack(back, byId);
+      this.#giveBack(back, byId, tally);
       this.stats.tasks++;
       release();
     }
@@ -316,6 +356,7 @@ export class ProcessorNode {
   #giveBack(
     leftovers: readonly { id: string; penalize: boolean }[],
     byId: Map<string, { record: FlowFileRecord; connection: Connection }>,
+    tally: Tally,
   ): void {
     if (leftovers.length === 0) return;
     const groups = new Map<Connection, { plain: FlowFileRecord[]; penalized: FlowFileRecord[] }>();
@@ -326,6 +367,7 @@ export class ProcessorNode {
       (penalize ? g.penalized : g.plain).push(input.record);
     }
     const until = Date.now() + this.penaltyMs;
+    for (const g of groups.values()) tally.gaveBack += g.penalized.length;
     for (const [connection, g] of groups) {
       connection.giveBack(g.plain);
       connection.giveBack(g.penalized, until);
@@ -336,6 +378,7 @@ export class ProcessorNode {
     outcome: SessionOutcome,
     inputs: Map<string, { record: FlowFileRecord; connection: Connection }>,
     repos: Repositories,
+    tally: Tally,
   ): void {
     const now = Date.now();
     const consumed = new Set(outcome.consumed);
@@ -422,6 +465,10 @@ export class ProcessorNode {
     this.stats.out += outcome.outputs.length;
     this.stats.bytesIn += bytesIn;
     this.stats.bytesOut += bytesOut;
+    tally.inputs += consumed.size;
+    tally.outputs += outcome.outputs.length;
+    tally.bytesIn += bytesIn;
+    tally.bytesOut += bytesOut;
     this.onCommitted?.(touched, [...acks.keys()]);
   }
 

@@ -14,6 +14,8 @@ import { createError } from '../errors.ts';
 import type { Alert } from '../flow/controller.ts';
 import { createLogger, type PinoLogger } from '../log.ts';
 import { BUILTIN_PROCESSORS, builtInPluginId } from '../processors/index.ts';
+import type { ResourceLimits } from '../sandbox/limits.ts';
+import { ResourceMonitor, type UsageSample } from '../sandbox/monitor.ts';
 import { Namespaces } from '../sandbox/namespaces.ts';
 import type { SandboxHost } from '../sandbox/sandbox-host.ts';
 import type { Processor, ProcessorInfo } from '../sdk/index.ts';
@@ -23,6 +25,7 @@ import { readBundle, writeEntries } from './bundle.ts';
 import { type PluginManagerConfig, type PluginManagerOptions, resolveConfig } from './config.ts';
 import { ExternalPlugins, type ExternalRecord } from './external.ts';
 import { type InstallOutcome, install, isReservedName, recoverInstalls, removePluginFolder } from './installer.ts';
+import { type PluginStatistics, PluginStats } from './plugin-stats.ts';
 import { PluginRegistry, type RegistryListener } from './registry.ts';
 import { TrustStore } from './trust.ts';
 import type { PluginInfo, PluginQuery, RegistryStats } from './types.ts';
@@ -52,10 +55,21 @@ export class PluginManager {
   readonly registry = new PluginRegistry();
   /** Publishers' keys and revocations. */
   readonly trust = new TrustStore(() => this.store);
+  /** Sessions, FlowFiles, bytes, errors, rollbacks and latency per plugin. */
+  readonly pluginStats = new PluginStats();
+  #monitor: ResourceMonitor | undefined;
   /** Namespaces and their resource limits. */
   readonly namespaces = new Namespaces(
     () => this.store,
     () => this.config.defaultLimits,
+    // a namespace named after a sandboxed plugin shares that sandbox's slots and usage
+    (name) => {
+      const sandbox = this.sandboxOf(name);
+      return {
+        acquire: sandbox ? () => sandbox.acquire() : undefined,
+        latest: () => this.#monitor?.latest(name),
+      };
+    },
   );
   readonly log: PinoLogger;
   #store: StateStore | undefined;
@@ -114,6 +128,15 @@ export class PluginManager {
       for (const note of await recoverInstalls(this.config.pluginDir)) this.log.warn({ note }, 'install recovery');
       if (this.config.autoLoad) await this.#external.loadAll();
       if (this.config.watchChanges) this.#startWatching();
+      this.#monitor = new ResourceMonitor({
+        intervalMs: this.config.monitorInterval,
+        sandboxes: () => this.#external?.sandboxes() ?? [],
+        onAlert: (a) => {
+          for (const plugin of a.plugins.length ? a.plugins : [a.namespace])
+            this.raiseAlert({ code: a.code, plugin, processor: null, message: a.message });
+        },
+      });
+      this.#monitor.start();
       this.#state = 'ready';
       const stats = this.registry.stats();
       this.log.info(
@@ -249,6 +272,49 @@ export class PluginManager {
   onAlert(listener: (alert: Alert) => void): () => void {
     this.#alertListeners.add(listener);
     return () => this.#alertListeners.delete(listener);
+  }
+
+  /** The resource monitor (usage history per namespace). */
+  get monitor(): ResourceMonitor | undefined {
+    return this.#monitor;
+  }
+
+  /**
+   * A plugin's statistics and, when it runs in a sandbox, the sandbox's
+   * mode, limits, restarts and latest usage.
+   */
+  statsOf(id: string): {
+    stats: PluginStatistics;
+    sandbox: null | {
+      mode: string;
+      state: string;
+      limits: ResourceLimits;
+      restarts: number;
+      crashes: number;
+      timeouts: number;
+      lastCrash: string | null;
+      usage: UsageSample | null;
+      history: UsageSample[];
+    };
+  } {
+    this.registry.get(id);
+    const s = this.sandboxOf(id);
+    return {
+      stats: this.pluginStats.get(id),
+      sandbox: s
+        ? {
+            mode: s.mode,
+            state: s.state,
+            limits: s.limits,
+            restarts: s.stats.restarts,
+            crashes: s.stats.crashes,
+            timeouts: s.stats.timeouts,
+            lastCrash: s.stats.lastCrash,
+            usage: this.#monitor?.latest(s.namespace) ?? null,
+            history: this.#monitor?.history(s.namespace) ?? [],
+          }
+        : null,
+    };
   }
 
   /** The sandbox an external plugin runs in (none for built-ins and inline plugins). */
@@ -532,6 +598,7 @@ export class PluginManager {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     for (const timer of this.#debounce.values()) clearTimeout(timer);
+    this.#monitor?.stop();
     await this.#watcher?.close();
     await Promise.allSettled([...this.#locks.values()]);
     await this.#external?.closeAll();

@@ -8,7 +8,8 @@ import { createError } from '../errors.ts';
 import type { NamespaceRecord, StateStore } from '../store/types.ts';
 import { LIMIT_KEYS, type ResourceLimits } from './limits.ts';
 
-const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+// plugin ids name their own namespaces by default, so dots are allowed
+const NAME = /^[a-z0-9][a-z0-9.-]{0,127}$/;
 
 function checkLimits(limits: unknown): ResourceLimits {
   if (limits === null || typeof limits !== 'object' || Array.isArray(limits)) {
@@ -34,15 +35,24 @@ function checkLimits(limits: unknown): ResourceLimits {
 export class Namespaces {
   readonly #store: () => StateStore;
   readonly #defaults: () => ResourceLimits;
+  readonly #probe: (name: string) => NamespaceProbe;
+  readonly #slots = new Map<string, { acquire: () => Promise<() => void> }>();
 
-  constructor(store: () => StateStore, defaults: () => ResourceLimits) {
+  constructor(
+    store: () => StateStore,
+    defaults: () => ResourceLimits,
+    probe: (name: string) => NamespaceProbe = () => ({}),
+  ) {
     this.#store = store;
     this.#defaults = defaults;
+    this.#probe = probe;
   }
 
   async create(name: string, displayName?: string, limits?: ResourceLimits, actor = 'embed'): Promise<NamespaceRecord> {
     if (!NAME.test(name))
-      throw createError('USAGE', { message: `namespace name "${name}" must be lower-case letters, digits and "-"` });
+      throw createError('USAGE', {
+        message: `namespace name "${name}" must be lower-case letters, digits, "." and "-"`,
+      });
     const record = await this.#store().createNamespace(
       name,
       displayName ?? name,
@@ -87,8 +97,123 @@ export class Namespaces {
     return record;
   }
 
+  /** The namespace as an object with `newResourceGuard()`. */
+  async open(name: string): Promise<NamespaceHandle> {
+    const record = await this.get(name);
+    let slots = this.#slots.get(name);
+    if (!slots) {
+      let inFlight = 0;
+      const waiters: (() => void)[] = [];
+      slots = {
+        acquire: async () => {
+          const max = record.limits.maxConcurrentTasks ?? Number.POSITIVE_INFINITY;
+          while (inFlight >= max) await new Promise<void>((r) => waiters.push(r));
+          inFlight++;
+          return () => {
+            inFlight--;
+            waiters.shift()?.();
+          };
+        },
+      };
+      this.#slots.set(name, slots);
+    }
+    return new NamespaceHandle(record, this.#probe(name), slots);
+  }
+
   async delete(name: string, actor = 'embed'): Promise<void> {
     if (!(await this.#store().deleteNamespace(name))) throw createError('NAMESPACE_NOT_FOUND', { name });
     await this.#store().appendAudit({ actor, action: 'namespace.delete', target: name, result: 'ok', details: null });
+  }
+}
+
+/** The latest usage of a namespace's sandbox, as the monitor saw it. */
+export interface NamespaceProbe {
+  acquire?: () => Promise<() => void>;
+  latest?: () => { cpuPercent: number | null; heapUsed: number | null; handles: number | null } | undefined;
+}
+
+/**
+ * Holds one task slot of a namespace (shared with its sandbox's tasks) and
+ * checks its limits on demand: for code that wants to keep to them itself.
+ *
+ * @example
+ * const guard = await (await manager.namespaces.open('etl')).newResourceGuard(signal);
+ * try { for (const part of parts) { guard.checkLimits(); await work(part); } } finally { guard.release(); }
+ */
+export class ResourceGuard {
+  readonly #limits: ResourceLimits;
+  readonly #signal: AbortSignal | undefined;
+  readonly #probe: NamespaceProbe;
+  readonly #release: () => void;
+  readonly #started = performance.now();
+  #released = false;
+
+  constructor(limits: ResourceLimits, release: () => void, probe: NamespaceProbe, signal?: AbortSignal) {
+    this.#limits = limits;
+    this.#release = release;
+    this.#probe = probe;
+    this.#signal = signal;
+  }
+
+  /** Throws LIMIT_EXCEEDED when the task ran too long, was aborted, or its namespace is over a limit. */
+  checkLimits(): void {
+    const exceeded = (limit: string, value: number, max: number) =>
+      createError('LIMIT_EXCEEDED', { limit, value, max });
+    if (this.#released) throw createError('USAGE', { message: 'this guard was released' });
+    if (this.#signal?.aborted)
+      throw createError('LIMIT_EXCEEDED', { limit: 'aborted', value: 1, max: 0 }, { cause: this.#signal.reason });
+    const elapsed = performance.now() - this.#started;
+    if (this.#limits.maxExecutionMS !== undefined && elapsed > this.#limits.maxExecutionMS) {
+      throw exceeded('maxExecutionMS', Math.round(elapsed), this.#limits.maxExecutionMS);
+    }
+    const sample = this.#probe.latest?.();
+    if (!sample) return;
+    if (
+      this.#limits.maxMemoryMB !== undefined &&
+      sample.heapUsed !== null &&
+      sample.heapUsed > this.#limits.maxMemoryMB * 1024 * 1024
+    ) {
+      throw exceeded('maxMemoryMB', Math.round(sample.heapUsed / 1024 / 1024), this.#limits.maxMemoryMB);
+    }
+    if (
+      this.#limits.maxCPUPercent !== undefined &&
+      sample.cpuPercent !== null &&
+      sample.cpuPercent > this.#limits.maxCPUPercent
+    ) {
+      throw exceeded('maxCPUPercent', Math.round(sample.cpuPercent), this.#limits.maxCPUPercent);
+    }
+    if (
+      this.#limits.maxFileHandles !== undefined &&
+      sample.handles !== null &&
+      sample.handles > this.#limits.maxFileHandles
+    ) {
+      throw exceeded('maxFileHandles', sample.handles, this.#limits.maxFileHandles);
+    }
+  }
+
+  /** Gives the slot back. Safe to call twice. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#release();
+  }
+}
+
+/** A namespace as code uses it. */
+export class NamespaceHandle {
+  readonly record: NamespaceRecord;
+  readonly #probe: NamespaceProbe;
+  readonly #slots: { acquire: () => Promise<() => void> };
+
+  constructor(record: NamespaceRecord, probe: NamespaceProbe, slots: { acquire: () => Promise<() => void> }) {
+    this.record = record;
+    this.#probe = probe;
+    this.#slots = slots;
+  }
+
+  /** Waits for a task slot (maxConcurrentTasks) and returns a guard holding it. */
+  async newResourceGuard(signal?: AbortSignal): Promise<ResourceGuard> {
+    const release = await (this.#probe.acquire ?? this.#slots.acquire)();
+    return new ResourceGuard(this.record.limits, release, this.#probe, signal);
   }
 }

@@ -36,10 +36,13 @@ export const metricsRoutes: FastifyPluginAsync<MetricsOptions> = async (app, { m
     labelNames: ['code'],
     registers: [registry],
   });
-  new Counter({
-    name: 'databridge_sandbox_restarts_total',
-    help: 'Sandboxes restarted after a crash or a limit',
+  new Gauge({
+    name: 'databridge_sandbox_restarts',
+    help: 'Sandbox restarts after a crash or a limit, over all plugins',
     registers: [registry],
+    collect() {
+      this.set(manager.list().reduce((n, p) => n + (manager.sandboxOf(p.id)?.stats.restarts ?? 0), 0));
+    },
   });
   const perPlugin = (name: string, help: string, key: 'in' | 'out' | 'tasks' | 'errors' | 'bytesIn' | 'bytesOut') =>
     new Gauge({
@@ -60,6 +63,32 @@ export const metricsRoutes: FastifyPluginAsync<MetricsOptions> = async (app, { m
   perPlugin('databridge_plugin_bytes_in', 'Bytes taken in, per plugin', 'bytesIn');
   perPlugin('databridge_plugin_tasks', 'Tasks run, per plugin', 'tasks');
   perPlugin('databridge_plugin_errors', 'Failed tasks, per plugin', 'errors');
+  const sandboxGauge = (
+    name: string,
+    help: string,
+    pick: (s: ReturnType<PluginManager['statsOf']>['sandbox']) => number | null | undefined,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['plugin', 'mode'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const p of manager.list()) {
+          const sandbox = manager.sandboxOf(p.id) ? manager.statsOf(p.id).sandbox : null;
+          const value = sandbox ? pick(sandbox) : null;
+          if (value !== null && value !== undefined) this.set({ plugin: p.id, mode: sandbox!.mode }, value);
+        }
+      },
+    });
+  sandboxGauge(
+    'databridge_plugin_cpu_percent',
+    'CPU of the plugin’s sandbox, percent of one core over the last interval',
+    (s) => s?.usage?.cpuPercent,
+  );
+  sandboxGauge('databridge_plugin_heap_bytes', 'Heap in use in the plugin’s sandbox', (s) => s?.usage?.heapUsed);
+  sandboxGauge('databridge_plugin_sandbox_restarts', 'Restarts of the plugin’s sandbox', (s) => s?.restarts);
   new Gauge({
     name: 'databridge_queued_flowfiles',
     help: 'FlowFiles held in the flow’s queues',

@@ -17,7 +17,7 @@ const limitsSchema = {
 };
 const nameParams = {
   type: 'object',
-  properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' } },
+  properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9.-]{0,127}$' } },
   required: ['name'],
 } as const;
 
