@@ -6,11 +6,17 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { flowBench } from './flow.ts';
+import { sandboxBench } from './sandbox.ts';
 import { serverBench } from './server.ts';
 import { trustBench } from './trust.ts';
 import type { BenchGroup, BenchResult } from './types.ts';
 
-const GROUPS: Record<string, BenchGroup> = { flow: flowBench, trust: trustBench, server: serverBench };
+const GROUPS: Record<string, BenchGroup> = {
+  flow: flowBench,
+  trust: trustBench,
+  server: serverBench,
+  sandbox: sandboxBench,
+};
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = asked.filter((g) => !Object.hasOwn(GROUPS, g));

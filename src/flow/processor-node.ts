@@ -16,7 +16,7 @@ import type { ContentRepository } from './content-repository.ts';
 import type { ContentClaim, FlowFileRecord } from './flowfile.ts';
 import { toView } from './flowfile.ts';
 import type { FlowFileRepository, QueuedRecord } from './flowfile-repository.ts';
-import type { OutputContent, SessionOutcome } from './outcome.ts';
+import type { OutputContent, OutputFlowFile, SessionOutcome } from './outcome.ts';
 import { StandardProcessContext } from './properties.ts';
 import { type SessionBackend, StandardProcessSession } from './session.ts';
 
@@ -309,7 +309,11 @@ export class ProcessorNode {
           off += len;
           return view;
         });
-        this.#apply({ outputs: wire.outputs, consumed: wire.consumed, contents }, byId, repos, tally);
+        // attributes left out on the wire are the input's, unchanged
+        const outputs = wire.outputs.map(
+          (o): OutputFlowFile => ({ ...o, attributes: o.attributes ?? byId.get(o.id)?.record.attributes ?? {} }),
+        );
+        this.#apply({ outputs, consumed: wire.consumed, contents }, byId, repos, tally);
       }
       leftovers = reply.leftovers.filter((l) => byId.has(l.id));
       if (reply.yielded) this.yieldUntil = Math.max(this.yieldUntil, Date.now() + this.yieldMs);
@@ -421,6 +425,11 @@ export class ProcessorNode {
     const queued: (QueuedRecord & { connection: Connection })[] = [];
     let bytesOut = 0;
     for (const { out, targets } of routed) {
+      // an auto-terminated output leaves the flow here: its new bytes were never written
+      if (targets.length === 0) {
+        bytesOut += out.content.kind === 'empty' ? 0 : out.content.length;
+        continue;
+      }
       const claim = claimOf(out.content);
       const size = claim ? claim.length : 0;
       bytesOut += size;

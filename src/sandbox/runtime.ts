@@ -6,15 +6,16 @@
  * into one buffer.
  */
 
-import type { SessionOutcome } from '../flow/outcome.ts';
+import type { OutputFlowFile, SessionOutcome } from '../flow/outcome.ts';
 import { StandardProcessContext } from '../flow/properties.ts';
 import { StandardProcessSession } from '../flow/session.ts';
 import { guardedEntryUrl } from '../plugin/module-guard.ts';
 import type { Logger, PluginDefinition, Processor, ProcessorInfo } from '../sdk/index.ts';
 import { type HostMessage, type SandboxMessage, toWireError } from './protocol.ts';
 
-/** An outcome as sent: its new contents packed into one buffer. */
-export interface WireOutcome extends Omit<SessionOutcome, 'contents'> {
+/** An outcome as sent: new contents packed into one buffer; `attributes: null` means the input's, unchanged. */
+export interface WireOutcome extends Omit<SessionOutcome, 'contents' | 'outputs'> {
+  outputs: (Omit<OutputFlowFile, 'attributes'> & { attributes: Record<string, string> | null })[];
   packed: ArrayBuffer;
   lengths: number[];
 }
@@ -30,7 +31,24 @@ export interface WireTriggered {
   error: ReturnType<typeof toWireError> | null;
 }
 
-function pack(outcome: SessionOutcome): WireOutcome {
+function sameAttributes(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>> | undefined): boolean {
+  if (!b) return false;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+/**
+ * Packs an outcome for the wire: new contents in one buffer, and the
+ * attributes of an input sent back unchanged left out (the host has them):
+ * cloning them is most of a large batch's cost.
+ */
+function pack(outcome: SessionOutcome, inputs: ReadonlyMap<string, Readonly<Record<string, string>>>): WireOutcome {
+  for (const out of outcome.outputs) {
+    if (sameAttributes(out.attributes, inputs.get(out.id)))
+      (out as { attributes: Record<string, string> | null }).attributes = null;
+  }
   const lengths = outcome.contents.map((c) => c.byteLength);
   const packed = new Uint8Array(lengths.reduce((a, b) => a + b, 0));
   let at = 0;
@@ -122,7 +140,8 @@ export function createRuntime(send: Send): (message: HostMessage) => Promise<voi
             session.rollback(true);
             error = toWireError(err, inst.pluginId);
           }
-          const wire = outcomes.map(pack);
+          const original = new Map(m.inputs.map((ff) => [ff.id, ff.attributes]));
+          const wire = outcomes.map((o) => pack(o, original));
           const reply: WireTriggered = {
             type: 'triggered',
             id: m.id,

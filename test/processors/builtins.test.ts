@@ -271,6 +271,17 @@ describe('built-in processors', () => {
     assert.equal(content.out.unmatched!.length, 1);
   });
 
+  test('a processor that writes content to an auto-terminated relationship drops it cleanly', async (t) => {
+    const { out, flow } = await runProcessor(t, 'ReplaceText', {
+      properties: { 'Replacement Value': 'gone' },
+      inputs: [{ content: 'a' }, { content: 'b' }],
+      autoTerminate: ['success'],
+    });
+    assert.equal(out.success, undefined, 'success is auto-terminated, so it has no sink');
+    assert.equal(flow.stats().processors['under-test']!.out, 2);
+    assert.equal(flow.stats().processors['under-test']!.errors, 0);
+  });
+
   test('HashContent: hex digest by algorithm into the named attribute', async (t) => {
     const { out } = await runProcessor(t, 'HashContent', {
       properties: { 'Hash Algorithm': 'SHA-512', 'Hash Attribute Name': 'h' },
