@@ -20,6 +20,7 @@ export interface StateOptions {
   pluginDir?: string;
   allowUnsigned?: boolean;
   trustedPublisher?: string[];
+  inlinePlugin?: string[];
   json?: boolean;
 }
 
@@ -33,7 +34,13 @@ export function withStateOptions(command: Command): Command {
       process.env.DATABRIDGE_PLUGIN_DIR ?? 'plugins',
     )
     .option('--allow-unsigned', 'accept plugins without a signature (checksums still apply)')
-    .option('--trusted-publisher <name>', 'trust this publisher too (repeatable)', collect, [])
+    .option('--trusted-publisher <name>', 'accept only these publishers’ keys (repeatable)', collect, [])
+    .option(
+      '--inline-plugin <id>',
+      'run this external plugin inline, on the host’s thread, unsandboxed (repeatable)',
+      collect,
+      [],
+    )
     .option('--json', 'machine-readable output');
 }
 
@@ -47,6 +54,7 @@ export function managerOptions(opts: StateOptions, extra: PluginManagerOptions =
     pluginDir: opts.pluginDir,
     allowUnsigned: opts.allowUnsigned ?? false,
     trustedPublishers: opts.trustedPublisher ?? [],
+    inlinePlugins: opts.inlinePlugin ?? [],
     logLevel: 'warn',
     ...extra,
   };

@@ -82,6 +82,7 @@ export interface FlowStats {
 
 /** Something an operator should know: a failing processor, a plugin fault. */
 export interface Alert {
+  /** One of ALERT_CODES (src/alerts.ts). */
   code: string;
   plugin: string;
   processor: string | null;

@@ -38,6 +38,12 @@ export interface PluginManagerOptions {
   bundleLimits?: Partial<BundleLimits>;
   /** External plugins the operator trusts to run inline, on the host's thread (no sandbox). */
   inlinePlugins?: readonly string[];
+  /**
+   * After an upgrade, a version that crashes its sandbox, hits a limit, or
+   * fails `maxFailures` sessions within `probationMs` is replaced by the
+   * previous one. On by default.
+   */
+  autoRollback?: { enabled?: boolean; probationMs?: number; maxFailures?: number };
   /** Quiet time after the last change in a plugin folder before it is reloaded, in ms. Default 300. */
   watchDebounceMs?: number;
   /** Log level of the manager's pino logger, or false for none. Default `info`. */
@@ -58,6 +64,7 @@ export interface PluginManagerConfig {
   scanners: ScannerHook[];
   bundleLimits: BundleLimits;
   inlinePlugins: string[];
+  autoRollback: { enabled: boolean; probationMs: number; maxFailures: number };
   watchDebounceMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | false;
 }
@@ -105,6 +112,15 @@ const optionsSchema = {
     },
     watchDebounceMs: { type: 'integer', minimum: 0, maximum: 60_000 },
     inlinePlugins: { type: 'array', items: { type: 'string', minLength: 1 } },
+    autoRollback: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        probationMs: { type: 'integer', minimum: 0 },
+        maxFailures: { type: 'integer', minimum: 1 },
+      },
+    },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', false] },
   },
 };
@@ -152,6 +168,11 @@ export function resolveConfig(
     bundleLimits: { ...DEFAULT_BUNDLE_LIMITS, ...options.bundleLimits },
     watchDebounceMs: options.watchDebounceMs ?? 300,
     inlinePlugins: [...(options.inlinePlugins ?? [])],
+    autoRollback: {
+      enabled: options.autoRollback?.enabled ?? true,
+      probationMs: options.autoRollback?.probationMs ?? 120_000,
+      maxFailures: options.autoRollback?.maxFailures ?? 3,
+    },
     logLevel: options.logLevel ?? 'info',
   };
 }

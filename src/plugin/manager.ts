@@ -6,7 +6,7 @@
  */
 
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
@@ -24,7 +24,14 @@ import type { StateStore } from '../store/types.ts';
 import { readBundle, writeEntries } from './bundle.ts';
 import { type PluginManagerConfig, type PluginManagerOptions, resolveConfig } from './config.ts';
 import { ExternalPlugins, type ExternalRecord } from './external.ts';
-import { type InstallOutcome, install, isReservedName, recoverInstalls, removePluginFolder } from './installer.ts';
+import {
+  type InstallOutcome,
+  install,
+  isReservedName,
+  PREVIOUS,
+  recoverInstalls,
+  removePluginFolder,
+} from './installer.ts';
 import { type PluginStatistics, PluginStats } from './plugin-stats.ts';
 import { PluginRegistry, type RegistryListener } from './registry.ts';
 import { TrustStore } from './trust.ts';
@@ -78,6 +85,7 @@ export class PluginManager {
   readonly #locks = new Map<string, Promise<unknown>>();
   #watcher: FSWatcher | undefined;
   readonly #alerts: Alert[] = [];
+  readonly #probation = new Map<string, { version: string; end: () => void }>();
   readonly #alertListeners = new Set<(alert: Alert) => void>();
   readonly #debounce = new Map<string, NodeJS.Timeout>();
 
@@ -322,6 +330,81 @@ export class PluginManager {
     return this.#external?.sandboxOf(id);
   }
 
+  /**
+   * Watches a freshly upgraded plugin: a sandbox crash, timeout or memory
+   * kill, or `maxFailures` failed sessions within the probation window, and
+   * the previous version (kept in `.previous/`) is put back.
+   */
+  #startProbation(id: string, version: string): void {
+    const { enabled, probationMs, maxFailures } = this.config.autoRollback;
+    if (!enabled || probationMs === 0) return;
+    this.#probation.get(id)?.end();
+    let failures = 0;
+    const fatal = new Set([
+      'SANDBOX_CRASHED',
+      'EXECUTION_TIMEOUT',
+      'MEMORY_LIMIT',
+      'SANDBOX_FAILED',
+      'PROCESSOR_INIT_FAILED',
+    ]);
+    const off = this.onAlert((alert) => {
+      if (alert.plugin !== id) return;
+      if (alert.code === 'PROCESSOR_FAILED') failures++;
+      const why = fatal.has(alert.code)
+        ? `${alert.code}: ${alert.message}`
+        : failures >= maxFailures
+          ? `${failures} failed sessions: ${alert.message}`
+          : null;
+      if (why === null) return;
+      end();
+      void this.#rollBack(id, version, why).catch((err) =>
+        this.log.error({ plugin: id, err: (err as Error).message }, 'automatic rollback failed'),
+      );
+    });
+    const timer = setTimeout(() => end(), probationMs);
+    timer.unref();
+    const end = () => {
+      off();
+      clearTimeout(timer);
+      if (this.#probation.get(id)?.end === end) this.#probation.delete(id);
+    };
+    this.#probation.set(id, { version, end });
+  }
+
+  async #rollBack(id: string, badVersion: string, reason: string): Promise<void> {
+    if (this.#state !== 'ready') return;
+    const previous = join(this.config.pluginDir, PREVIOUS, id);
+    if (!existsSync(previous)) return;
+    const copy = await mkdtemp(join(tmpdir(), 'databridge-rollback-'));
+    try {
+      // the install replaces .previous/ with the bad version: install from a copy of the good one
+      await cp(previous, join(copy, id), { recursive: true });
+      const { outcome } = await this.install(join(copy, id), { force: true, actor: 'auto-rollback' });
+      await this.store.recordInstall({
+        pluginId: id,
+        version: outcome.version,
+        digest: outcome.digest,
+        action: 'rollback',
+        actor: 'auto-rollback',
+      });
+      await this.store.appendAudit({
+        actor: 'auto-rollback',
+        action: 'rollback',
+        target: id,
+        result: 'ok',
+        details: { from: badVersion, to: outcome.version, reason },
+      });
+      this.raiseAlert({
+        code: 'AUTO_ROLLBACK',
+        plugin: id,
+        processor: null,
+        message: `${id} ${badVersion} was replaced by ${outcome.version} during its probation: ${reason}`,
+      });
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
+  }
+
   /** The trust policy validation applies. */
   get policy(): TrustPolicy {
     return {
@@ -400,6 +483,7 @@ export class PluginManager {
       action: outcome.action,
       actor,
     });
+    if (outcome.action === 'upgrade') this.#startProbation(outcome.id, outcome.version);
     await this.store.appendAudit({
       actor,
       action: 'install',
@@ -598,6 +682,7 @@ export class PluginManager {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     for (const timer of this.#debounce.values()) clearTimeout(timer);
+    for (const p of this.#probation.values()) p.end();
     this.#monitor?.stop();
     await this.#watcher?.close();
     await Promise.allSettled([...this.#locks.values()]);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ALERT_CODES } from '../../src/alerts.ts';
 import { createError, ERRORS } from '../../src/errors.ts';
 import { EXPRESSION_FUNCTIONS } from '../../src/flow/expression.ts';
 import { FLOW_FINDING_CODES } from '../../src/flow/flow-definition.ts';
@@ -42,6 +43,13 @@ test('docs/errors.md lists every plugin finding code', () => {
   const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
   const listed = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]).sort();
   assert.deepEqual(listed, [...FINDING_CODES].sort());
+});
+
+test('docs/errors.md lists every alert code', () => {
+  const start = doc.indexOf('## Alert codes');
+  const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
+  const listed = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]).sort();
+  assert.deepEqual(listed, [...ALERT_CODES].sort());
 });
 
 test('docs/expression-language.md documents every function', () => {

@@ -1,0 +1,17 @@
+/** Every alert code the host raises; docs/errors.md lists them and a test keeps the two in step. */
+export const ALERT_CODES = [
+  'PROCESSOR_FAILED',
+  'PROCESSOR_INIT_FAILED',
+  'PROCESSOR_STOP_FAILED',
+  'PLUGIN_UNAVAILABLE',
+  'RELOAD_FAILED',
+  'SANDBOX_CRASHED',
+  'MEMORY_LIMIT',
+  'EXECUTION_TIMEOUT',
+  'CPU_LIMIT',
+  'FILE_HANDLES',
+  'SANDBOX_FAILED',
+  'AUTO_ROLLBACK',
+] as const;
+
+export type AlertCode = (typeof ALERT_CODES)[number];

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { cpSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ROOT, runCli, tempDir } from '../helpers.ts';
+
+test('the example flow runs an external plugin in each mode: worker, process and inline', async (t) => {
+  const dir = tempDir(t);
+  cpSync(join(ROOT, 'examples'), join(dir, 'examples'), {
+    recursive: true,
+    filter: (src) => !src.includes(`${join(ROOT, 'examples', 'out')}`),
+  });
+  const state = [
+    '--data-dir',
+    join(dir, 'data'),
+    '--plugin-dir',
+    join(dir, 'plugins'),
+    '--inline-plugin',
+    'acme.stamp',
+  ];
+  const trust = await runCli([
+    'trust',
+    'add',
+    '--publisher',
+    'acme',
+    '--key',
+    join(dir, 'examples', 'keys', 'acme-example.pub'),
+    ...state,
+  ]);
+  assert.equal(trust.code, 0, trust.stderr);
+  for (const p of ['acme.upper', 'acme.reverse', 'acme.stamp']) {
+    const r = await runCli(['plugin', 'install', join(dir, 'examples', 'plugins', p), ...state]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const list = JSON.parse((await runCli(['plugin', 'list', '--source', 'external', '--json', ...state])).stdout) as {
+    id: string;
+    isolation: string;
+  }[];
+  assert.deepEqual(Object.fromEntries(list.map((p) => [p.id, p.isolation])), {
+    'acme.reverse': 'process',
+    'acme.stamp': 'inline',
+    'acme.upper': 'worker',
+  });
+  const run = await runCli(['run', join(dir, 'examples', 'flows', 'modes.json'), '--json', ...state]);
+  assert.equal(run.code, 0, run.stderr);
+  const summary = JSON.parse(run.stdout) as { processors: Record<string, { in: number; errors: number }> };
+  const inputs = readdirSync(join(dir, 'examples', 'data', 'in'));
+  for (const id of ['upper', 'reverse', 'stamp']) {
+    assert.equal(summary.processors[id]!.in, inputs.length, id);
+    assert.equal(summary.processors[id]!.errors, 0, id);
+  }
+  for (const name of inputs) {
+    const original = readFileSync(join(dir, 'examples', 'data', 'in', name), 'utf8');
+    const expected = original
+      .toUpperCase()
+      .split('\n')
+      .map((line) => [...line].reverse().join(''))
+      .join('\n');
+    assert.equal(readFileSync(join(dir, 'examples', 'out', 'modes', name), 'utf8'), expected, name);
+  }
+});
