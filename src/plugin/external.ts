@@ -53,6 +53,7 @@ export class ExternalPlugins {
   readonly #o: ExternalPluginsOptions;
   readonly #records = new Map<string, ExternalRecord>();
   readonly #sandboxes = new Map<string, SandboxHost>();
+  readonly #retiring = new Set<SandboxHost>();
 
   constructor(options: ExternalPluginsOptions) {
     this.#o = options;
@@ -161,7 +162,7 @@ export class ExternalPlugins {
         const old = this.#sandboxes.get(id);
         if (sandbox) this.#sandboxes.set(id, sandbox);
         else this.#sandboxes.delete(id);
-        if (old && old !== sandbox) void old.drain().then(() => old.close());
+        if (old && old !== sandbox) this.#retire(old);
         log.info({ plugin: id, version: registration.version, isolation: registration.isolation }, 'plugin loaded');
         return true;
       } catch (err) {
@@ -218,7 +219,7 @@ export class ExternalPlugins {
     this.#records.delete(id);
     const sandbox = this.#sandboxes.get(id);
     this.#sandboxes.delete(id);
-    void sandbox?.drain().then(() => sandbox.close());
+    if (sandbox) this.#retire(sandbox);
   }
 
   /** The sandbox a plugin runs in, if any. */
@@ -230,8 +231,18 @@ export class ExternalPlugins {
     return [...this.#sandboxes.values()];
   }
 
+  /** A replaced sandbox finishes the tasks it runs, then goes (at once when the manager shuts down). */
+  #retire(sandbox: SandboxHost): void {
+    this.#retiring.add(sandbox);
+    void sandbox
+      .drain()
+      .then(() => sandbox.close())
+      .finally(() => this.#retiring.delete(sandbox));
+  }
+
   async closeAll(): Promise<void> {
-    await Promise.all([...this.#sandboxes.values()].map((s) => s.close()));
+    await Promise.all([...this.#sandboxes.values(), ...this.#retiring].map((s) => s.close()));
+    this.#retiring.clear();
     this.#sandboxes.clear();
   }
 

@@ -180,7 +180,9 @@ export class SandboxHost {
   /** Waits until no trigger is in flight (for a drain before close). */
   async drain(timeoutMs = 30_000): Promise<void> {
     const start = Date.now();
-    while (this.#inFlight > 0 && Date.now() - start < timeoutMs) await new Promise((r) => setTimeout(r, 5));
+    while (this.#inFlight > 0 && this.#state !== 'closed' && Date.now() - start < timeoutMs) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   async #request(
