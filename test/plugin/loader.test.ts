@@ -12,7 +12,7 @@ import { makePlugin, newKey, sign, trustKey, upperCode } from '../plugin-fixture
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+async function until(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
   const start = Date.now();
   while (!check()) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
@@ -227,7 +227,7 @@ describe('hot reload', () => {
     await sign(v1, key);
     await until('version 1.1.0', () => manager.get('acme.live').version === '1.1.0');
     await until('output from v2', () => out.some((o) => o.content.toString().endsWith(' v2')));
-    await waitQuiet(flow);
+    await waitQuiet(flow, 60, 60_000);
     assert.equal(out.length, 400, 'no FlowFile lost or duplicated across the swap');
     assert.equal(new Set(out.map((o) => o.content.toString().replace(' V2', '').replace(' v2', ''))).size, 400);
 
