@@ -46,3 +46,17 @@ export function runCli(
     child.stdin.end(options.input ?? '');
   });
 }
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until `check()` holds. The bound catches a hang, it times nothing:
+ * it is generous because test files share two cores.
+ */
+export async function until(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}

@@ -18,7 +18,7 @@ import type { StateStore } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { type Finding, finding } from './findings.ts';
 import { isReservedName } from './installer.ts';
-import { dependencyOrder, loadPlugin } from './loader.ts';
+import { dependencyOrder, loadPlugin, registrationOf } from './loader.ts';
 import { componentNames, type PluginManifest } from './manifest.ts';
 import type { PluginRegistry } from './registry.ts';
 import type { ScannerHook } from './scanner.ts';
@@ -320,20 +320,7 @@ export class ExternalPlugins {
       processors[name] = { factory: () => new RemoteProcessor(sandbox, manifest.id, name, info), info };
     }
     return {
-      registration: {
-        id: manifest.id,
-        name: manifest.name,
-        version: manifest.version,
-        type: manifest.type,
-        source: 'external',
-        publisher: manifest.publisher,
-        author: manifest.author,
-        description: manifest.description,
-        tags: manifest.tags,
-        dependencies: manifest.dependencies,
-        isolation: mode,
-        processors,
-      },
+      registration: { ...registrationOf(manifest, mode), processors },
       findings: [],
       sandbox,
     };

@@ -8,7 +8,7 @@ import type { ControllerService, PluginDefinition, Processor, ReportingTask } fr
 import { type Finding, finding } from './findings.ts';
 import { componentNames, type PluginManifest } from './manifest.ts';
 import { guardedEntryUrl } from './module-guard.ts';
-import type { PluginRegistration } from './types.ts';
+import type { PluginRegistration, SandboxMode } from './types.ts';
 import type { ValidationReport } from './validator.ts';
 
 export const LOAD_TIMEOUT_MS = 10_000;
@@ -54,19 +54,7 @@ export async function loadPlugin(
   const def = mod.default as PluginDefinition | undefined;
   if (!def || typeof def !== 'object')
     return fail('the entry module has no default export { processors, controllerServices, reportingTasks }');
-  const registration: PluginRegistration = {
-    id: manifest.id,
-    name: manifest.name,
-    version: manifest.version,
-    type: manifest.type,
-    source: 'external',
-    publisher: manifest.publisher,
-    author: manifest.author,
-    description: manifest.description,
-    tags: manifest.tags,
-    dependencies: manifest.dependencies,
-    isolation: 'inline',
-  };
+  const registration = registrationOf(manifest, 'inline');
   for (const kind of KINDS) {
     const declared = componentNames(manifest.provides[kind]);
     const exported = def[kind] ?? {};
@@ -95,6 +83,23 @@ export async function loadPlugin(
     (registration as unknown as Record<Kind, unknown>)[kind] = entries;
   }
   return { registration, findings: [] };
+}
+
+/** What an external plugin's registration takes from its manifest; the components are added by who loads it. */
+export function registrationOf(manifest: PluginManifest, isolation: SandboxMode): PluginRegistration {
+  return {
+    id: manifest.id,
+    name: manifest.name,
+    version: manifest.version,
+    type: manifest.type,
+    source: 'external',
+    publisher: manifest.publisher,
+    author: manifest.author,
+    description: manifest.description,
+    tags: manifest.tags,
+    dependencies: manifest.dependencies,
+    isolation,
+  };
 }
 
 /** Orders manifests so that dependencies come first (cycles and unknowns keep their place). */

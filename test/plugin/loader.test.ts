@@ -7,18 +7,8 @@ import { createPluginManager, isDataBridgeError, type PluginManager } from '../.
 import { loadPlugin } from '../../src/plugin/loader.ts';
 import { validatePluginDir } from '../../src/plugin/validator.ts';
 import { type Emitted, registerSink, registerSource, waitQuiet } from '../flow-harness.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, until } from '../helpers.ts';
 import { makePlugin, newKey, sign, trustKey, upperCode } from '../plugin-fixtures.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 async function managerWith(t: TestContext, dir: string, options: Record<string, unknown> = {}): Promise<PluginManager> {
   const manager = await createPluginManager({

@@ -11,18 +11,8 @@ import { describe, type TestContext, test } from 'node:test';
 import { createFlowController, type FlowController } from '../../src/flow/controller.ts';
 import { createPluginManager, type PluginManager } from '../../src/index.ts';
 import { type Emitted, registerSink, registerSource } from '../flow-harness.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, until } from '../helpers.ts';
 import { makePlugin, newKey, sign, trustKey, upperCode } from '../plugin-fixtures.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 function hostileCode(body: string, hooks = ''): string {
   return `export default { processors: { Hostile: () => ({

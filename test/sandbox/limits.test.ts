@@ -5,18 +5,8 @@ import { describe, type TestContext, test } from 'node:test';
 import { createFlowController } from '../../src/flow/controller.ts';
 import { createPluginManager, isDataBridgeError, type PluginManager } from '../../src/index.ts';
 import { type Emitted, registerSink, registerSource, waitQuiet } from '../flow-harness.ts';
-import { tempDir } from '../helpers.ts';
+import { sleep, tempDir, until } from '../helpers.ts';
 import { makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 function code(body: string): string {
   return `let inFlight = 0; let most = 0;
