@@ -643,6 +643,8 @@ export class PluginManager {
       const external = this.#externals();
       const report = await external.validate(dir);
       const known = this.registry.has(name) && this.registry.get(name).status !== 'error';
+      // an install (or a touch) that left the same bytes in place is no change
+      if (known && report.digest !== null && report.digest === external.get(name)?.digest) return;
       const ok = await external.activate(dir, report, name);
       if (ok) {
         await this.store.appendAudit({

@@ -55,7 +55,8 @@ export class ResourceMonitor {
     if (this.#sampling) return;
     this.#sampling = true;
     try {
-      await Promise.all(this.#o.sandboxes().map((s) => this.#sampleOne(s)));
+      // one sandbox's sample failing (it died meanwhile) leaves the others' alone
+      await Promise.allSettled(this.#o.sandboxes().map((s) => this.#sampleOne(s)));
     } finally {
       this.#sampling = false;
     }

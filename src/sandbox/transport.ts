@@ -87,8 +87,15 @@ export function spawnWorker(options: SpawnOptions, events: TransportEvents): Tra
     send: (message, transfer = []) => {
       if (!gone) worker.postMessage(message, transfer);
     },
-    cpuUsage: async () => (gone ? null : worker.cpuUsage()),
-    heapUsed: async () => (gone ? null : (await worker.getHeapStatistics()).used_heap_size),
+    // a worker can die between the check and the call (out of memory): then there is no reading
+    cpuUsage: async () => (gone ? null : worker.cpuUsage().catch(() => null)),
+    heapUsed: async () =>
+      gone
+        ? null
+        : worker
+            .getHeapStatistics()
+            .then((h) => h.used_heap_size)
+            .catch(() => null),
     terminate: async () => {
       if (!gone) await worker.terminate();
     },
