@@ -236,9 +236,7 @@ export class PluginManager {
     try {
       info = this.registry.setEnabled(id, enabled, { force: options.force });
     } catch (err) {
-      const code = (err as { code?: string }).code ?? 'ERROR';
-      await this.store.appendAudit({ actor, action, target: id, result: 'refused', details: { code } });
-      throw err;
+      return this.#refused(actor, action, id, err);
     }
     await this.store.savePluginState(id, { enabled, version: info.version });
     await this.store.appendAudit({
@@ -466,15 +464,7 @@ export class PluginManager {
         { force: options.force },
       );
     } catch (err) {
-      const e = err as { code?: string; details?: { findings?: { code: string }[] } };
-      await this.store.appendAudit({
-        actor,
-        action: 'install',
-        target: typeof source === 'string' ? source : '(upload)',
-        result: 'refused',
-        details: { code: e.code ?? 'ERROR', findings: e.details?.findings?.map((f) => f.code) ?? [] },
-      });
-      throw err;
+      return this.#refused(actor, 'install', typeof source === 'string' ? source : '(upload)', err);
     }
     await this.store.recordInstall({
       pluginId: outcome.id,
@@ -510,14 +500,7 @@ export class PluginManager {
         if (info.source === 'builtin') throw createError('PLUGIN_BUILTIN', { id, action: 'uninstall' });
         this.registry.unregister(id, { force: options.force });
       } catch (err) {
-        await this.store.appendAudit({
-          actor,
-          action: 'uninstall',
-          target: id,
-          result: 'refused',
-          details: { code: (err as { code?: string }).code },
-        });
-        throw err;
+        return this.#refused(actor, 'uninstall', id, err);
       }
       const state = await this.store.getPluginState(id);
       await removePluginFolder(this.config.pluginDir, id);
@@ -550,14 +533,7 @@ export class PluginManager {
       try {
         await this.#externals().reload(id);
       } catch (err) {
-        await this.store.appendAudit({
-          actor,
-          action: 'reload',
-          target: id,
-          result: 'refused',
-          details: { code: (err as { code?: string }).code },
-        });
-        throw err;
+        return this.#refused(actor, 'reload', id, err);
       }
       await this.store.appendAudit({ actor, action: 'reload', target: id, result: 'ok', details: null });
       return this.registry.get(id);
@@ -572,6 +548,20 @@ export class PluginManager {
       return { id, dir: '', findings: [], digest: null, signer: null };
     }
     return record;
+  }
+
+  /** Records a refused change in the audit log (its code, and its findings' codes) and throws the error on. */
+  async #refused(actor: string, action: string, target: string, err: unknown): Promise<never> {
+    const e = err as { code?: string; details?: { findings?: { code: string }[] } | null };
+    const findings = e.details?.findings?.map((f) => f.code);
+    await this.store.appendAudit({
+      actor,
+      action,
+      target,
+      result: 'refused',
+      details: findings ? { code: e.code ?? 'ERROR', findings } : { code: e.code ?? 'ERROR' },
+    });
+    throw err;
   }
 
   /** Runs `fn` when no other change to the same plugin is under way (mutations are serialized per plugin). */
