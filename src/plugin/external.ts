@@ -48,6 +48,8 @@ export interface ExternalRecord {
 }
 
 const ID_LIKE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
+/** The scan-cache key under which a release's component infos are kept, by digest. */
+const COMPONENTS_CACHE = 'components/1';
 
 export class ExternalPlugins {
   readonly #o: ExternalPluginsOptions;
@@ -285,19 +287,29 @@ export class ExternalPlugins {
         }
       },
     });
-    let loaded: Awaited<ReturnType<SandboxHost['load']>>;
-    try {
-      await sandbox.start();
-      loaded = await sandbox.load({
-        pluginId: manifest.id,
-        root: dir,
-        entryPoint: manifest.entryPoint,
-        digest: report.digest!,
-        files: report.files,
-      });
-    } catch (err) {
-      await sandbox.close();
-      return fail(`the entry module failed to load in its sandbox: ${(err as Error).message}`);
+    const load = {
+      pluginId: manifest.id,
+      root: dir,
+      entryPoint: manifest.entryPoint,
+      digest: report.digest!,
+      files: report.files,
+    };
+    // a release whose module loaded before (same digest) starts its sandbox on first use
+    const known = (await this.#o.store.getScanResult(report.digest!, COMPONENTS_CACHE)) as
+      | { processors: Record<string, ProcessorInfo> }
+      | undefined;
+    let loaded: { processors: Record<string, ProcessorInfo> };
+    if (known) {
+      sandbox.idle(load);
+      loaded = known;
+    } else {
+      try {
+        await sandbox.start();
+        loaded = await sandbox.load(load);
+      } catch (err) {
+        await sandbox.close();
+        return fail(`the entry module failed to load in its sandbox: ${(err as Error).message}`);
+      }
     }
     const declared = componentNames(manifest.provides.processors);
     const exported = Object.keys(loaded.processors);
@@ -319,6 +331,7 @@ export class ExternalPlugins {
       }
       processors[name] = { factory: () => new RemoteProcessor(sandbox, manifest.id, name, info), info };
     }
+    if (!known) await this.#o.store.saveScanResult(report.digest!, COMPONENTS_CACHE, { processors: loaded.processors });
     return {
       registration: { ...registrationOf(manifest, mode), processors },
       findings: [],

@@ -7,6 +7,10 @@
  * host), an alert raised, and is restarted with backoff from a warm spare,
  * its plugins loaded and its processors made again. One that keeps dying
  * is given up: the host marks its plugins `error`. An orchestrator.
+ *
+ * A host made `idle` (its plugins' components already known from an earlier
+ * load of the same bytes) starts no sandbox until the first request, so a
+ * node with many installed plugins starts only those its flow uses.
  */
 
 import { createError } from '../errors.ts';
@@ -17,7 +21,7 @@ import type { CreateRequest, HostMessage, LoadRequest, SandboxMessage } from './
 import { PROTOCOL_VERSION } from './protocol.ts';
 import { spawnProcess, spawnWorker, type Transport, type TransportEvents } from './transport.ts';
 
-export type SandboxState = 'starting' | 'ready' | 'restarting' | 'failed' | 'closed';
+export type SandboxState = 'idle' | 'starting' | 'ready' | 'restarting' | 'failed' | 'closed';
 
 export interface SandboxAlert {
   code: 'SANDBOX_CRASHED' | 'MEMORY_LIMIT' | 'EXECUTION_TIMEOUT' | 'CPU_LIMIT' | 'FILE_HANDLES' | 'SANDBOX_FAILED';
@@ -101,6 +105,20 @@ export class SandboxHost {
     this.#spare = this.#spawn().catch(() => null as never);
   }
 
+  /**
+   * Records a plugin as loaded without starting the sandbox: it starts, and
+   * loads the plugin, on the first request. For plugins whose module has
+   * loaded before with the same digest.
+   */
+  idle(req: Omit<LoadRequest, 'id' | 'type'>): void {
+    if (this.#state !== 'starting' && this.#state !== 'idle')
+      throw new Error(`sandbox ${this.namespace} is ${this.#state}`);
+    this.#loads.set(req.pluginId, { type: 'load', id: 0, ...req });
+    if (this.#state === 'idle') return;
+    this.#state = 'idle';
+    this.#pendingReady();
+  }
+
   /** Loads a plugin into the sandbox (and again after every restart). */
   async load(req: Omit<LoadRequest, 'id' | 'type'>): Promise<Extract<SandboxMessage, { type: 'loaded' }>> {
     const reply = await this.#request({ type: 'load', id: 0, ...req }, { timeoutMs: CONTROL_TIMEOUT_MS });
@@ -170,6 +188,10 @@ export class SandboxHost {
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
+    this.#readyResolvers?.reject(
+      createError('SANDBOX_CRASHED', { namespace: this.namespace, reason: 'the sandbox was closed' }),
+    );
+    this.#readyResolvers = null;
     this.#rejectAll('the sandbox was closed');
     await this.#transport?.terminate();
     const spare = await this.#spare?.catch(() => null);
@@ -189,6 +211,10 @@ export class SandboxHost {
     message: HostMessage,
     opts: { transfer?: ArrayBuffer[]; timeoutMs?: number; trigger?: boolean },
   ): Promise<SandboxMessage> {
+    if (this.#state === 'idle') {
+      this.#state = 'restarting';
+      void this.#restart(true);
+    }
     await this.#ready;
     if (this.#state === 'failed')
       throw createError('SANDBOX_FAILED', { namespace: this.namespace, reason: this.stats.lastCrash ?? 'gave up' });
@@ -284,10 +310,8 @@ export class SandboxHost {
     this.stats.lastCrash = reason;
     this.#transport = null;
     this.#state = 'restarting';
-    this.#ready = new Promise<void>((resolve, reject) => {
-      this.#readyResolvers = { resolve, reject };
-    });
-    this.#ready.catch(() => {});
+    // requests already waiting for a start that this crash interrupted keep waiting on the same promise
+    if (!this.#readyResolvers) this.#pendingReady();
     void transport.terminate();
     this.#rejectAll(reason);
     this.#o.onAlert({
@@ -310,24 +334,47 @@ export class SandboxHost {
     setTimeout(() => void this.#restart(), this.#restartTimes.length === 1 ? 0 : backoff);
   }
 
-  async #restart(): Promise<void> {
+  /** (Re)starts the sandbox: a first start of an idle host, or a restart after a crash. */
+  async #restart(first = false): Promise<void> {
     if (this.#state !== 'restarting') return;
+    let transport: Transport | null = null;
     try {
       const spare = this.#spare ? await this.#spare.catch(() => null) : null;
       this.#spare = null;
-      const transport = spare ?? (await this.#spawn());
+      transport = spare ?? (await this.#spawn());
+      if (this.#state !== 'restarting') {
+        // closed (or given up) while it started: nobody will use it
+        await transport.terminate();
+        return;
+      }
       this.#transport = transport;
       // replay: plugins first, then processor instances, straight to the new transport
       for (const load of this.#loads.values()) await this.#replay(transport, load);
       for (const create of this.#creates.values()) await this.#replay(transport, create);
+      if (this.#state !== 'restarting' || this.#transport !== transport) return;
       this.#state = 'ready';
-      this.stats.restarts++;
-      this.#readyResolvers?.resolve();
+      if (!first) this.stats.restarts++;
+      this.stats.startedAt = Date.now();
+      const resolvers = this.#readyResolvers;
+      this.#readyResolvers = null;
+      resolvers?.resolve();
       this.#spare = this.#spawn().catch(() => null as never);
-      this.#o.log.info({ namespace: this.namespace, plugins: this.plugins }, 'sandbox restarted');
+      this.#o.log.info(
+        { namespace: this.namespace, plugins: this.plugins },
+        first ? 'sandbox started' : 'sandbox restarted',
+      );
     } catch (err) {
-      this.#giveUp(`it could not be restarted: ${(err as Error).message}`);
+      // a crash during the replay has its own restart under way; a close needs nothing more
+      if (this.#state !== 'restarting' || (transport && this.#transport !== transport)) return;
+      this.#giveUp(`it could not be ${first ? 'started' : 'restarted'}: ${(err as Error).message}`);
     }
+  }
+
+  #pendingReady(): void {
+    this.#ready = new Promise<void>((resolve, reject) => {
+      this.#readyResolvers = { resolve, reject };
+    });
+    this.#ready.catch(() => {});
   }
 
   #replay(transport: Transport, message: LoadRequest | CreateRequest): Promise<SandboxMessage> {
@@ -346,6 +393,7 @@ export class SandboxHost {
     this.#state = 'failed';
     this.stats.lastCrash = reason;
     this.#readyResolvers?.reject(createError('SANDBOX_FAILED', { namespace: this.namespace, reason }));
+    this.#readyResolvers = null;
     this.#rejectAll(reason);
     void this.#spare?.then((s) => s?.terminate()).catch(() => {});
     this.#o.onAlert({
