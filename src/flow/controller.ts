@@ -124,6 +124,8 @@ export class FlowController {
   readonly #content: ContentRepository;
   readonly #flowFiles: FlowFileRepository;
   readonly #nodes = new Map<string, ProcessorNode>();
+  /** Processors stopped because their plugin was disabled or removed: they start again when it is back. */
+  readonly #stoppedForPlugin = new Set<string>();
   readonly #connections = new Map<string, Connection>();
   readonly #timers = new Map<string, { cancel: () => void; idle: boolean }>();
   readonly #recovered = new Map<string, FlowFileRecord[]>();
@@ -292,6 +294,7 @@ export class FlowController {
 
   /** Stops a processor: no new tasks; running ones finish (their sessions commit or roll back). */
   async stop(id: string): Promise<void> {
+    this.#stoppedForPlugin.delete(id);
     const node = this.#node(id);
     if (node.state === 'stopped' || node.state === 'stopping') return;
     node.state = 'stopping';
@@ -416,7 +419,12 @@ export class FlowController {
           `plugin ${event.pluginId} was ${event.type === 'disabled' ? 'disabled' : 'removed'}; the processor stopped`,
         );
         await this.stop(node.id);
+        this.#stoppedForPlugin.add(node.id);
       }
+      return;
+    }
+    if (event.type === 'enabled') {
+      await this.#restartStopped(nodes);
       return;
     }
     if (event.type !== 'registered') return;
@@ -445,6 +453,23 @@ export class FlowController {
           // the old version's shutdown failing does not concern the new one
         }
       })();
+    }
+    await this.#restartStopped(nodes);
+  }
+
+  /** What stopped because its plugin went away starts again when the plugin is back and enabled. */
+  async #restartStopped(nodes: readonly ProcessorNode[]): Promise<void> {
+    for (const node of nodes) {
+      if (!this.#stoppedForPlugin.has(node.id) || node.state !== 'stopped') continue;
+      if (!this.manager.registry.has(node.pluginId) || !this.manager.registry.get(node.pluginId).enabled) continue;
+      this.#stoppedForPlugin.delete(node.id);
+      try {
+        await this.start(node.id);
+        node.logger.info('processor started again: its plugin is back');
+      } catch (err) {
+        // start() raised the alert; the processor stays stopped
+        node.logger.warn('processor could not start again', { err: (err as Error).message });
+      }
     }
   }
 

@@ -56,6 +56,8 @@ export class ExternalPlugins {
   readonly #records = new Map<string, ExternalRecord>();
   readonly #sandboxes = new Map<string, SandboxHost>();
   readonly #retiring = new Set<SandboxHost>();
+  /** What each sandboxed plugin's manifest asks of its limits (they only narrow the namespace's). */
+  readonly #requested = new Map<string, ResourceLimits | undefined>();
 
   constructor(options: ExternalPluginsOptions) {
     this.#o = options;
@@ -224,6 +226,12 @@ export class ExternalPlugins {
     if (sandbox) this.#retire(sandbox);
   }
 
+  /** Gives a plugin's running sandbox its namespace's new limits, narrowed by the manifest as at load. */
+  applyLimits(namespace: string, limits: ResourceLimits): void {
+    const sandbox = this.#sandboxes.get(namespace);
+    if (sandbox) sandbox.limits = narrowLimits(limits, this.#requested.get(namespace));
+  }
+
   /** The sandbox a plugin runs in, if any. */
   sandboxOf(id: string): SandboxHost | undefined {
     return this.#sandboxes.get(id);
@@ -273,6 +281,7 @@ export class ExternalPlugins {
     });
     const namespace = await this.#o.store.getNamespace(manifest.id);
     const limits = narrowLimits(namespace?.limits ?? this.#o.defaultLimits(), manifest.limits);
+    this.#requested.set(manifest.id, manifest.limits);
     const sandbox = new SandboxHost({
       namespace: manifest.id,
       mode,

@@ -24,6 +24,7 @@ import type { StateStore } from '../store/types.ts';
 import { readBundle, writeEntries } from './bundle.ts';
 import { type PluginManagerConfig, type PluginManagerOptions, resolveConfig } from './config.ts';
 import { ExternalPlugins, type ExternalRecord } from './external.ts';
+import type { FindingCode } from './findings.ts';
 import {
   type InstallOutcome,
   install,
@@ -35,7 +36,18 @@ import {
 import { type PluginStatistics, PluginStats } from './plugin-stats.ts';
 import { PluginRegistry, type RegistryListener } from './registry.ts';
 import { TrustStore } from './trust.ts';
-import type { PluginInfo, PluginQuery, RegistryStats } from './types.ts';
+import type { PluginInfo, PluginQuery, RegistryStats, SignatureInfo } from './types.ts';
+
+/** Findings that mean a release's signature or checksums do not hold. */
+const INVALID_SIGNATURE_CODES: readonly FindingCode[] = [
+  'SIGNATURE_INVALID',
+  'KEY_REVOKED',
+  'NAMESPACE_FORBIDDEN',
+  'CHECKSUM_MISMATCH',
+  'FILE_MISSING',
+  'FILE_UNLISTED',
+];
+
 import type { TrustPolicy, ValidationReport } from './validator.ts';
 
 /** Who asked for a change, for the audit log (`cli:alice`, `api`, `embed`). */
@@ -77,6 +89,8 @@ export class PluginManager {
         latest: () => this.#monitor?.latest(name),
       };
     },
+    // a running sandbox takes new limits at once (its heap cap and RLIMIT_NOFILE at its next start)
+    (name, limits) => this.#external?.applyLimits(name, limits),
   );
   readonly log: PinoLogger;
   #store: StateStore | undefined;
@@ -198,15 +212,33 @@ export class PluginManager {
   }
 
   list(): PluginInfo[] {
-    return this.registry.list();
+    return this.registry.list().map((p) => this.#signed(p));
   }
 
   get(id: string): PluginInfo {
-    return this.registry.get(id);
+    return this.#signed(this.registry.get(id));
   }
 
   search(query: PluginQuery): PluginInfo[] {
-    return this.registry.search(query);
+    return this.registry.search(query).map((p) => this.#signed(p));
+  }
+
+  /** How a plugin's loaded release is signed, from its last validation. */
+  signatureOf(id: string): SignatureInfo {
+    const plugin = this.registry.get(id);
+    if (plugin.source === 'builtin') return { state: 'builtin', publisher: null, keyId: null };
+    const record = this.#external?.get(id);
+    const codes = new Set((record?.findings ?? []).map((f) => f.code));
+    const signer = record?.signer ?? null;
+    const base = { publisher: signer?.publisher ?? null, keyId: signer?.keyId ?? null };
+    if (INVALID_SIGNATURE_CODES.some((c) => codes.has(c))) return { state: 'invalid', ...base };
+    if (codes.has('SIGNATURE_MISSING') || !record) return { state: 'unsigned', ...base };
+    if (codes.has('PUBLISHER_UNTRUSTED') || !signer) return { state: 'untrusted', ...base };
+    return { state: 'trusted', ...base };
+  }
+
+  #signed(info: PluginInfo): PluginInfo {
+    return { ...info, signature: this.signatureOf(info.id) };
   }
 
   stats(): RegistryStats {

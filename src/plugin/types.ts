@@ -70,6 +70,21 @@ export interface PluginInfo {
   components: { processors: string[]; controllerServices: string[]; reportingTasks: string[] };
   registeredAt: string;
   stats: { instancesCreated: number; errors: number };
+  /** How the loaded release is signed (the manager fills it in; the registry does not know). */
+  signature?: SignatureInfo;
+}
+
+/**
+ * `trusted`: signed by a key the trust store holds for this publisher and id;
+ * `unsigned`: no signature (accepted with `allowUnsigned`); `untrusted`:
+ * signed by a key the trust store does not hold; `invalid`: a signature or
+ * checksum that does not verify, or a revoked key; `builtin`: ships with
+ * DataBridge.
+ */
+export interface SignatureInfo {
+  state: 'trusted' | 'unsigned' | 'untrusted' | 'invalid' | 'builtin';
+  publisher: string | null;
+  keyId: string | null;
 }
 
 /** Filters for `PluginRegistry.search()`; every given filter must hold. */

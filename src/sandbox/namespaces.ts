@@ -37,15 +37,19 @@ export class Namespaces {
   readonly #defaults: () => ResourceLimits;
   readonly #probe: (name: string) => NamespaceProbe;
   readonly #slots = new Map<string, { acquire: () => Promise<() => void> }>();
+  readonly #changed: (name: string, limits: ResourceLimits) => void;
 
   constructor(
     store: () => StateStore,
     defaults: () => ResourceLimits,
     probe: (name: string) => NamespaceProbe = () => ({}),
+    /** Told the limits a namespace has now (after create, update, or delete: the defaults). */
+    changed: (name: string, limits: ResourceLimits) => void = () => {},
   ) {
     this.#store = store;
     this.#defaults = defaults;
     this.#probe = probe;
+    this.#changed = changed;
   }
 
   async create(name: string, displayName?: string, limits?: ResourceLimits, actor = 'embed'): Promise<NamespaceRecord> {
@@ -65,6 +69,7 @@ export class Namespaces {
       result: 'ok',
       details: record.limits,
     });
+    this.#changed(name, record.limits);
     return record;
   }
 
@@ -94,6 +99,8 @@ export class Namespaces {
       result: 'ok',
       details: record.limits,
     });
+    this.#slots.delete(name);
+    this.#changed(name, record.limits);
     return record;
   }
 
@@ -123,6 +130,8 @@ export class Namespaces {
   async delete(name: string, actor = 'embed'): Promise<void> {
     if (!(await this.#store().deleteNamespace(name))) throw createError('NAMESPACE_NOT_FOUND', { name });
     await this.#store().appendAudit({ actor, action: 'namespace.delete', target: name, result: 'ok', details: null });
+    this.#slots.delete(name);
+    this.#changed(name, this.#defaults());
   }
 }
 

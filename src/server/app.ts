@@ -1,8 +1,8 @@
 /**
  * The Fastify application: bearer-token authentication on `/api` and
  * `/metrics`, one JSON error shape, the routes, an OpenAPI document made
- * from the route schemas, and a page that renders it. A thin layer over the
- * host API.
+ * from the route schemas, a page that renders it, and the web console at
+ * `/`. A thin layer over the host API.
  */
 
 import multipart from '@fastify/multipart';
@@ -13,6 +13,7 @@ import { createError, DataBridgeError } from '../errors.ts';
 import type { FlowController } from '../flow/controller.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 import { VERSION } from '../version.ts';
+import { consoleRoutes } from './console.ts';
 import { EventHub } from './events.ts';
 import { metricsRoutes } from './metrics.ts';
 import { namespaceRoutes, trustRoutes } from './routes/admin.ts';
@@ -122,6 +123,7 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
   await app.register(trustRoutes, { prefix: '/api/trust', manager, actor });
   await app.register(observeRoutes, { prefix: '/api', manager, flow, hub });
   await app.register(metricsRoutes, { manager, flow });
+  await app.register(consoleRoutes);
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return { app, hub };
 }

@@ -1,4 +1,4 @@
-/** `/api/alerts`, `/api/events` (Server-Sent Events), `/api/audit` and `/api/flow`. */
+/** `/api/alerts`, `/api/events` (Server-Sent Events), `/api/audit`, `/api/sandboxes` and `/api/flow`. */
 
 import type { FastifyPluginAsync } from 'fastify';
 import type { FlowController } from '../../flow/controller.ts';
@@ -94,6 +94,39 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
       },
     },
     async (request) => manager.store.listAudit(request.query),
+  );
+
+  app.get(
+    '/sandboxes',
+    {
+      schema: {
+        tags: ['observe'],
+        summary: 'Running sandboxes: namespace, plugins, mode, state, limits and latest usage',
+        response: errors(401),
+      },
+    },
+    async () => {
+      const defined = new Set((await manager.namespaces.list()).map((n) => n.name));
+      return manager.list().flatMap((p) => {
+        const s = manager.sandboxOf(p.id);
+        if (!s) return [];
+        const { sandbox } = manager.statsOf(p.id);
+        return [
+          {
+            namespace: s.namespace,
+            defined: defined.has(s.namespace),
+            plugins: s.plugins,
+            mode: s.mode,
+            state: s.state,
+            limits: s.limits,
+            inFlight: s.inFlight,
+            restarts: sandbox?.restarts ?? 0,
+            crashes: sandbox?.crashes ?? 0,
+            usage: sandbox?.usage ?? null,
+          },
+        ];
+      });
+    },
   );
 
   app.get(

@@ -4,6 +4,8 @@
  */
 
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { createError } from '../../errors.ts';
 import type { FlowController } from '../../flow/controller.ts';
@@ -236,8 +238,20 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
         findings: record.findings,
         digest: record.digest,
         signer: record.signer,
+        signature: manager.signatureOf(record.id),
+        manifest: record.dir ? await readManifest(record.dir) : null,
+        dependents: manager.registry.dependentsOf(record.id).filter((d) => d !== record.id),
         history: await manager.store.installHistory(record.id),
       };
     },
   );
 };
+
+/** The plugin's manifest as on disk, for display; null when it cannot be read. */
+async function readManifest(dir: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,144 @@
+// The console: login, a hash router over the views, and the live event
+// stream that keeps them current.
+
+import { ApiError, api, followEvents, token } from './api.js';
+import { h, toast } from './dom.js';
+import { eventsView, recordEvent } from './events.js';
+import { flowView } from './flow.js';
+import { namespacesView } from './namespaces.js';
+import { pluginDetailView, pluginsView } from './plugins.js';
+
+const main = document.getElementById('view');
+const live = document.getElementById('live');
+const alertCount = document.getElementById('alert-count');
+let current = null;
+let unseenAlerts = 0;
+let stopEvents = null;
+
+function loginView(message) {
+  document.getElementById('logout').hidden = true;
+  const input = h('input', {
+    type: 'password',
+    id: 'token',
+    name: 'token',
+    autocomplete: 'current-password',
+    required: true,
+  });
+  const error = h('p', { class: 'bad', id: 'login-error', role: 'alert' }, message ?? '');
+  main.replaceChildren(
+    h(
+      'form',
+      {
+        class: 'login card',
+        onsubmit: async (e) => {
+          e.preventDefault();
+          const ok = await tryToken(input.value.trim());
+          if (ok) start();
+          else {
+            error.textContent =
+              'That token was refused. Use the one printed by `databridge serve` (or in <data dir>/admin.token).';
+            input.select();
+          }
+        },
+      },
+      h('h1', {}, 'DataBridge console'),
+      h('p', {}, 'Sign in with the token from the link `databridge serve` printed.'),
+      h('label', { for: 'token' }, 'Token'),
+      input,
+      error,
+      h('button', { type: 'submit' }, 'Sign in'),
+    ),
+  );
+  input.focus();
+}
+
+async function tryToken(t) {
+  if (!t) return false;
+  try {
+    await api('/plugins/stats', { tokenOverride: t });
+    token.set(t);
+    return true;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return false;
+    throw err;
+  }
+}
+
+async function route() {
+  current?.dispose?.();
+  current = null;
+  const hash = location.hash || '#/plugins';
+  const [, view, arg] = hash.split('/');
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    if (a.dataset.nav === view) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  if (view === 'events') {
+    unseenAlerts = 0;
+    alertCount.hidden = true;
+  }
+  try {
+    if (view === 'plugins' && arg) current = await pluginDetailView(main, decodeURIComponent(arg), () => void route());
+    else if (view === 'namespaces') current = await namespacesView(main);
+    else if (view === 'flow') current = await flowView(main);
+    else if (view === 'events') current = await eventsView(main);
+    else current = await pluginsView(main);
+    main.focus({ preventScroll: true });
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      token.clear();
+      stopEvents?.();
+      loginView('Your session has ended; sign in again.');
+      return;
+    }
+    main.replaceChildren(
+      h('h1', {}, 'Something went wrong'),
+      h('p', { class: 'bad', role: 'alert' }, `${err.code ?? 'ERROR'}: ${err.message}`),
+    );
+  }
+}
+
+function onEvent(e) {
+  recordEvent(e);
+  if (e.type === 'alert') {
+    toast(`${e.data.code} · ${e.data.plugin}: ${e.data.message}`, 'bad');
+    if (!location.hash.startsWith('#/events')) {
+      unseenAlerts++;
+      alertCount.textContent = String(unseenAlerts);
+      alertCount.hidden = false;
+    }
+  }
+  // the plugins table follows installs, removals and status changes
+  if (e.type.startsWith('plugin.') && (location.hash === '' || location.hash === '#/plugins'))
+    void current?.refresh?.();
+}
+
+function start() {
+  document.getElementById('logout').hidden = false;
+  stopEvents?.();
+  stopEvents = followEvents(onEvent, (state) => {
+    live.textContent = state === 'live' ? '● live' : '○ reconnecting';
+    live.className = `live live-${state}`;
+  });
+  window.onhashchange = () => void route();
+  void route();
+}
+
+document.getElementById('logout').addEventListener('click', () => {
+  token.clear();
+  stopEvents?.();
+  live.textContent = '○ offline';
+  loginView('Signed out.');
+});
+
+// a token in the address bar (the link serve prints) is taken, kept for this tab, and removed from the bar
+const params = new URLSearchParams(location.search);
+const fromUrl = params.get('token');
+if (fromUrl !== null) {
+  params.delete('token');
+  const rest = params.toString();
+  history.replaceState(null, '', `${location.pathname}${rest ? `?${rest}` : ''}${location.hash}`);
+}
+const candidate = fromUrl ?? token.get();
+if (candidate && (await tryToken(candidate).catch(() => false))) start();
+else loginView(fromUrl ? 'The token in the link was refused. Paste the current one.' : undefined);

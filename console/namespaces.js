@@ -1,0 +1,142 @@
+// Namespaces: each running sandbox with its limits and live usage as
+// gauges, and a form to edit its namespace's limits.
+
+import { api } from './api.js';
+import { badge, bytes, gauge, h, num, toast } from './dom.js';
+
+const LIMITS = [
+  ['maxMemoryMB', 'Memory (MB)'],
+  ['maxCPUPercent', 'CPU (%)'],
+  ['maxConcurrentTasks', 'Concurrent tasks'],
+  ['maxFileHandles', 'File handles'],
+  ['maxExecutionMS', 'Execution time (ms)'],
+];
+
+function editForm(sb, onSaved) {
+  const inputs = LIMITS.map(([key, label]) =>
+    h(
+      'label',
+      { class: 'limit' },
+      label,
+      h('input', { type: 'number', min: 1, step: 1, name: key, value: sb.limits[key] ?? '', required: true }),
+    ),
+  );
+  const error = h('p', { class: 'bad', role: 'alert' });
+  return h(
+    'form',
+    {
+      class: 'limits-form',
+      'aria-label': `Limits of ${sb.namespace}`,
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const form = new FormData(e.target);
+        const limits = Object.fromEntries(LIMITS.map(([key]) => [key, Number(form.get(key))]));
+        error.textContent = '';
+        try {
+          const path = `/namespaces/${encodeURIComponent(sb.namespace)}`;
+          if (sb.defined) await api(path, { method: 'PUT', body: { limits } });
+          else await api('/namespaces', { method: 'POST', body: { name: sb.namespace, limits } });
+          toast(`Saved the limits of ${sb.namespace}`);
+          onSaved();
+        } catch (err) {
+          error.textContent = `${err.code}: ${err.message}`;
+        }
+      },
+    },
+    inputs,
+    h(
+      'p',
+      { class: 'muted small' },
+      'CPU, tasks and execution time apply at once; memory and file handles when the sandbox next starts (reload the plugin).',
+    ),
+    error,
+    h('button', { type: 'submit' }, 'Save limits'),
+  );
+}
+
+export async function namespacesView(main) {
+  const list = h('div', { class: 'namespaces' });
+  main.replaceChildren(
+    h('h1', {}, 'Namespaces'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Each sandboxed plugin runs in the namespace named after it; limits come from that namespace (or the defaults) and are only narrowed by the plugin’s manifest.',
+    ),
+    list,
+  );
+  const editing = new Set();
+  const render = async () => {
+    const sandboxes = await api('/sandboxes');
+    if (sandboxes.length === 0) {
+      list.replaceChildren(h('p', { class: 'muted' }, 'No sandboxed plugin is loaded.'));
+      return;
+    }
+    // keep an open form as it is while usage refreshes
+    for (const card of [...list.children])
+      if (!sandboxes.some((s) => s.namespace === card.dataset.namespace)) card.remove();
+    for (const sb of sandboxes) {
+      let card = list.querySelector(`[data-namespace="${CSS.escape(sb.namespace)}"]`);
+      if (!card) {
+        card = h('section', { class: 'card', dataset: { namespace: sb.namespace } });
+        list.append(card);
+      }
+      const u = sb.usage ?? {};
+      const gauges = h(
+        'div',
+        { class: 'gauges' },
+        gauge('Heap', u.heapUsed ?? null, sb.limits.maxMemoryMB ? sb.limits.maxMemoryMB * 1024 * 1024 : null, bytes),
+        gauge(
+          'CPU %',
+          u.cpuPercent === null || u.cpuPercent === undefined ? null : Math.round(u.cpuPercent),
+          sb.limits.maxCPUPercent,
+        ),
+        gauge('Tasks in flight', sb.inFlight, sb.limits.maxConcurrentTasks),
+        gauge('Handles', u.handles ?? null, sb.limits.maxFileHandles),
+      );
+      const head = h(
+        'h2',
+        {},
+        sb.namespace,
+        ' ',
+        badge(sb.mode, 'info'),
+        ' ',
+        badge(sb.state, sb.state === 'ready' ? 'ok' : sb.state === 'failed' ? 'bad' : 'neutral'),
+        u.throttled ? [' ', badge('throttled', 'warn')] : null,
+      );
+      const meta = h(
+        'p',
+        { class: 'muted small' },
+        `plugins: ${sb.plugins.join(', ')} · restarts ${num(sb.restarts)} · crashes ${num(sb.crashes)} · execution limit ${num(sb.limits.maxExecutionMS)} ms`,
+        sb.defined ? '' : ' · default limits',
+      );
+      const toggle = h(
+        'button',
+        {
+          type: 'button',
+          'aria-expanded': editing.has(sb.namespace),
+          onclick: () => {
+            if (editing.has(sb.namespace)) editing.delete(sb.namespace);
+            else editing.add(sb.namespace);
+            void render();
+          },
+        },
+        editing.has(sb.namespace) ? 'Close' : 'Edit limits',
+      );
+      const form = card.querySelector('form');
+      const keep =
+        editing.has(sb.namespace) && form
+          ? form
+          : editing.has(sb.namespace)
+            ? editForm(sb, () => {
+                editing.delete(sb.namespace);
+                void render();
+              })
+            : null;
+      card.replaceChildren(head, meta, gauges, toggle, keep);
+    }
+  };
+  await render();
+  const timer = setInterval(() => void render().catch(() => {}), 2000);
+  return { dispose: () => clearInterval(timer) };
+}

@@ -1,0 +1,525 @@
+// The plugins table (search, filters, sort, install by picker or drop) and a
+// plugin's detail view (manifest, components, permissions, dependencies,
+// findings, history, live charts, actions).
+
+import { api } from './api.js';
+import {
+  bytes,
+  confirmDialog,
+  findingsTable,
+  h,
+  lineChart,
+  modeBadge,
+  num,
+  signatureBadge,
+  statusBadge,
+  toast,
+} from './dom.js';
+
+const COLUMNS = [
+  ['name', 'Plugin'],
+  ['version', 'Version'],
+  ['type', 'Type'],
+  ['status', 'Status'],
+  ['enabled', 'Enabled'],
+  ['signature', 'Signature'],
+  ['isolation', 'Sandbox'],
+];
+
+/** What the table shows: kept across visits in this tab. */
+const view = { q: '', type: '', tag: '', status: '', enabled: '', source: '', sort: 'name', dir: 1 };
+
+function matches(p) {
+  const q = view.q.trim().toLowerCase();
+  if (q) {
+    const hay = [
+      p.id,
+      p.name,
+      p.description,
+      p.publisher,
+      p.author,
+      ...(p.tags ?? []),
+      ...Object.values(p.components ?? {}).flat(),
+    ]
+      .join(' ')
+      .toLowerCase();
+    if (!q.split(/\s+/).every((word) => hay.includes(word))) return false;
+  }
+  if (view.type && p.type !== view.type) return false;
+  if (view.tag && !(p.tags ?? []).includes(view.tag)) return false;
+  if (view.status && p.status !== view.status) return false;
+  if (view.enabled && String(p.enabled) !== view.enabled) return false;
+  if (view.source && p.source !== view.source) return false;
+  return true;
+}
+
+function sortKey(p, key) {
+  if (key === 'signature') return p.signature?.state ?? '';
+  if (key === 'version')
+    return p.version
+      .split('.')
+      .map((n) => n.padStart(6, '0'))
+      .join('.');
+  return String(p[key] ?? '').toLowerCase();
+}
+
+function select(label, key, options) {
+  return h(
+    'label',
+    { class: 'filter' },
+    label,
+    h(
+      'select',
+      {
+        'data-filter': key,
+        onchange: (e) => {
+          view[key] = e.target.value;
+          renderRows();
+        },
+      },
+      h('option', { value: '' }, 'any'),
+      options.map((o) => h('option', { value: o, selected: view[key] === o }, o)),
+    ),
+  );
+}
+
+let plugins = [];
+let tbody = null;
+let countEl = null;
+let headRow = null;
+
+function renderRows() {
+  if (!tbody) return;
+  const shown = plugins.filter(matches).sort((a, b) => {
+    const x = sortKey(a, view.sort);
+    const y = sortKey(b, view.sort);
+    return (x < y ? -1 : x > y ? 1 : 0) * view.dir || a.id.localeCompare(b.id);
+  });
+  tbody.replaceChildren(
+    ...shown.map((p) =>
+      h(
+        'tr',
+        { 'data-plugin': p.id },
+        h(
+          'td',
+          {},
+          h('a', { href: `#/plugins/${encodeURIComponent(p.id)}` }, p.name),
+          h('div', { class: 'muted small' }, p.id, p.description ? ` — ${p.description}` : ''),
+        ),
+        h('td', {}, p.version),
+        h('td', {}, p.type),
+        h('td', {}, statusBadge(p.status), p.statusReason ? h('div', { class: 'muted small' }, p.statusReason) : null),
+        h('td', {}, p.enabled ? 'yes' : 'no'),
+        h('td', {}, signatureBadge(p.signature)),
+        h('td', {}, modeBadge(p.isolation)),
+      ),
+    ),
+  );
+  if (shown.length === 0)
+    tbody.append(h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'muted' }, 'No plugin matches.')));
+  countEl.textContent = `${shown.length} of ${plugins.length} plugins`;
+  for (const th of headRow.children) {
+    const key = th.dataset.key;
+    th.setAttribute('aria-sort', key === view.sort ? (view.dir > 0 ? 'ascending' : 'descending') : 'none');
+  }
+}
+
+/** Sends a bundle to the server; shows the findings when it is refused. */
+async function install(file, out, reload) {
+  out.replaceChildren(h('p', {}, `Installing ${file.name}…`));
+  const form = new FormData();
+  form.append('bundle', file, file.name);
+  try {
+    const { plugin, outcome } = await api('/plugins/install', { method: 'POST', body: form });
+    out.replaceChildren(h('p', { class: 'ok' }, `Installed ${plugin.id} ${plugin.version} (${outcome}).`));
+    toast(`Installed ${plugin.id} ${plugin.version}`);
+    await reload();
+  } catch (err) {
+    out.replaceChildren(
+      h(
+        'div',
+        { class: 'refused', role: 'alert' },
+        h('h3', {}, `${file.name} was refused`),
+        h('p', {}, h('code', {}, err.code), ' ', err.message),
+      ),
+      findingsTable(err.details?.findings ?? []),
+    );
+  }
+}
+
+export async function pluginsView(main) {
+  const result = h('div', { class: 'install-result', 'aria-live': 'polite' });
+  const picker = h('input', {
+    type: 'file',
+    accept: '.tgz,.tar.gz,application/gzip',
+    id: 'bundle-file',
+    class: 'visually-hidden',
+  });
+  const reload = async () => {
+    plugins = await api('/plugins');
+    renderRows();
+  };
+  picker.addEventListener('change', () => {
+    if (picker.files?.[0]) void install(picker.files[0], result, reload);
+    picker.value = '';
+  });
+  const drop = h(
+    'div',
+    { class: 'dropzone', id: 'dropzone' },
+    h('label', { for: 'bundle-file', class: 'button' }, 'Install a bundle…'),
+    h('span', { class: 'muted' }, ' or drop a .tgz here'),
+    picker,
+  );
+  drop.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    const file = e.dataTransfer?.files?.[0];
+    if (file) void install(file, result, reload);
+  });
+
+  plugins = await api('/plugins');
+  const tags = [...new Set(plugins.flatMap((p) => p.tags ?? []))].sort();
+  headRow = h(
+    'tr',
+    {},
+    COLUMNS.map(([key, label]) =>
+      h(
+        'th',
+        { dataset: { key }, scope: 'col' },
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'sort',
+            onclick: () => {
+              view.dir = view.sort === key ? -view.dir : 1;
+              view.sort = key;
+              renderRows();
+            },
+          },
+          label,
+        ),
+      ),
+    ),
+  );
+  tbody = h('tbody');
+  countEl = h('span', { class: 'muted', id: 'plugin-count' });
+  main.replaceChildren(
+    h('h1', {}, 'Plugins'),
+    drop,
+    result,
+    h(
+      'div',
+      { class: 'filters', role: 'search' },
+      h(
+        'label',
+        { class: 'filter grow' },
+        'Search',
+        h('input', {
+          type: 'search',
+          id: 'plugin-search',
+          placeholder: 'id, name, tag, component…',
+          value: view.q,
+          oninput: (e) => {
+            view.q = e.target.value;
+            renderRows();
+          },
+        }),
+      ),
+      select('Type', 'type', ['processor', 'controller', 'reporting']),
+      select('Tag', 'tag', tags),
+      select('Status', 'status', ['active', 'disabled', 'error', 'missing-dependency']),
+      select('Enabled', 'enabled', ['true', 'false']),
+      select('Source', 'source', ['builtin', 'external']),
+      countEl,
+    ),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'plugins' }, h('thead', {}, headRow), tbody)),
+  );
+  renderRows();
+  return { refresh: reload };
+}
+
+function section(title, ...body) {
+  return h('section', { class: 'card' }, h('h2', {}, title), ...body);
+}
+
+function kv(pairs) {
+  return h(
+    'dl',
+    { class: 'kv' },
+    pairs
+      .filter(([, v]) => v !== null && v !== undefined && v !== '')
+      .map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+  );
+}
+
+function permissionsList(p) {
+  if (!p || Object.keys(p).length === 0) return h('p', {}, 'None: no file system, network or child processes.');
+  const items = [];
+  if (p.fs?.read?.length) items.push(`read: ${p.fs.read.join(', ')}`);
+  if (p.fs?.write?.length) items.push(`write: ${p.fs.write.join(', ')}`);
+  if (p.network) items.push('network access');
+  if (p.childProcess) items.push('child processes');
+  if (p.env?.length) items.push(`environment: ${p.env.join(', ')}`);
+  return h('ul', {}, items.length ? items.map((i) => h('li', {}, i)) : h('li', {}, JSON.stringify(p)));
+}
+
+export async function pluginDetailView(main, id, onChange) {
+  const [plugin, validation] = await Promise.all([
+    api(`/plugins/${encodeURIComponent(id)}`),
+    api(`/plugins/${encodeURIComponent(id)}/validation`),
+  ]);
+  const manifest = validation.manifest ?? {};
+  const charts = h('div', { class: 'charts' }, h('p', { class: 'muted' }, 'Waiting for the first sample…'));
+  const usage = h('div', { class: 'usage' });
+  const rates = [];
+  let last = null;
+
+  const act = async (label, fn) => {
+    try {
+      await fn();
+      toast(label);
+      onChange();
+    } catch (err) {
+      toast(`${err.code}: ${err.message}`, 'bad');
+    }
+  };
+  const actions = h(
+    'div',
+    { class: 'actions' },
+    plugin.enabled
+      ? h(
+          'button',
+          {
+            type: 'button',
+            id: 'disable',
+            onclick: () =>
+              act(`Disabled ${id}`, () => api(`/plugins/${encodeURIComponent(id)}/disable`, { method: 'PUT' })),
+          },
+          'Disable',
+        )
+      : h(
+          'button',
+          {
+            type: 'button',
+            id: 'enable',
+            onclick: () =>
+              act(`Enabled ${id}`, () => api(`/plugins/${encodeURIComponent(id)}/enable`, { method: 'PUT' })),
+          },
+          'Enable',
+        ),
+    plugin.source === 'external'
+      ? [
+          h(
+            'button',
+            {
+              type: 'button',
+              id: 'reload',
+              onclick: () =>
+                act(`Reloaded ${id}`, () => api(`/plugins/${encodeURIComponent(id)}/reload`, { method: 'POST' })),
+            },
+            'Reload',
+          ),
+          h(
+            'button',
+            {
+              type: 'button',
+              id: 'uninstall',
+              class: 'danger',
+              onclick: async () => {
+                const dependents = validation.dependents ?? [];
+                const ok = await confirmDialog(
+                  `Uninstall ${plugin.name}?`,
+                  dependents.length
+                    ? h(
+                        'p',
+                        {},
+                        'These enabled plugins depend on it and will stop working: ',
+                        h('strong', {}, dependents.join(', ')),
+                        '.',
+                      )
+                    : h('p', {}, `${id} ${plugin.version} will be removed from this node. No plugin depends on it.`),
+                  'Uninstall',
+                );
+                if (!ok) return;
+                try {
+                  await api(`/plugins/${encodeURIComponent(id)}${dependents.length ? '?force=true' : ''}`, {
+                    method: 'DELETE',
+                  });
+                  toast(`Uninstalled ${id}`);
+                  location.hash = '#/plugins';
+                } catch (err) {
+                  toast(`${err.code}: ${err.message}`, 'bad');
+                }
+              },
+            },
+            'Uninstall…',
+          ),
+        ]
+      : null,
+  );
+
+  main.replaceChildren(
+    h('p', {}, h('a', { href: '#/plugins' }, '← All plugins')),
+    h(
+      'h1',
+      {},
+      plugin.name,
+      ' ',
+      h('span', { class: 'muted' }, plugin.version),
+      ' ',
+      statusBadge(plugin.status),
+      ' ',
+      signatureBadge(plugin.signature),
+      ' ',
+      modeBadge(plugin.isolation),
+    ),
+    plugin.statusReason ? h('p', { class: 'refused', role: 'alert' }, plugin.statusReason) : null,
+    actions,
+    h(
+      'div',
+      { class: 'grid' },
+      section(
+        'About',
+        kv([
+          ['Id', h('code', {}, plugin.id)],
+          ['Type', plugin.type],
+          ['Source', plugin.source],
+          ['Publisher', plugin.publisher],
+          ['Author', plugin.author],
+          ['Description', plugin.description],
+          ['Tags', (plugin.tags ?? []).join(', ')],
+          ['Digest', validation.digest ? h('code', { class: 'small' }, validation.digest) : null],
+          [
+            'Signed by',
+            validation.signer ? `${validation.signer.publisher} (key ${validation.signer.keyId.slice(0, 16)}…)` : null,
+          ],
+        ]),
+      ),
+      section(
+        'Components',
+        h(
+          'ul',
+          {},
+          Object.entries(plugin.components ?? {}).flatMap(([kind, names]) =>
+            names.map((n) => h('li', {}, h('code', {}, n), ' ', h('span', { class: 'muted' }, kind))),
+          ),
+        ),
+      ),
+      section('Permissions requested', permissionsList(manifest.permissions)),
+      section(
+        'Dependencies',
+        Object.keys(plugin.dependencies ?? {}).length
+          ? h(
+              'ul',
+              {},
+              Object.entries(plugin.dependencies).map(([d, range]) =>
+                h('li', {}, h('a', { href: `#/plugins/${encodeURIComponent(d)}` }, d), ` ${range}`),
+              ),
+            )
+          : h('p', { class: 'muted' }, 'None.'),
+        h('h3', {}, 'Dependents'),
+        validation.dependents?.length
+          ? h(
+              'ul',
+              {},
+              validation.dependents.map((d) => h('li', {}, h('a', { href: `#/plugins/${encodeURIComponent(d)}` }, d))),
+            )
+          : h('p', { class: 'muted' }, 'None.'),
+      ),
+    ),
+    section('Live', usage, charts),
+    section('Validation findings', findingsTable(validation.findings)),
+    section(
+      'Install history',
+      validation.history?.length
+        ? h(
+            'table',
+            {},
+            h(
+              'thead',
+              {},
+              h('tr', {}, h('th', {}, 'When'), h('th', {}, 'Action'), h('th', {}, 'Version'), h('th', {}, 'By')),
+            ),
+            h(
+              'tbody',
+              {},
+              validation.history.map((e) =>
+                h(
+                  'tr',
+                  {},
+                  h('td', {}, new Date(e.at).toLocaleString()),
+                  h('td', {}, e.action),
+                  h('td', {}, e.version),
+                  h('td', {}, e.actor),
+                ),
+              ),
+            ),
+          )
+        : h('p', { class: 'muted' }, 'No installs recorded (built-in or placed by hand).'),
+    ),
+    manifest && Object.keys(manifest).length
+      ? section('Manifest', h('pre', { class: 'manifest' }, JSON.stringify(manifest, null, 2)))
+      : null,
+  );
+
+  const poll = async () => {
+    const s = await api(`/plugins/${encodeURIComponent(id)}/status`);
+    const now = Date.now();
+    if (last) rates.push({ t: now, v: Math.max(0, ((s.stats.flowFilesIn - last.in) / (now - last.t)) * 1000) });
+    last = { t: now, in: s.stats.flowFilesIn };
+    if (rates.length > 120) rates.shift();
+    const history = (s.sandbox?.history ?? []).map((u) => ({ ...u, t: u.at }));
+    usage.replaceChildren(
+      kv([
+        ['Sessions', num(s.stats.sessions)],
+        ['FlowFiles in / out', `${num(s.stats.flowFilesIn)} / ${num(s.stats.flowFilesOut)}`],
+        ['Bytes in / out', `${bytes(s.stats.bytesIn)} / ${bytes(s.stats.bytesOut)}`],
+        ['Errors / rollbacks', `${num(s.stats.errors)} / ${num(s.stats.rollbacks)}`],
+        [
+          'Latency p50 / p99',
+          s.stats.latencyMs.p50 === null ? '–' : `${s.stats.latencyMs.p50} / ${s.stats.latencyMs.p99} ms`,
+        ],
+        [
+          'Sandbox',
+          s.sandbox ? `${s.sandbox.mode}, ${s.sandbox.state}, ${s.sandbox.restarts} restarts` : 'none (runs inline)',
+        ],
+        ['Last crash', s.sandbox?.lastCrash ?? null],
+      ]),
+    );
+    charts.replaceChildren(
+      lineChart('FlowFiles/s', rates, { format: (v) => v.toFixed(1) }),
+      s.sandbox
+        ? [
+            lineChart(
+              'CPU %',
+              history.map((u) => ({ t: u.t, v: u.cpuPercent })),
+              { format: (v) => `${v.toFixed(1)} %`, max: 100 },
+            ),
+            lineChart(
+              'Heap',
+              history.map((u) => ({ t: u.t, v: u.heapUsed })),
+              { format: bytes },
+            ),
+            lineChart(
+              'Tasks in flight',
+              history.map((u) => ({ t: u.t, v: u.inFlight })),
+              { format: String, max: s.sandbox.limits.maxConcurrentTasks },
+            ),
+          ]
+        : h(
+            'p',
+            { class: 'muted' },
+            'CPU, heap and task charts are for sandboxed plugins; this one runs on the host’s thread.',
+          ),
+    );
+  };
+  await poll();
+  const timer = setInterval(() => void poll().catch(() => {}), 2000);
+  return { dispose: () => clearInterval(timer), refresh: () => pluginDetailView(main, id, onChange) };
+}
