@@ -2,7 +2,7 @@
 // stream that keeps them current.
 
 import { ApiError, api, followEvents, token } from './api.js';
-import { h, toast } from './dom.js';
+import { fill, h, toast } from './dom.js';
 import { eventsView, recordEvent } from './events.js';
 import { flowView } from './flow.js';
 import { namespacesView } from './namespaces.js';
@@ -25,7 +25,8 @@ function loginView(message) {
     required: true,
   });
   const error = h('p', { class: 'bad', id: 'login-error', role: 'alert' }, message ?? '');
-  main.replaceChildren(
+  fill(
+    main,
     h(
       'form',
       {
@@ -91,7 +92,8 @@ async function route() {
       loginView('Your session has ended; sign in again.');
       return;
     }
-    main.replaceChildren(
+    fill(
+      main,
       h('h1', {}, 'Something went wrong'),
       h('p', { class: 'bad', role: 'alert' }, `${err.code ?? 'ERROR'}: ${err.message}`),
     );

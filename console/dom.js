@@ -16,6 +16,13 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Replaces an element's children; like h(), skips null and flattens arrays. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
 function append(el, children) {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;
@@ -146,8 +153,10 @@ export function gauge(label, value, limit, format = num) {
 /** Shows a short message at the bottom; kind 'bad' for failures. */
 export function toast(message, kind = 'ok') {
   const box = document.getElementById('toasts');
-  const el = h('div', { class: `toast toast-${kind}` }, message);
+  const el = h('div', { class: `toast toast-${kind}`, title: 'Click to dismiss', onclick: () => el.remove() }, message);
   box.append(el);
+  // the newest few; the feed under Alerts & events keeps every alert
+  while (box.children.length > 3) box.firstChild.remove();
   setTimeout(() => el.remove(), kind === 'bad' ? 8000 : 4000);
 }
 

@@ -2,7 +2,7 @@
 // alerts raised before the page opened.
 
 import { api } from './api.js';
-import { badge, h, time } from './dom.js';
+import { badge, fill, h, time } from './dom.js';
 
 const feed = [];
 const MAX = 300;
@@ -51,7 +51,8 @@ export async function eventsView(main) {
   const live = new Set(feed.map((e) => e.seq));
   const earlier = (await api('/alerts?limit=100')).filter((a) => !live.has(a.seq));
   listEl = h('ol', { class: 'feed', id: 'feed', 'aria-live': 'polite' }, feed.map(row));
-  main.replaceChildren(
+  fill(
+    main,
     h('h1', {}, 'Alerts & events'),
     h('p', { class: 'muted' }, 'Live from the server: alerts, installs, reloads, status changes. Newest first.'),
     listEl,

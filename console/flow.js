@@ -2,22 +2,21 @@
 // their queues, refreshed live.
 
 import { api } from './api.js';
-import { badge, bytes, h, num } from './dom.js';
+import { badge, bytes, fill, h, num } from './dom.js';
 
 export async function flowView(main) {
   const body = h('div');
-  main.replaceChildren(h('h1', {}, 'Flow'), body);
+  fill(main, h('h1', {}, 'Flow'), body);
   const render = async () => {
     const flow = await api('/flow');
     const processors = Object.values(flow.processors ?? {});
     if (processors.length === 0) {
-      body.replaceChildren(
-        h('p', { class: 'muted' }, 'No flow is running. Start the server with --flow <file> to run one.'),
-      );
+      fill(body, h('p', { class: 'muted' }, 'No flow is running. Start the server with --flow <file> to run one.'));
       return;
     }
     const incoming = (id) => flow.connections.filter((c) => c.destination === id);
-    body.replaceChildren(
+    fill(
+      body,
       h(
         'ol',
         { class: 'flow' },

@@ -2,7 +2,7 @@
 // gauges, and a form to edit its namespace's limits.
 
 import { api } from './api.js';
-import { badge, bytes, gauge, h, num, toast } from './dom.js';
+import { badge, bytes, fill, gauge, h, num, toast } from './dom.js';
 
 const LIMITS = [
   ['maxMemoryMB', 'Memory (MB)'],
@@ -56,7 +56,8 @@ function editForm(sb, onSaved) {
 
 export async function namespacesView(main) {
   const list = h('div', { class: 'namespaces' });
-  main.replaceChildren(
+  fill(
+    main,
     h('h1', {}, 'Namespaces'),
     h(
       'p',
@@ -69,7 +70,7 @@ export async function namespacesView(main) {
   const render = async () => {
     const sandboxes = await api('/sandboxes');
     if (sandboxes.length === 0) {
-      list.replaceChildren(h('p', { class: 'muted' }, 'No sandboxed plugin is loaded.'));
+      fill(list, h('p', { class: 'muted' }, 'No sandboxed plugin is loaded.'));
       return;
     }
     // keep an open form as it is while usage refreshes
@@ -133,7 +134,7 @@ export async function namespacesView(main) {
                 void render();
               })
             : null;
-      card.replaceChildren(head, meta, gauges, toggle, keep);
+      fill(card, head, meta, gauges, toggle, keep);
     }
   };
   await render();

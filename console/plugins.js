@@ -6,6 +6,7 @@ import { api } from './api.js';
 import {
   bytes,
   confirmDialog,
+  fill,
   findingsTable,
   h,
   lineChart,
@@ -95,7 +96,8 @@ function renderRows() {
     const y = sortKey(b, view.sort);
     return (x < y ? -1 : x > y ? 1 : 0) * view.dir || a.id.localeCompare(b.id);
   });
-  tbody.replaceChildren(
+  fill(
+    tbody,
     ...shown.map((p) =>
       h(
         'tr',
@@ -126,16 +128,17 @@ function renderRows() {
 
 /** Sends a bundle to the server; shows the findings when it is refused. */
 async function install(file, out, reload) {
-  out.replaceChildren(h('p', {}, `Installing ${file.name}…`));
+  fill(out, h('p', {}, `Installing ${file.name}…`));
   const form = new FormData();
   form.append('bundle', file, file.name);
   try {
     const { plugin, outcome } = await api('/plugins/install', { method: 'POST', body: form });
-    out.replaceChildren(h('p', { class: 'ok' }, `Installed ${plugin.id} ${plugin.version} (${outcome}).`));
+    fill(out, h('p', { class: 'ok' }, `Installed ${plugin.id} ${plugin.version} (${outcome}).`));
     toast(`Installed ${plugin.id} ${plugin.version}`);
     await reload();
   } catch (err) {
-    out.replaceChildren(
+    fill(
+      out,
       h(
         'div',
         { class: 'refused', role: 'alert' },
@@ -209,7 +212,8 @@ export async function pluginsView(main) {
   );
   tbody = h('tbody');
   countEl = h('span', { class: 'muted', id: 'plugin-count' });
-  main.replaceChildren(
+  fill(
+    main,
     h('h1', {}, 'Plugins'),
     drop,
     result,
@@ -259,14 +263,18 @@ function kv(pairs) {
 }
 
 function permissionsList(p) {
-  if (!p || Object.keys(p).length === 0) return h('p', {}, 'None: no file system, network or child processes.');
   const items = [];
   if (p.fs?.read?.length) items.push(`read: ${p.fs.read.join(', ')}`);
   if (p.fs?.write?.length) items.push(`write: ${p.fs.write.join(', ')}`);
   if (p.network) items.push('network access');
   if (p.childProcess) items.push('child processes');
   if (p.env?.length) items.push(`environment: ${p.env.join(', ')}`);
-  return h('ul', {}, items.length ? items.map((i) => h('li', {}, i)) : h('li', {}, JSON.stringify(p)));
+  if (items.length === 0) return h('p', {}, 'None: no file system, network, child processes or environment.');
+  return h(
+    'ul',
+    {},
+    items.map((i) => h('li', {}, i)),
+  );
 }
 
 export async function pluginDetailView(main, id, onChange) {
@@ -364,7 +372,8 @@ export async function pluginDetailView(main, id, onChange) {
       : null,
   );
 
-  main.replaceChildren(
+  fill(
+    main,
     h('p', {}, h('a', { href: '#/plugins' }, '← All plugins')),
     h(
       'h1',
@@ -475,7 +484,8 @@ export async function pluginDetailView(main, id, onChange) {
     last = { t: now, in: s.stats.flowFilesIn };
     if (rates.length > 120) rates.shift();
     const history = (s.sandbox?.history ?? []).map((u) => ({ ...u, t: u.at }));
-    usage.replaceChildren(
+    fill(
+      usage,
       kv([
         ['Sessions', num(s.stats.sessions)],
         ['FlowFiles in / out', `${num(s.stats.flowFilesIn)} / ${num(s.stats.flowFilesOut)}`],
@@ -492,7 +502,8 @@ export async function pluginDetailView(main, id, onChange) {
         ['Last crash', s.sandbox?.lastCrash ?? null],
       ]),
     );
-    charts.replaceChildren(
+    fill(
+      charts,
       lineChart('FlowFiles/s', rates, { format: (v) => v.toFixed(1) }),
       s.sandbox
         ? [

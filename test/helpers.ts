@@ -1,6 +1,6 @@
 /** Shared test helpers: temporary folders and running the real CLI. */
 
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -59,4 +59,32 @@ export async function until(what: string, check: () => boolean, timeoutMs = 30_0
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await sleep(25);
   }
+}
+
+/**
+ * Starts `databridge serve --port 0` with these arguments and resolves with
+ * its printed address and token once it serves. The caller kills it.
+ */
+export function startServe(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; base: string; token: string; output: () => string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const collect = (d: string) => {
+      out += d;
+      const m = /open:\s+(http:\/\/[^/]+)\/\?token=(\S+)/.exec(out);
+      if (m) resolve({ child, base: m[1]!, token: m[2]!, output: () => out });
+    };
+    child.stdout!.setEncoding('utf8').on('data', collect);
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
+  });
 }

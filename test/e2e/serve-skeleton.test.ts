@@ -1,32 +1,12 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { BIN, tempDir } from '../helpers.ts';
+import { startServe, tempDir } from '../helpers.ts';
 
-/** Starts `databridge serve --port 0` and resolves with its printed address and token. */
-function startServer(
-  dataDir: string,
-  env: Record<string, string> = {},
-): Promise<{ child: ChildProcess; base: string; token: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [BIN, 'serve', '--port', '0', '--data-dir', dataDir, '--plugin-dir', join(dataDir, 'p')],
-      {
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const m = /open:\s+(http:\/\/[^/]+)\/\?token=(\S+)/.exec(out);
-      if (m) resolve({ child, base: m[1]!, token: m[2]! });
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
-  });
+/** Starts `databridge serve --port 0` over `dataDir` (plugins in `<dataDir>/p`). */
+function startServer(dataDir: string, env: Record<string, string> = {}) {
+  return startServe(['--data-dir', dataDir, '--plugin-dir', join(dataDir, 'p')], env);
 }
 
 describe('databridge serve (skeleton)', () => {

@@ -1,0 +1,283 @@
+/**
+ * The web console in a real browser (Debian's chromium, driven by
+ * playwright-core) against a real `databridge serve` with the example
+ * plugins and flow: log in, search, disable and enable, install by upload,
+ * a refused bundle's findings, an alert arriving live, limits edited, the
+ * flow, a narrow screen, and no console errors anywhere.
+ *
+ * With DATABRIDGE_SCREENSHOTS=<dir> (npm run screenshots) it also saves the
+ * main views there.
+ */
+
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { ROOT, runCli, startServe } from '../helpers.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const SHOTS = process.env.DATABRIDGE_SCREENSHOTS;
+
+let dir = '';
+let server: { child: ChildProcess; base: string; token: string; output: () => string };
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+const problems: string[] = [];
+let signedBundle = '';
+let unsignedBundle = '';
+
+async function apiGet(path: string): Promise<unknown> {
+  const res = await fetch(`${server.base}/api${path}`, { headers: { authorization: `Bearer ${server.token}` } });
+  return res.json();
+}
+
+/**
+ * HTTP statuses a test provokes on purpose (a wrong token, a refused
+ * bundle): Chromium logs each failed request as a console error, which is
+ * the API answering as it should, not the page failing.
+ */
+const provoked = new Set<number>();
+
+function watch(p: Page): void {
+  p.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const status = /status of (\d+)/.exec(m.text());
+    if (status && provoked.has(Number(status[1]))) return;
+    problems.push(`console: ${m.text()}`);
+  });
+  p.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+}
+
+async function shot(name: string): Promise<void> {
+  if (!SHOTS) return;
+  mkdirSync(SHOTS, { recursive: true });
+  await page.evaluate("document.getElementById('toasts').replaceChildren()");
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+}
+
+/** A copy of the example acme.upper as another plugin (its own id and component), packed. */
+async function makeBundles(): Promise<void> {
+  const src = join(dir, 'acme.shout');
+  cpSync(join(ROOT, 'examples', 'plugins', 'acme.upper'), src, { recursive: true });
+  rmSync(join(src, 'signature.dsse.json'));
+  const manifest = JSON.parse(readFileSync(join(src, 'manifest.json'), 'utf8'));
+  Object.assign(manifest, {
+    id: 'acme.shout',
+    name: 'Shout',
+    version: '1.0.0',
+    description: 'Upper-cases text, loudly',
+    provides: { processors: ['Shout'] },
+    tags: ['text', 'demo'],
+  });
+  delete manifest.$schema;
+  writeFileSync(join(src, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  writeFileSync(join(src, 'index.js'), readFileSync(join(src, 'index.js'), 'utf8').replaceAll('UpperCase', 'Shout'));
+  unsignedBundle = join(dir, 'acme.shout-unsigned.tgz');
+  let r = await runCli(['plugin', 'pack', src, '-o', unsignedBundle]);
+  assert.equal(r.code, 0, r.stderr);
+  signedBundle = join(dir, 'acme.shout-1.0.0.tgz');
+  r = await runCli([
+    'plugin',
+    'pack',
+    src,
+    '--key',
+    join(ROOT, 'examples', 'keys', 'acme-example.key'),
+    '-o',
+    signedBundle,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+describe('the web console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, () => {
+  before(async () => {
+    dir = join(tmpdir(), `databridge-console-${process.pid}-${Date.now()}`);
+    mkdirSync(dir, { recursive: true });
+    await makeBundles();
+    server = await startServe(
+      [
+        '--seed-examples',
+        '--flow',
+        join(ROOT, 'examples', 'flows', 'live.json'),
+        '--data-dir',
+        join(dir, 'data'),
+        '--plugin-dir',
+        join(dir, 'plugins'),
+      ],
+      { DATABRIDGE_TOKEN: '' },
+    );
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    page = await context.newPage();
+    watch(page);
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (server && server.child.exitCode === null) {
+      const exited = new Promise((r) => server.child.once('exit', r));
+      server.child.kill('SIGTERM');
+      const timer = setTimeout(() => server.child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the printed link logs in, and the token leaves the address bar', async () => {
+    await page.goto(`${server.base}/?token=${server.token}`);
+    await page.locator('tr[data-plugin="acme.upper"]').waitFor();
+    assert.ok(!page.url().includes('token='), page.url());
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('databridge.token')), server.token);
+    const upper = page.locator('tr[data-plugin="acme.upper"]');
+    assert.match((await upper.textContent()) ?? '', /active/);
+    assert.match((await upper.textContent()) ?? '', /signed · acme/);
+    assert.match((await upper.textContent()) ?? '', /worker/);
+    assert.match((await page.locator('tr[data-plugin="acme.reverse"]').textContent()) ?? '', /process/);
+    await shot('plugins');
+  });
+
+  test('a wrong token gets a clear message; the right one signs in', async () => {
+    const other = await context.browser()!.newContext();
+    const p = await other.newPage();
+    watch(p);
+    await p.goto(server.base);
+    provoked.add(401);
+    await p.locator('#token').fill('not-the-token');
+    await p.keyboard.press('Enter');
+    await p.locator('#login-error').filter({ hasText: 'refused' }).waitFor();
+    provoked.delete(401);
+    await p.locator('#token').fill(server.token);
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    await p.locator('tr[data-plugin="acme.stamp"]').waitFor();
+    await other.close();
+  });
+
+  test('search and filters narrow the table; headers sort it', async () => {
+    await page.locator('#plugin-search').fill('reverse');
+    await page.locator('#plugin-count').filter({ hasText: /^1 of/ }).waitFor();
+    assert.deepEqual(
+      await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-plugin'))),
+      ['acme.reverse'],
+    );
+    await page.locator('#plugin-search').fill('');
+    await page.locator('select[data-filter="source"]').selectOption('external');
+    await page.locator('#plugin-count').filter({ hasText: /^3 of/ }).waitFor();
+    await page.getByRole('button', { name: 'Version' }).click();
+    await page.getByRole('button', { name: 'Version' }).click();
+    const ids = await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-plugin')));
+    assert.equal(ids[0], 'acme.upper', 'highest version first when sorted descending');
+    await page.locator('select[data-filter="source"]').selectOption('');
+  });
+
+  test('disable shows the alert live; enable starts the processor again', async () => {
+    await page.locator('tr[data-plugin="acme.upper"] a').click();
+    await page.locator('#disable').waitFor();
+    await page.getByText('Install history').waitFor();
+    await page.locator('.chart-box').first().waitFor();
+    await shot('plugin-detail');
+    await page.locator('#disable').click();
+    await page.locator('#enable').waitFor();
+    assert.equal(((await apiGet('/plugins/acme.upper')) as { enabled: boolean }).enabled, false);
+    // the flow's processor stopped, and its alert arrived over the event stream
+    await page.locator('.toast-bad', { hasText: 'PLUGIN_UNAVAILABLE' }).waitFor();
+    await page.locator('#alert-count').waitFor();
+    await page.locator('a[data-nav="events"]').click();
+    await page.locator('#feed li.event-alert', { hasText: 'PLUGIN_UNAVAILABLE' }).waitFor();
+    await shot('events');
+    await page.goBack();
+    await page.locator('#enable').click();
+    await page.locator('#disable').waitFor();
+    const flow = (await apiGet('/flow')) as { processors: Record<string, { state: string }> };
+    assert.equal(flow.processors.upper!.state, 'running');
+  });
+
+  test('a bundle installs by upload', async () => {
+    await page.locator('a[data-nav="plugins"]').click();
+    await page.locator('#bundle-file').setInputFiles(signedBundle);
+    await page.locator('.install-result', { hasText: 'Installed acme.shout 1.0.0' }).waitFor();
+    await page.locator('tr[data-plugin="acme.shout"]').waitFor();
+    assert.equal(((await apiGet('/plugins/acme.shout')) as { status: string }).status, 'active');
+  });
+
+  test('a refused bundle shows its findings', async () => {
+    provoked.add(422);
+    await page.locator('#bundle-file').setInputFiles(unsignedBundle);
+    const refused = page.locator('.refused', { hasText: 'was refused' });
+    await refused.waitFor();
+    await page.locator('table.findings', { hasText: 'SIGNATURE_MISSING' }).waitFor();
+    provoked.delete(422);
+    await shot('install-refused');
+  });
+
+  test('uninstall asks first, naming what happens', async () => {
+    await page.locator('tr[data-plugin="acme.shout"] a').click();
+    await page.locator('#uninstall').click();
+    const dialog = page.locator('dialog.confirm');
+    await dialog.waitFor();
+    assert.match((await dialog.textContent()) ?? '', /No plugin depends on it/);
+    await dialog.getByRole('button', { name: 'Uninstall' }).click();
+    await page.locator('tr[data-plugin="acme.upper"]').waitFor();
+    assert.equal(await page.locator('tr[data-plugin="acme.shout"]').count(), 0);
+  });
+
+  test('namespaces show live gauges, and limits can be edited', async () => {
+    await page.locator('a[data-nav="namespaces"]').click();
+    const card = page.locator('section[data-namespace="acme.upper"]');
+    await card.waitFor();
+    assert.equal(await card.locator('[role="meter"]').count(), 4);
+    await shot('namespaces');
+    await card.getByRole('button', { name: 'Edit limits' }).click();
+    await card.locator('input[name="maxConcurrentTasks"]').fill('2');
+    await card.getByRole('button', { name: 'Save limits' }).click();
+    await page.locator('.toast', { hasText: 'Saved the limits of acme.upper' }).waitFor();
+    const ns = (await apiGet('/namespaces/acme.upper')) as { limits: { maxConcurrentTasks: number } };
+    assert.equal(ns.limits.maxConcurrentTasks, 2);
+    const sandboxes = (await apiGet('/sandboxes')) as { namespace: string; limits: { maxConcurrentTasks: number } }[];
+    assert.equal(sandboxes.find((s) => s.namespace === 'acme.upper')!.limits.maxConcurrentTasks, 2, 'applied live');
+  });
+
+  test('the flow view shows processors and their queues', async () => {
+    await page.locator('a[data-nav="flow"]').click();
+    await page.locator('li.processor[data-processor="upper"]').waitFor();
+    assert.ok((await page.locator('li.processor').count()) >= 4);
+    assert.ok((await page.locator('strong.queued').count()) >= 3);
+    await shot('flow');
+  });
+
+  test('on a narrow screen nothing overflows; the keyboard reaches the navigation', async () => {
+    await page.setViewportSize({ width: 390, height: 800 });
+    await page.locator('a[data-nav="plugins"]').click();
+    await page.locator('tr[data-plugin="acme.upper"]').waitFor();
+    const overflow = (await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
+    assert.ok(overflow <= 1, `the page is ${overflow}px wider than the screen`);
+    await shot('narrow');
+    await page.setViewportSize({ width: 1280, height: 800 });
+    // a view takes the focus when it opens; the navigation is just before it
+    await page.goto(server.base);
+    await page.locator('tr[data-plugin="acme.upper"]').waitFor();
+    assert.equal(await page.evaluate('document.activeElement?.id'), 'view');
+    const reached: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Shift+Tab');
+      reached.push((await page.evaluate("document.activeElement?.textContent?.trim() ?? ''")) as string);
+    }
+    for (const name of ['Plugins', 'Namespaces', 'Flow'])
+      assert.ok(reached.includes(name), `${name} by Tab: ${reached}`);
+  });
+
+  test('no console errors on any page', () => {
+    assert.deepEqual(problems, []);
+  });
+});
