@@ -292,6 +292,42 @@ export class FlowController {
     this.#schedule(node, 0, false);
   }
 
+  /**
+   * Runs `times` tasks of a stopped processor now, one after another, outside
+   * the scheduler (penalties and back-off do not delay them): for tests and
+   * tools, such as the SDK's TestRunner. Initializes it first when needed.
+   * Returns the failures (each also rolled back and alerted, as when scheduled).
+   */
+  async runTasks(id: string, times = 1): Promise<Error[]> {
+    this.#assertOpen();
+    const node = this.#node(id);
+    if (node.state !== 'stopped') throw createError('USAGE', { message: `processor ${id} is ${node.state}; stop it first` });
+    if (node.findings.length > 0)
+      throw createError('PROCESSOR_INVALID', { id, findings: node.findings }, { details: { findings: node.findings } });
+    if (!node.initialized) {
+      try {
+        await node.processor.initialize?.(node.context);
+        node.initialized = true;
+      } catch (err) {
+        node.stats.errors++;
+        this.#alert('PROCESSOR_INIT_FAILED', node, (err as Error).message ?? String(err));
+        throw createError('PROCESSOR_START_FAILED', { id, reason: (err as Error).message }, { cause: err });
+      }
+    }
+    const failures: Error[] = [];
+    for (let i = 0; i < times; i++) {
+      node.activeTasks++;
+      node.yieldUntil = 0;
+      const err = await node.runTask({ content: this.#content, flowFiles: this.#flowFiles });
+      node.activeTasks--;
+      if (err) {
+        failures.push(err);
+        this.#failed(node, err);
+      }
+    }
+    return failures;
+  }
+
   /** Stops a processor: no new tasks; running ones finish (their sessions commit or roll back). */
   async stop(id: string): Promise<void> {
     this.#stoppedForPlugin.delete(id);

@@ -1,0 +1,22 @@
+/**
+ * `databridge/sdk/testing`: a test harness for plugin authors, after NiFi's
+ * TestRunner. Set properties, enqueue FlowFiles, run a number of triggers,
+ * then assert on what went to each relationship (attributes, content), on
+ * the lineage events, and on the validation findings of bad properties.
+ *
+ * It runs the processor in a real (in-memory) flow of a private plugin host:
+ * in-process for a processor you pass as a factory, or from a plugin folder
+ * in the sandbox its manifest asks for (worker or child process).
+ *
+ * @example
+ * import { TestRunner } from 'databridge/sdk/testing';
+ * const runner = await TestRunner.of(() => new UpperCase());
+ * runner.enqueue('hello', { filename: 'a.txt' });
+ * await runner.run();
+ * runner.assertAllFlowFilesTransferred('success', 1);
+ * runner.flowFiles('success')[0].assertContentEquals('HELLO');
+ * await runner.close();
+ */
+
+export type { LineageEvent, MockFlowFile } from './runner.ts';
+export { TestRunner, type TestRunnerOptions } from './runner.ts';
