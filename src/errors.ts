@@ -17,6 +17,11 @@ function spec<P = Record<string, never>>(status: number, message: (params: P) =>
 export const ERRORS = {
   CONFIG_INVALID: spec<{ summary: string }>(400, (p) => `Invalid configuration: ${p.summary}`),
   USAGE: spec<{ message: string }>(400, (p) => p.message),
+  BUILD_FAILED: spec<{ dir: string; message: string }>(422, (p) => `Building ${p.dir} failed: ${p.message}`),
+  SCAFFOLD_REFUSED: spec<{ dir: string; reason: string }>(
+    409,
+    (p) => `Not writing a plugin into ${p.dir}: ${p.reason}`,
+  ),
   REGISTRATION_INVALID: spec<{ id: string; reason: string }>(
     400,
     (p) => `Plugin "${p.id}" cannot be registered: ${p.reason}`,

@@ -1,6 +1,7 @@
 /** `databridge keygen --out <prefix>`: an Ed25519 key pair for signing plugins. */
 
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createError } from '../errors.ts';
 import { generateSigningKey } from '../plugin/signing.ts';
@@ -17,6 +18,7 @@ export function registerKeygen(program: Command): void {
       const pair = generateSigningKey();
       const flag = opts.force ? 'w' : 'wx';
       try {
+        mkdirSync(dirname(resolve(`${opts.out}.key`)), { recursive: true });
         writeFileSync(`${opts.out}.key`, pair.privateKeyPem, { mode: 0o600, flag });
         writeFileSync(`${opts.out}.pub`, pair.publicKeyPem, { mode: 0o644, flag });
       } catch (err) {

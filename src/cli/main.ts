@@ -10,6 +10,7 @@ import { registerKeygen } from './keygen.ts';
 import { registerPluginAuthoring } from './plugin-author.ts';
 import { registerPluginList } from './plugin-list.ts';
 import { registerPluginManagement } from './plugin-manage.ts';
+import { registerPluginProject } from './plugin-project.ts';
 import { registerPluginValidate } from './plugin-validate.ts';
 import { registerRun } from './run.ts';
 import { registerServe } from './serve.ts';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerPluginList(plugin);
   registerPluginValidate(plugin);
   registerPluginAuthoring(plugin);
+  registerPluginProject(plugin);
   registerPluginManagement(plugin);
   registerRun(program);
   registerServe(program);

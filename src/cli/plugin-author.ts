@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { createError } from '../errors.ts';
 import { packPlugin } from '../plugin/bundle.ts';
 import { readManifest } from '../plugin/manifest.ts';
+import { pluginFolder } from '../plugin/project.ts';
 import { signPluginDir } from '../plugin/release.ts';
 import { loadKey } from '../plugin/signing.ts';
 import { print } from './common.ts';
@@ -35,11 +36,11 @@ export function registerPluginAuthoring(plugin: Command): void {
   plugin
     .command('sign')
     .description('hash every file and write signature.dsse.json, signed with --key (without it: checksums only)')
-    .argument('<dir>', 'the plugin folder')
+    .argument('<dir>', 'the plugin folder (a built project: its dist/)')
     .option('--key <file.key>', 'the private key (databridge keygen)')
     .option('--json', 'machine-readable output')
     .action(async (dir: string, opts: { key?: string; json?: boolean }) => {
-      const { statement, keyId } = await sign(resolve(dir), opts.key);
+      const { statement, keyId } = await sign(await pluginFolder(resolve(dir), false), opts.key);
       print(opts.json, { id: statement!.id, version: statement!.version, files: statement!.files.length, keyId }, () =>
         keyId
           ? `signed ${statement!.id}@${statement!.version}: ${statement!.files.length} files, key ${keyId}`
@@ -49,13 +50,15 @@ export function registerPluginAuthoring(plugin: Command): void {
 
   plugin
     .command('pack')
-    .description('sign (with --key) or checksum the plugin folder and write it as a .tgz bundle')
-    .argument('<dir>', 'the plugin folder')
+    .description(
+      'sign (with --key) or checksum the plugin folder and write it as a .tgz bundle (a project is built first, and its dist/ packed)',
+    )
+    .argument('<dir>', 'the plugin folder, or a plugin project')
     .option('--key <file.key>', 'sign with this private key')
     .option('-o, --out <file.tgz>', 'the bundle to write (default <id>-<version>.tgz)')
     .option('--json', 'machine-readable output')
     .action(async (dir: string, opts: { key?: string; out?: string; json?: boolean }) => {
-      const folder = resolve(dir);
+      const folder = await pluginFolder(resolve(dir), true);
       const { manifest } = readManifest(folder);
       const { statement, keyId } = await sign(folder, opts.key);
       const out = resolve(opts.out ?? `${manifest?.id ?? basename(folder)}-${manifest?.version ?? '0.0.0'}.tgz`);

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createError } from '../errors.ts';
+import { pluginFolder } from '../plugin/project.ts';
 import { EXIT_REFUSED, formatFindings, print, type StateOptions, withManager, withStateOptions } from './common.ts';
 
 export function registerPluginValidate(plugin: Command): void {
@@ -18,8 +19,10 @@ export function registerPluginValidate(plugin: Command): void {
     withStateOptions(
       plugin.command(name).description(description).argument('<target>', 'a plugin folder or a .tgz bundle'),
     ).action(async (target: string, opts: StateOptions) => {
-      const path = resolve(target);
-      if (!existsSync(path)) throw createError('USAGE', { message: `${target} does not exist` });
+      const given = resolve(target);
+      if (!existsSync(given)) throw createError('USAGE', { message: `${target} does not exist` });
+      // a plugin project is validated as built: its dist/
+      const path = await pluginFolder(given, false);
       const report = await withManager(opts, (manager) => manager.validate(path, { signatureOnly }));
       const body = {
         valid: report.valid,

@@ -301,7 +301,8 @@ export class FlowController {
   async runTasks(id: string, times = 1): Promise<Error[]> {
     this.#assertOpen();
     const node = this.#node(id);
-    if (node.state !== 'stopped') throw createError('USAGE', { message: `processor ${id} is ${node.state}; stop it first` });
+    if (node.state !== 'stopped')
+      throw createError('USAGE', { message: `processor ${id} is ${node.state}; stop it first` });
     if (node.findings.length > 0)
       throw createError('PROCESSOR_INVALID', { id, findings: node.findings }, { details: { findings: node.findings } });
     if (!node.initialized) {

@@ -1,0 +1,79 @@
+/** `databridge plugin new`, `plugin build` and `plugin test`: a plugin author's project. */
+
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { createError } from '../errors.ts';
+import { buildProject, projectSource } from '../plugin/project.ts';
+import { scaffold } from '../plugin/scaffold.ts';
+import { EXIT_REFUSED, print } from './common.ts';
+
+const TYPES = ['processor', 'controller', 'reporting'];
+
+export function registerPluginProject(plugin: Command): void {
+  plugin
+    .command('new')
+    .description('write a new TypeScript plugin project: manifest, source, tests, an example flow, a package.json')
+    .argument('<dir>', 'the folder to create (missing or empty)')
+    .requiredOption('--id <id>', 'the plugin id, like acme.csv-tools (its first word is the publisher)')
+    .option('--type <type>', `processor | controller | reporting`, 'processor')
+    .option('--json', 'machine-readable output')
+    .action((dir: string, opts: { id: string; type: string; json?: boolean }) => {
+      if (!TYPES.includes(opts.type))
+        throw createError('USAGE', { message: `--type must be one of ${TYPES.join(', ')}` });
+      if (opts.type !== 'processor')
+        throw createError('USAGE', {
+          message: `--type ${opts.type}: this version scaffolds processors only; controller services and reporting tasks are written by hand (docs/writing-a-plugin.md)`,
+        });
+      const target = resolve(dir);
+      const files = scaffold(target, opts.id, 'processor');
+      const shown = relative(process.cwd(), target) || '.';
+      print(opts.json, { dir: target, id: opts.id, files }, () =>
+        [
+          `created ${opts.id} in ${shown}: ${files.join(', ')}`,
+          'next:',
+          `  (cd ${shown} && npm install)               # links databridge for the SDK and the test harness`,
+          `  npx databridge plugin test ${shown}        # builds, then runs its tests`,
+          `  npx databridge keygen --out keys/dev       # once: a signing key`,
+          `  npx databridge plugin pack ${shown} --key keys/dev.key`,
+          'then trust the key, install the .tgz and run its flow.json: docs/writing-a-plugin.md',
+        ].join('\n'),
+      );
+    });
+
+  plugin
+    .command('build')
+    .description('bundle a plugin project (src/index.ts and its npm dependencies) into dist/ with esbuild')
+    .argument('[dir]', 'the project folder', '.')
+    .option('--json', 'machine-readable output')
+    .action(async (dir: string, opts: { json?: boolean }) => {
+      const result = await buildProject(resolve(dir));
+      print(opts.json, result, () =>
+        [
+          `built ${relative(process.cwd(), result.entry)} (${(result.bytes / 1024).toFixed(1)} KiB); dist/ is the plugin folder`,
+          ...result.warnings.map((w) => `warning: ${w}`),
+        ].join('\n'),
+      );
+    });
+
+  plugin
+    .command('test')
+    .description('build a plugin project, then run its tests (node --test, on this Node)')
+    .argument('[dir]', 'the project folder', '.')
+    .action(async (dir: string) => {
+      const root = resolve(dir);
+      if (!projectSource(root)) throw createError('USAGE', { message: `${dir} has no manifest.json and src/index.ts` });
+      if (!existsSync(join(root, 'node_modules', 'databridge')))
+        throw createError('USAGE', { message: `${dir}: run npm install there first (it links databridge)` });
+      await buildProject(root);
+      // a run from inside another node:test run must report as a top-level one
+      const { NODE_TEST_CONTEXT: _nested, ...env } = process.env;
+      const run = spawnSync(process.execPath, ['--test'], {
+        cwd: root,
+        stdio: 'inherit',
+        env: { ...env, DATABRIDGE_SANDBOX_TEST: '1' },
+      });
+      if (run.status !== 0) process.exitCode = EXIT_REFUSED;
+    });
+}

@@ -1,0 +1,90 @@
+/**
+ * Plugin source projects: what `databridge plugin new` writes and `plugin
+ * build` bundles. A project is a folder with `manifest.json` and
+ * `src/index.ts` (or `.js`); building bundles the source and its npm
+ * dependencies with esbuild into one ESM file, `dist/<entryPoint>`, beside a
+ * copy of the manifest: `dist/` is then an ordinary plugin folder, which
+ * sign, pack, validate and install take.
+ */
+
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { build } from 'esbuild';
+import { createError } from '../errors.ts';
+
+const SOURCES = ['src/index.ts', 'src/index.mts', 'src/index.js', 'src/index.mjs'];
+const PACKAGE_ROOT = resolve(import.meta.dirname, '..', '..');
+
+/** The project's source entry, or null when `dir` is a plain plugin folder. */
+export function projectSource(dir: string): string | null {
+  if (!existsSync(join(dir, 'manifest.json'))) return null;
+  for (const s of SOURCES) if (existsSync(join(dir, s))) return join(dir, s);
+  return null;
+}
+
+/**
+ * The plugin folder a command should act on: `dir` itself, or a project's
+ * `dist/` (built first when `buildFirst`).
+ */
+export async function pluginFolder(dir: string, buildFirst: boolean): Promise<string> {
+  if (!projectSource(dir)) return dir;
+  if (buildFirst) return (await buildProject(dir)).outDir;
+  const out = join(dir, 'dist');
+  if (!existsSync(join(out, 'manifest.json')))
+    throw createError('USAGE', {
+      message: `${dir} is a plugin project: build it first (databridge plugin build ${dir})`,
+    });
+  return out;
+}
+
+export interface BuildResult {
+  outDir: string;
+  entry: string;
+  bytes: number;
+  warnings: string[];
+}
+
+/** Bundles the project into `dist/`: the entry module (one ESM file, dependencies inlined) and the manifest. */
+export async function buildProject(dir: string): Promise<BuildResult> {
+  const source = projectSource(dir);
+  if (!source) throw createError('USAGE', { message: `${dir} has no manifest.json and src/index.ts` });
+  let manifest: { entryPoint?: unknown };
+  try {
+    manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  } catch (err) {
+    throw createError('USAGE', { message: `${dir}/manifest.json: ${(err as Error).message}` });
+  }
+  const entryPoint = typeof manifest.entryPoint === 'string' ? manifest.entryPoint : 'index.js';
+  const outDir = join(dir, 'dist');
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  const outfile = join(outDir, entryPoint);
+  mkdirSync(dirname(outfile), { recursive: true });
+  let result: Awaited<ReturnType<typeof build>>;
+  try {
+    result = await build({
+      entryPoints: [source],
+      outfile,
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node24',
+      logLevel: 'silent',
+      legalComments: 'none',
+      // the SDK is this package's own: a project builds without installing it
+      alias: { 'databridge/sdk': join(PACKAGE_ROOT, 'src', 'sdk', 'index.ts') },
+      absWorkingDir: dir,
+      metafile: true,
+    });
+  } catch (err) {
+    const errors = (err as { errors?: { text: string; location?: { file: string; line: number } | null }[] }).errors;
+    const message = errors?.length
+      ? errors.map((e) => (e.location ? `${e.location.file}:${e.location.line}: ${e.text}` : e.text)).join('; ')
+      : (err as Error).message;
+    throw createError('BUILD_FAILED', { dir, message });
+  }
+  const manifestText = readFileSync(join(dir, 'manifest.json'), 'utf8');
+  writeFileSync(join(outDir, 'manifest.json'), manifestText);
+  const bytes = Object.values(result.metafile?.outputs ?? {}).reduce((n, o) => n + o.bytes, 0);
+  return { outDir, entry: outfile, bytes, warnings: result.warnings.map((w) => w.text) };
+}

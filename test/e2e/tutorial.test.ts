@@ -1,0 +1,74 @@
+/**
+ * docs/writing-a-plugin.md, step by step through the CLI as a new user
+ * follows it: scaffold, npm install, test, key, trust, pack (build, sign),
+ * validate, install, and the plugin's flow running it.
+ */
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runCli, tempDir } from '../helpers.ts';
+
+test('from plugin new to a signed, installed plugin running in a flow', async (t) => {
+  const dir = tempDir(t);
+  const cli = async (args: string[], expect = 0) => {
+    const r = await runCli(args, { cwd: dir });
+    assert.equal(r.code, expect, `databridge ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    return r;
+  };
+  const state = ['--data-dir', 'data', '--plugin-dir', 'plugins'];
+
+  const created = await cli(['plugin', 'new', 'hello', '--id', 'me.hello']);
+  assert.match(created.stdout, /created me\.hello/);
+  await cli(['plugin', 'new', 'hello', '--id', 'me.hello'], 1); // not over an existing project
+  await cli(['plugin', 'new', 'x', '--id', 'Not An Id'], 1);
+
+  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--offline'], {
+    cwd: join(dir, 'hello'),
+    encoding: 'utf8',
+  });
+  assert.equal(npm.status, 0, npm.stderr);
+
+  const tested = await cli(['plugin', 'test', 'hello']);
+  assert.match(tested.stdout, /pass 3/);
+  assert.ok(existsSync(join(dir, 'hello', 'dist', 'index.js')), 'built into dist/');
+
+  await cli(['keygen', '--out', 'keys/dev']);
+  await cli([
+    'trust',
+    'add',
+    '--publisher',
+    'me',
+    '--key',
+    'keys/dev.pub',
+    '--namespace',
+    'me.*',
+    '--data-dir',
+    'data',
+  ]);
+  const packed = await cli(['plugin', 'pack', 'hello', '--key', 'keys/dev.key', '-o', 'hello.tgz']);
+  assert.match(packed.stdout, /signed by/);
+  const valid = await cli(['plugin', 'validate', 'hello', '--json', ...state]);
+  assert.equal(JSON.parse(valid.stdout).valid, true);
+  await cli(['plugin', 'install', 'hello.tgz', ...state]);
+  const listed = JSON.parse((await cli(['plugin', 'list', '--json', ...state])).stdout) as {
+    id: string;
+    status: string;
+  }[];
+  assert.equal(listed.find((p) => p.id === 'me.hello')?.status, 'active');
+
+  const run = await cli(['run', 'hello/flow.json', '--duration', '3s', '--json', ...state]);
+  const summary = JSON.parse(run.stdout) as { processors: Record<string, { out: number; errors: number }> };
+  assert.ok(summary.processors.mine!.out >= 1, run.stdout);
+  assert.equal(summary.processors.mine!.errors, 0);
+
+  // a change that does not compile is refused with file and line, and nothing is packed
+  writeFileSync(
+    join(dir, 'hello', 'src', 'index.ts'),
+    `${readFileSync(join(dir, 'hello', 'src', 'index.ts'), 'utf8')}\nconst = ;\n`,
+  );
+  const broken = await cli(['plugin', 'build', 'hello'], 1);
+  assert.match(broken.stderr, /BUILD_FAILED.*index\.ts:\d+/);
+});
