@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { createFlowController, type FlowController, type ProcessorConfig } from '../src/flow/controller.ts';
 import { createPluginManager, type PluginManager } from '../src/index.ts';
-import type { FlowFile, Processor, ProcessorInfo } from '../src/sdk/index.ts';
+import type { FlowFile, Processor } from '../src/sdk/index.ts';
+import { helperInfo } from '../src/testing/runner.ts';
 import { tempDir } from './helpers.ts';
 
 export interface Emitted {
@@ -24,18 +25,6 @@ export interface RunResult {
 }
 
 let counter = 0;
-
-function info(name: string, relationships: string[], input: 'forbidden' | 'required'): ProcessorInfo {
-  return {
-    name,
-    description: 'test helper',
-    version: '0.0.0',
-    tags: [],
-    properties: [],
-    relationships: relationships.map((r) => ({ name: r })),
-    inputRequirement: input,
-  };
-}
 
 /** A test manager with its own data directory. */
 export async function testManager(t: TestContext): Promise<PluginManager> {
@@ -60,7 +49,7 @@ export function registerSource(
     (): Processor => {
       let done = false;
       return {
-        getInfo: () => info(type, ['success'], 'forbidden'),
+        getInfo: () => helperInfo(type, ['success'], 'forbidden'),
         onTrigger(ctx, session) {
           if (done) return ctx.yield();
           for (const input of inputs) {
@@ -74,7 +63,7 @@ export function registerSource(
         },
       };
     },
-    info(type, ['success'], 'forbidden'),
+    helperInfo(type, ['success'], 'forbidden'),
   );
   return type;
 }
@@ -85,7 +74,7 @@ export function registerSink(manager: PluginManager, into: Emitted[]): string {
   manager.registerBuiltInProcessor(
     type,
     (): Processor => ({
-      getInfo: () => info(type, [], 'required'),
+      getInfo: () => helperInfo(type, [], 'required'),
       async onTrigger(_ctx, session) {
         for (let ff: FlowFile | undefined = session.get(); ff; ff = session.get()) {
           into.push({
@@ -99,7 +88,7 @@ export function registerSink(manager: PluginManager, into: Emitted[]): string {
         session.commit();
       },
     }),
-    info(type, [], 'required'),
+    helperInfo(type, [], 'required'),
   );
   return type;
 }

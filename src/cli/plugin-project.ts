@@ -27,7 +27,7 @@ export function registerPluginProject(plugin: Command): void {
           message: `--type ${opts.type}: this version scaffolds processors only; controller services and reporting tasks are written by hand (docs/writing-a-plugin.md)`,
         });
       const target = resolve(dir);
-      const files = scaffold(target, opts.id, 'processor');
+      const files = scaffold(target, opts.id);
       const shown = relative(process.cwd(), target) || '.';
       print(opts.json, { dir: target, id: opts.id, files }, () =>
         [

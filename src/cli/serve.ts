@@ -15,6 +15,7 @@ import { createPluginManager, type PluginManager } from '../plugin/manager.ts';
 import { keyIdOf } from '../plugin/signing.ts';
 import { buildServer } from '../server/app.ts';
 import { resolveToken } from '../server/token.ts';
+import { PACKAGE_ROOT } from '../version.ts';
 import { managerOptions, type StateOptions, withStateOptions } from './common.ts';
 
 interface ServeOptions extends StateOptions {
@@ -25,7 +26,7 @@ interface ServeOptions extends StateOptions {
   seedExamples?: boolean;
 }
 
-const EXAMPLES = resolve(import.meta.dirname, '..', '..', 'examples');
+const EXAMPLES = join(PACKAGE_ROOT, 'examples');
 
 /**
  * Trusts the example key for acme.* and installs the example plugins that

@@ -264,16 +264,11 @@ export class FlowController {
     const findings = startProblems(node);
     if (findings.length > 0) throw createError('PROCESSOR_INVALID', { id, findings }, { details: { findings } });
     node.state = 'starting';
-    if (!node.initialized) {
-      try {
-        await node.processor.initialize?.(node.context);
-        node.initialized = true;
-      } catch (err) {
-        node.state = 'stopped';
-        node.stats.errors++;
-        this.#alert('PROCESSOR_INIT_FAILED', node, (err as Error).message ?? String(err));
-        throw createError('PROCESSOR_START_FAILED', { id, reason: (err as Error).message }, { cause: err });
-      }
+    try {
+      await this.#initialize(node);
+    } catch (err) {
+      node.state = 'stopped';
+      throw err;
     }
     // a sandboxed processor's own validate() ran in its sandbox
     const remoteFindings = isRemote(node.processor) ? node.processor.findings : [];
@@ -305,16 +300,7 @@ export class FlowController {
       throw createError('USAGE', { message: `processor ${id} is ${node.state}; stop it first` });
     if (node.findings.length > 0)
       throw createError('PROCESSOR_INVALID', { id, findings: node.findings }, { details: { findings: node.findings } });
-    if (!node.initialized) {
-      try {
-        await node.processor.initialize?.(node.context);
-        node.initialized = true;
-      } catch (err) {
-        node.stats.errors++;
-        this.#alert('PROCESSOR_INIT_FAILED', node, (err as Error).message ?? String(err));
-        throw createError('PROCESSOR_START_FAILED', { id, reason: (err as Error).message }, { cause: err });
-      }
-    }
+    await this.#initialize(node);
     const failures: Error[] = [];
     for (let i = 0; i < times; i++) {
       node.activeTasks++;
@@ -492,6 +478,19 @@ export class FlowController {
       })();
     }
     await this.#restartStopped(nodes);
+  }
+
+  /** Initializes a processor once; a failure is counted, alerted and thrown as PROCESSOR_START_FAILED. */
+  async #initialize(node: ProcessorNode): Promise<void> {
+    if (node.initialized) return;
+    try {
+      await node.processor.initialize?.(node.context);
+      node.initialized = true;
+    } catch (err) {
+      node.stats.errors++;
+      this.#alert('PROCESSOR_INIT_FAILED', node, (err as Error).message ?? String(err));
+      throw createError('PROCESSOR_START_FAILED', { id: node.id, reason: (err as Error).message }, { cause: err });
+    }
   }
 
   /** What stopped because its plugin went away starts again when the plugin is back and enabled. */

@@ -23,18 +23,12 @@ export interface SessionBackend {
 
 type InputState = 'waiting' | 'held' | 'consumed' | 'returned' | 'returned-penalized';
 
-interface Working {
-  id: string;
-  attributes: Record<string, string>;
-  entryDate: number;
-  lineageStartDate: number;
-  parentIds: string[];
-  content: OutputContent;
+/** A FlowFile of the session as it stands: what becomes an output at commit, while not yet routed. */
+interface Working extends Omit<OutputFlowFile, 'relationship'> {
   /** An input of the batch (its id is kept when it is transferred). */
   input: boolean;
   relationship: string | null;
   removed: boolean;
-  penalize: boolean;
 }
 
 const EMPTY: OutputContent = { kind: 'empty' };

@@ -10,7 +10,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
-import { narrowLimits, type ResourceLimits } from '../sandbox/limits.ts';
+import type { ResourceLimits } from '../sandbox/limits.ts';
 import { RemoteProcessor } from '../sandbox/remote-processor.ts';
 import { type SandboxAlert, SandboxHost } from '../sandbox/sandbox-host.ts';
 import type { Processor, ProcessorInfo } from '../sdk/index.ts';
@@ -56,8 +56,6 @@ export class ExternalPlugins {
   readonly #records = new Map<string, ExternalRecord>();
   readonly #sandboxes = new Map<string, SandboxHost>();
   readonly #retiring = new Set<SandboxHost>();
-  /** What each sandboxed plugin's manifest asks of its limits (they only narrow the namespace's). */
-  readonly #requested = new Map<string, ResourceLimits | undefined>();
 
   constructor(options: ExternalPluginsOptions) {
     this.#o = options;
@@ -226,10 +224,9 @@ export class ExternalPlugins {
     if (sandbox) this.#retire(sandbox);
   }
 
-  /** Gives a plugin's running sandbox its namespace's new limits, narrowed by the manifest as at load. */
+  /** Gives a plugin's running sandbox its namespace's new limits. */
   applyLimits(namespace: string, limits: ResourceLimits): void {
-    const sandbox = this.#sandboxes.get(namespace);
-    if (sandbox) sandbox.limits = narrowLimits(limits, this.#requested.get(namespace));
+    this.#sandboxes.get(namespace)?.setNamespaceLimits(limits);
   }
 
   /** The sandbox a plugin runs in, if any. */
@@ -280,12 +277,11 @@ export class ExternalPlugins {
       sandbox: null,
     });
     const namespace = await this.#o.store.getNamespace(manifest.id);
-    const limits = narrowLimits(namespace?.limits ?? this.#o.defaultLimits(), manifest.limits);
-    this.#requested.set(manifest.id, manifest.limits);
     const sandbox = new SandboxHost({
       namespace: manifest.id,
       mode,
-      limits,
+      limits: namespace?.limits ?? this.#o.defaultLimits(),
+      requested: manifest.limits,
       permissions: manifest.permissions ?? {},
       readPaths: [dir],
       log: this.#o.log,

@@ -8,12 +8,12 @@
  */
 
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
 import { createError } from '../errors.ts';
+import { PACKAGE_ROOT } from '../version.ts';
 
 const SOURCES = ['src/index.ts', 'src/index.mts', 'src/index.js', 'src/index.mjs'];
-const PACKAGE_ROOT = resolve(import.meta.dirname, '..', '..');
 
 /** The project's source entry, or null when `dir` is a plain plugin folder. */
 export function projectSource(dir: string): string | null {
@@ -48,9 +48,10 @@ export interface BuildResult {
 export async function buildProject(dir: string): Promise<BuildResult> {
   const source = projectSource(dir);
   if (!source) throw createError('USAGE', { message: `${dir} has no manifest.json and src/index.ts` });
+  const manifestText = readFileSync(join(dir, 'manifest.json'), 'utf8');
   let manifest: { entryPoint?: unknown };
   try {
-    manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    manifest = JSON.parse(manifestText);
   } catch (err) {
     throw createError('USAGE', { message: `${dir}/manifest.json: ${(err as Error).message}` });
   }
@@ -83,7 +84,6 @@ export async function buildProject(dir: string): Promise<BuildResult> {
       : (err as Error).message;
     throw createError('BUILD_FAILED', { dir, message });
   }
-  const manifestText = readFileSync(join(dir, 'manifest.json'), 'utf8');
   writeFileSync(join(outDir, 'manifest.json'), manifestText);
   const bytes = Object.values(result.metafile?.outputs ?? {}).reduce((n, o) => n + o.bytes, 0);
   return { outDir, entry: outfile, bytes, warnings: result.warnings.map((w) => w.text) };

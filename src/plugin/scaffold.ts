@@ -5,14 +5,10 @@
  */
 
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import { createError } from '../errors.ts';
-import { VERSION } from '../version.ts';
-
-export type ScaffoldType = 'processor';
-
-const ID = /^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$/;
-const PACKAGE_ROOT = resolve(import.meta.dirname, '..', '..');
+import { PACKAGE_ROOT, VERSION } from '../version.ts';
+import { checkManifest } from './manifest.ts';
 
 /** `acme.csv-tools` → `CsvTools`. */
 function componentName(id: string): string {
@@ -26,6 +22,8 @@ function componentName(id: string): string {
 
 export function scaffoldFiles(id: string): Record<string, string> {
   const name = componentName(id);
+  // the processor's factory function: csvTools for CsvTools
+  const factory = `${name.charAt(0).toLowerCase()}${name.slice(1)}`;
   const publisher = id.split('.')[0]!;
   const manifest = {
     id,
@@ -47,7 +45,7 @@ export function scaffoldFiles(id: string): Record<string, string> {
  * ${name}: puts a greeting in an attribute and upper-cases the content.
  * Change it to do what your plugin is for; \`npm test\` tells you it still works.
  */
-export function ${name.charAt(0).toLowerCase()}${name.slice(1)}(): Processor {
+export function ${factory}(): Processor {
   return {
     getInfo: () => ({
       name: '${name}',
@@ -79,14 +77,14 @@ export function ${name.charAt(0).toLowerCase()}${name.slice(1)}(): Processor {
   };
 }
 
-export default definePlugin({ processors: { ${name}: ${name.charAt(0).toLowerCase()}${name.slice(1)} } });
+export default definePlugin({ processors: { ${name}: ${factory} } });
 `;
   const test = `import { test } from 'node:test';
 import { TestRunner } from 'databridge/sdk/testing';
-import { ${name.charAt(0).toLowerCase()}${name.slice(1)} } from '../src/index.ts';
+import { ${factory} } from '../src/index.ts';
 
 test('${name} greets and upper-cases', async (t) => {
-  const runner = await TestRunner.of(${name.charAt(0).toLowerCase()}${name.slice(1)}, { properties: { Greeting: 'hi' } });
+  const runner = await TestRunner.of(${factory}, { properties: { Greeting: 'hi' } });
   t.after(() => runner.close());
   runner.enqueue('some text', { filename: 'a.txt' });
   await runner.run();
@@ -97,7 +95,7 @@ test('${name} greets and upper-cases', async (t) => {
 });
 
 test('a blank greeting is refused', async (t) => {
-  const runner = await TestRunner.of(${name.charAt(0).toLowerCase()}${name.slice(1)}, { properties: { Greeting: ' ' } });
+  const runner = await TestRunner.of(${factory}, { properties: { Greeting: ' ' } });
   t.after(() => runner.close());
   await runner.assertNotValid();
 });
@@ -164,18 +162,18 @@ test('the built plugin runs in its worker sandbox', { skip: !process.env.DATABRI
   };
 }
 
-/** Writes a new plugin project into `dir`, which must be missing or empty. Returns the files written. */
-export function scaffold(dir: string, id: string, type: ScaffoldType = 'processor'): string[] {
-  if (!ID.test(id))
-    throw createError('SCAFFOLD_REFUSED', {
-      dir,
-      reason: `"${id}" is not a plugin id (lower-case words joined by dots, like acme.csv-tools)`,
-    });
-  if (id.startsWith('builtin.')) throw createError('SCAFFOLD_REFUSED', { dir, reason: 'builtin. is reserved' });
+/** Writes a new processor plugin project into `dir`, which must be missing or empty. Returns the files written. */
+export function scaffold(dir: string, id: string): string[] {
   if (existsSync(dir) && readdirSync(dir).length > 0)
     throw createError('SCAFFOLD_REFUSED', { dir, reason: `${basename(dir)} exists and is not empty` });
-  void type;
   const files = scaffoldFiles(id);
+  // the id (and the publisher taken from it) must make a manifest install would accept
+  const problems = checkManifest(JSON.parse(files['manifest.json']!)).findings.filter((f) => f.severity === 'error');
+  if (problems.length)
+    throw createError('SCAFFOLD_REFUSED', {
+      dir,
+      reason: `"${id}" does not make a valid plugin id (lower-case words joined by dots, like acme.csv-tools): ${problems.map((f) => `${f.pointer ? `${f.pointer} ` : ''}${f.message}`).join('; ')}`,
+    });
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(dir, name, '..'), { recursive: true });
     writeFileSync(join(dir, name), text);

@@ -16,7 +16,7 @@
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
 import type { PluginPermissions } from '../plugin/manifest.ts';
-import type { ResourceLimits } from './limits.ts';
+import { narrowLimits, type ResourceLimits } from './limits.ts';
 import type { CreateRequest, HostMessage, LoadRequest, SandboxMessage } from './protocol.ts';
 import { PROTOCOL_VERSION } from './protocol.ts';
 import { spawnProcess, spawnWorker, type Transport, type TransportEvents } from './transport.ts';
@@ -33,7 +33,10 @@ export interface SandboxAlert {
 export interface SandboxHostOptions {
   namespace: string;
   mode: 'worker' | 'process';
+  /** The namespace's limits; the host runs under them narrowed by `requested`. */
   limits: ResourceLimits;
+  /** What the plugin's manifest asks for: it narrows the namespace's limits, never widens them. */
+  requested?: ResourceLimits;
   permissions: PluginPermissions;
   readPaths: string[];
   log: PinoLogger;
@@ -80,7 +83,16 @@ export class SandboxHost {
     this.#o = options;
     this.namespace = options.namespace;
     this.mode = options.mode;
-    this.limits = options.limits;
+    this.limits = narrowLimits(options.limits, options.requested);
+  }
+
+  /**
+   * Takes its namespace's new limits, narrowed as at construction: the
+   * deadline, concurrency and CPU share apply to the next task, the heap cap
+   * and RLIMIT_NOFILE at the next start.
+   */
+  setNamespaceLimits(limits: ResourceLimits): void {
+    this.limits = narrowLimits(limits, this.#o.requested);
   }
 
   get state(): SandboxState {

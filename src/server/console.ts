@@ -9,8 +9,9 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
+import { PACKAGE_ROOT } from '../version.ts';
 
-const CONSOLE_DIR = join(import.meta.dirname, '..', '..', 'console');
+const CONSOLE_DIR = join(PACKAGE_ROOT, 'console');
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

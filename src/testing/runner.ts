@@ -64,6 +64,8 @@ export class TestRunner {
   readonly #inputs = new Map<string, { attributes: Record<string, string>; content: Buffer }>();
   #flow: FlowController | null = null;
   #errors: Error[] = [];
+  /** The processor's relationships, each held in a queue of its own (set when the flow is built). */
+  #relationships: string[] = [];
 
   private constructor(manager: PluginManager, type: string, options: TestRunnerOptions, cleanup: () => void) {
     this.#manager = manager;
@@ -110,8 +112,8 @@ export class TestRunner {
       });
       const key = generateSigningKey();
       await signPluginDir(copy, loadKey(key.privateKeyPem, 'private'));
-      const options_ = { dataDir: join(root, 'data'), pluginDir: join(root, 'plugins'), logLevel: false as const };
-      const setup = await createPluginManager({ ...options_, autoLoad: false });
+      const dirs = { dataDir: join(root, 'data'), pluginDir: join(root, 'plugins'), logLevel: false as const };
+      const setup = await createPluginManager({ ...dirs, autoLoad: false });
       await setup.trust.addKey({
         publisher: manifest.publisher,
         publicKeyPem: key.publicKeyPem,
@@ -119,7 +121,7 @@ export class TestRunner {
       });
       await setup.shutdown();
       const manager = await createPluginManager({
-        ...options_,
+        ...dirs,
         inlinePlugins: options.inline ? [manifest.id] : [],
         monitorInterval: 60_000,
       });
@@ -205,11 +207,10 @@ export class TestRunner {
   /** The FlowFiles routed to `relationship`, in order. */
   flowFiles(relationship: string): MockFlowFile[] {
     const flow = this.#build();
-    if (!flow.stats().connections.some((c) => c.source === UNDER_TEST && c.relationship === relationship)) {
+    if (!this.#relationships.includes(relationship)) {
       throw new Error(`the processor has no relationship "${relationship}"`);
     }
-    const records = flow.queueContents().get(`${UNDER_TEST}/${relationship}/sink-${relationship}`) ?? [];
-    return records.map((r) => mock(r.id, r.attributes, Buffer.from(flow.readContent(r)), r.parentIds ?? []));
+    return routed(flow, flow.queueContents(), relationship);
   }
 
   assertTransferCount(relationship: string, count: number): void {
@@ -229,11 +230,11 @@ export class TestRunner {
   /** The lineage of everything the processor did so far. */
   lineage(): LineageEvent[] {
     const flow = this.#build();
+    const queues = flow.queueContents();
     const events: LineageEvent[] = [];
     const outputIds = new Set<string>();
-    for (const c of flow.stats().connections) {
-      if (c.source !== UNDER_TEST) continue;
-      for (const ff of this.flowFiles(c.relationship)) {
+    for (const relationship of this.#relationships) {
+      for (const ff of routed(flow, queues, relationship)) {
         outputIds.add(ff.id);
         const input = this.#inputs.get(ff.id);
         if (input) {
@@ -243,10 +244,10 @@ export class TestRunner {
         } else if (ff.parentIds.some((p) => this.#inputs.has(p))) {
           events.push({ type: 'FORK', flowFileId: ff.id, parentIds: [...ff.parentIds] });
         } else events.push({ type: 'CREATE', flowFileId: ff.id });
-        events.push({ type: 'ROUTE', flowFileId: ff.id, relationship: c.relationship });
+        events.push({ type: 'ROUTE', flowFileId: ff.id, relationship });
       }
     }
-    const waiting = new Set((flow.queueContents().get(`${SOURCE}/success/${UNDER_TEST}`) ?? []).map((r) => r.id));
+    const waiting = new Set((queues.get(`${SOURCE}/success/${UNDER_TEST}`) ?? []).map((r) => r.id));
     for (const id of this.#inputs.keys()) {
       if (!outputIds.has(id) && !waiting.has(id)) events.push({ type: 'DROP', flowFileId: id });
     }
@@ -311,7 +312,8 @@ export class TestRunner {
     });
     flow.createProcessorByType(inputType, { id: SOURCE });
     flow.connect({ source: SOURCE, relationship: 'success', destination: UNDER_TEST });
-    for (const r of flow.unconnectedRelationships(UNDER_TEST)) {
+    this.#relationships = flow.unconnectedRelationships(UNDER_TEST);
+    for (const r of this.#relationships) {
       flow.createProcessorByType(holdType, { id: `sink-${r}` });
       flow.connect({ source: UNDER_TEST, relationship: r, destination: `sink-${r}` });
     }
@@ -320,11 +322,22 @@ export class TestRunner {
   }
 }
 
-function helperInfo(name: string, relationships: string[], input: 'forbidden' | 'required'): ProcessorInfo {
+/** The FlowFiles held in a relationship's queue, as MockFlowFiles. */
+function routed(
+  flow: FlowController,
+  queues: ReturnType<FlowController['queueContents']>,
+  relationship: string,
+): MockFlowFile[] {
+  const records = queues.get(`${UNDER_TEST}/${relationship}/sink-${relationship}`) ?? [];
+  return records.map((r) => mock(r.id, r.attributes, Buffer.from(flow.readContent(r)), r.parentIds));
+}
+
+/** The info of a helper processor (a source or a sink around the one under test). */
+export function helperInfo(name: string, relationships: string[], input: 'forbidden' | 'required'): ProcessorInfo {
   return {
     name,
     version: '1.0.0',
-    description: 'a TestRunner helper',
+    description: 'a helper around the processor under test',
     tags: [],
     properties: [],
     relationships: relationships.map((r) => ({ name: r })),

@@ -107,10 +107,9 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
     },
     async () => {
       const defined = new Set((await manager.namespaces.list()).map((n) => n.name));
-      return manager.list().flatMap((p) => {
+      return manager.registry.list().flatMap((p) => {
         const s = manager.sandboxOf(p.id);
         if (!s) return [];
-        const { sandbox } = manager.statsOf(p.id);
         return [
           {
             namespace: s.namespace,
@@ -120,9 +119,9 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
             state: s.state,
             limits: s.limits,
             inFlight: s.inFlight,
-            restarts: sandbox?.restarts ?? 0,
-            crashes: sandbox?.crashes ?? 0,
-            usage: sandbox?.usage ?? null,
+            restarts: s.stats.restarts,
+            crashes: s.stats.crashes,
+            usage: manager.monitor?.latest(s.namespace) ?? null,
           },
         ];
       });
