@@ -35,13 +35,8 @@ export function badge(text, kind = 'neutral', title) {
   return h('span', { class: `badge badge-${kind}`, title }, text);
 }
 
-const STATUS_KIND = {
-  active: 'ok',
-  disabled: 'neutral',
-  error: 'bad',
-  'missing-dependency': 'warn',
-  loading: 'neutral',
-};
+// the registry's statuses (PLUGIN_STATUSES); anything else shows neutral
+const STATUS_KIND = { active: 'ok', inactive: 'neutral', error: 'bad', loading: 'neutral' };
 export const statusBadge = (status) => badge(status, STATUS_KIND[status] ?? 'neutral');
 
 const SIGNATURE = {

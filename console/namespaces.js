@@ -73,7 +73,7 @@ export async function namespacesView(main) {
       fill(list, h('p', { class: 'muted' }, 'No sandboxed plugin is loaded.'));
       return;
     }
-    // keep an open form as it is while usage refreshes
+    // cards of sandboxes that are gone go; the others are updated in place
     for (const card of [...list.children])
       if (!sandboxes.some((s) => s.namespace === card.dataset.namespace)) card.remove();
     for (const sb of sandboxes) {
@@ -124,17 +124,15 @@ export async function namespacesView(main) {
         },
         editing.has(sb.namespace) ? 'Close' : 'Edit limits',
       );
-      const form = card.querySelector('form');
-      const keep =
-        editing.has(sb.namespace) && form
-          ? form
-          : editing.has(sb.namespace)
-            ? editForm(sb, () => {
-                editing.delete(sb.namespace);
-                void render();
-              })
-            : null;
-      fill(card, head, meta, gauges, toggle, keep);
+      // an open form is kept as it is (with what was typed) while the usage refreshes
+      const form = editing.has(sb.namespace)
+        ? (card.querySelector('form') ??
+          editForm(sb, () => {
+            editing.delete(sb.namespace);
+            void render();
+          }))
+        : null;
+      fill(card, head, meta, gauges, toggle, form);
     }
   };
   await render();

@@ -30,30 +30,6 @@ const COLUMNS = [
 /** What the table shows: kept across visits in this tab. */
 const view = { q: '', type: '', tag: '', status: '', enabled: '', source: '', sort: 'name', dir: 1 };
 
-function matches(p) {
-  const q = view.q.trim().toLowerCase();
-  if (q) {
-    const hay = [
-      p.id,
-      p.name,
-      p.description,
-      p.publisher,
-      p.author,
-      ...(p.tags ?? []),
-      ...Object.values(p.components ?? {}).flat(),
-    ]
-      .join(' ')
-      .toLowerCase();
-    if (!q.split(/\s+/).every((word) => hay.includes(word))) return false;
-  }
-  if (view.type && p.type !== view.type) return false;
-  if (view.tag && !(p.tags ?? []).includes(view.tag)) return false;
-  if (view.status && p.status !== view.status) return false;
-  if (view.enabled && String(p.enabled) !== view.enabled) return false;
-  if (view.source && p.source !== view.source) return false;
-  return true;
-}
-
 function sortKey(p, key) {
   if (key === 'signature') return p.signature?.state ?? '';
   if (key === 'version')
@@ -75,7 +51,7 @@ function select(label, key, options) {
         'data-filter': key,
         onchange: (e) => {
           view[key] = e.target.value;
-          renderRows();
+          void search();
         },
       },
       h('option', { value: '' }, 'any'),
@@ -84,14 +60,47 @@ function select(label, key, options) {
   );
 }
 
+/** The filters, each a parameter of GET /api/plugins/search. */
+const FILTERS = ['type', 'tag', 'status', 'enabled', 'source'];
+
+/** Every plugin: the total shown, and where the filters' choices come from. */
 let plugins = [];
+/** What the server's search (the registry's, the one implementation) found for the query and filters. */
+let found = [];
+let searchSeq = 0;
+let typing = null;
 let tbody = null;
 let countEl = null;
 let headRow = null;
 
+/** Asks the server for the plugins matching the query and filters, then shows them. */
+async function search() {
+  const seq = ++searchSeq;
+  const params = new URLSearchParams();
+  if (view.q.trim()) params.set('q', view.q.trim());
+  for (const key of FILTERS) if (view[key]) params.set(key, view[key]);
+  let result = plugins;
+  try {
+    if (params.size > 0) result = await api(`/plugins/search?${params}`);
+  } catch (err) {
+    toast(`${err.code}: ${err.message}`, 'bad');
+    return;
+  }
+  // an answer to an older query arriving late is not shown
+  if (seq !== searchSeq) return;
+  found = result;
+  renderRows();
+}
+
+/** The values a filter can take: those the plugins have. */
+function choices(key) {
+  const values = plugins.flatMap((p) => (key === 'tag' ? (p.tags ?? []) : [String(p[key])]));
+  return [...new Set(values)].sort();
+}
+
 function renderRows() {
   if (!tbody) return;
-  const shown = plugins.filter(matches).sort((a, b) => {
+  const shown = [...found].sort((a, b) => {
     const x = sortKey(a, view.sort);
     const y = sortKey(b, view.sort);
     return (x < y ? -1 : x > y ? 1 : 0) * view.dir || a.id.localeCompare(b.id);
@@ -160,7 +169,7 @@ export async function pluginsView(main) {
   });
   const reload = async () => {
     plugins = await api('/plugins');
-    renderRows();
+    await search();
   };
   picker.addEventListener('change', () => {
     if (picker.files?.[0]) void install(picker.files[0], result, reload);
@@ -186,7 +195,6 @@ export async function pluginsView(main) {
   });
 
   plugins = await api('/plugins');
-  const tags = [...new Set(plugins.flatMap((p) => p.tags ?? []))].sort();
   headRow = h(
     'tr',
     {},
@@ -231,20 +239,21 @@ export async function pluginsView(main) {
           value: view.q,
           oninput: (e) => {
             view.q = e.target.value;
-            renderRows();
+            clearTimeout(typing);
+            typing = setTimeout(() => void search(), 150);
           },
         }),
       ),
-      select('Type', 'type', ['processor', 'controller', 'reporting']),
-      select('Tag', 'tag', tags),
-      select('Status', 'status', ['active', 'disabled', 'error', 'missing-dependency']),
-      select('Enabled', 'enabled', ['true', 'false']),
-      select('Source', 'source', ['builtin', 'external']),
+      select('Type', 'type', choices('type')),
+      select('Tag', 'tag', choices('tag')),
+      select('Status', 'status', choices('status')),
+      select('Enabled', 'enabled', choices('enabled')),
+      select('Source', 'source', choices('source')),
       countEl,
     ),
     h('div', { class: 'table-wrap' }, h('table', { class: 'plugins' }, h('thead', {}, headRow), tbody)),
   );
-  renderRows();
+  await search();
   return { refresh: reload };
 }
 
