@@ -20,6 +20,7 @@ import { createFlowController } from '../src/flow/controller.ts';
 import { createPluginManager, type PluginManager } from '../src/index.ts';
 import { signPluginDir } from '../src/plugin/release.ts';
 import { generateSigningKey, loadKey } from '../src/plugin/signing.ts';
+import { helperInfo } from '../src/testing/runner.ts';
 import { type BenchResult, median } from './types.ts';
 
 const BATCH = 256;
@@ -243,18 +244,11 @@ async function reloadLost(
   const manager = await createPluginManager({ ...dirs, logLevel: false });
   const seen = new Set<string>();
   let duplicated = 0;
+  const countSink = helperInfo('CountSink', [], 'required');
   manager.registerBuiltInProcessor(
     'CountSink',
     () => ({
-      getInfo: () => ({
-        name: 'CountSink',
-        description: '',
-        version: '1.0.0',
-        tags: [],
-        properties: [],
-        relationships: [],
-        inputRequirement: 'required',
-      }),
+      getInfo: () => countSink,
       onTrigger(_ctx, session) {
         for (let f = session.get(); f; f = session.get()) {
           if (seen.has(f.id)) duplicated++;
@@ -264,15 +258,7 @@ async function reloadLost(
         session.commit();
       },
     }),
-    {
-      name: 'CountSink',
-      description: '',
-      version: '1.0.0',
-      tags: [],
-      properties: [],
-      relationships: [],
-      inputRequirement: 'required',
-    },
+    countSink,
   );
   const flow = await createFlowController({ manager, repository: 'memory' });
   const TOTAL = 30_000;

@@ -136,3 +136,27 @@ export async function runProcessor(
   await flow.stopAll();
   return { out, flow, manager };
 }
+
+/**
+ * Builds source → the processor → sink in an in-memory flow (the
+ * processor's "success" goes to the sink) and starts it. Returns the flow
+ * and what reaches the sink, as it arrives.
+ */
+export async function startThrough(
+  t: TestContext,
+  manager: PluginManager,
+  inputs: readonly { content?: string | Uint8Array; attributes?: Record<string, string> }[],
+  type: string,
+  config: ProcessorConfig,
+): Promise<{ flow: FlowController; out: Emitted[] }> {
+  const out: Emitted[] = [];
+  const flow = await createFlowController({ manager, repository: 'memory' });
+  t.after(() => flow.close());
+  flow.createProcessorByType(registerSource(manager, inputs), { id: 'src' });
+  flow.createProcessorByType(type, config);
+  flow.createProcessorByType(registerSink(manager, out), { id: 'sink' });
+  flow.connect({ source: 'src', relationship: 'success', destination: config.id });
+  flow.connect({ source: config.id, relationship: 'success', destination: 'sink' });
+  await flow.startAll();
+  return { flow, out };
+}

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type { PluginManager } from '../src/index.ts';
+import { createPluginManager, type PluginManager } from '../src/index.ts';
 import { signPluginDir } from '../src/plugin/release.ts';
 import { generateSigningKey, type KeyPair, loadKey } from '../src/plugin/signing.ts';
 
@@ -83,6 +83,22 @@ export async function trustKey(
   namespaces = [`${publisher}.*`],
 ): Promise<void> {
   await manager.trust.addKey({ publisher, publicKeyPem: key.publicKeyPem, namespaces });
+}
+
+/**
+ * Prepares a state store before a manager loads its plugins: opens one that
+ * loads nothing, runs `setup` on it (trust keys, make namespaces), shuts it.
+ */
+export async function beforeLoad(
+  dirs: { dataDir: string; pluginDir: string },
+  setup: (manager: PluginManager) => Promise<unknown>,
+): Promise<void> {
+  const manager = await createPluginManager({ ...dirs, logLevel: false, autoLoad: false });
+  try {
+    await setup(manager);
+  } finally {
+    await manager.shutdown();
+  }
 }
 
 /** Every file under a folder with its sha256: to check nothing changed. */

@@ -8,7 +8,7 @@ import { loadPlugin } from '../../src/plugin/loader.ts';
 import { validatePluginDir } from '../../src/plugin/validator.ts';
 import { type Emitted, registerSink, registerSource, waitQuiet } from '../flow-harness.ts';
 import { tempDir, until } from '../helpers.ts';
-import { makePlugin, newKey, sign, trustKey, upperCode } from '../plugin-fixtures.ts';
+import { beforeLoad, makePlugin, newKey, sign, trustKey, upperCode } from '../plugin-fixtures.ts';
 
 async function managerWith(t: TestContext, dir: string, options: Record<string, unknown> = {}): Promise<PluginManager> {
   const manager = await createPluginManager({
@@ -163,14 +163,7 @@ describe('lifecycle', () => {
         previous: join(plugins, '.previous', 'acme.crashy'),
       }),
     );
-    const m0 = await createPluginManager({
-      dataDir: join(dir, 'data'),
-      pluginDir: plugins,
-      logLevel: false,
-      autoLoad: false,
-    });
-    await trustKey(m0, key);
-    await m0.shutdown();
+    await beforeLoad({ dataDir: join(dir, 'data'), pluginDir: plugins }, (m) => trustKey(m, key));
     const manager = await managerWith(t, dir);
     assert.equal(manager.get('acme.crashy').status, 'active', 'the old version is back and loads');
     assert.ok(!existsSync(join(plugins, '.staging')));
@@ -184,14 +177,7 @@ describe('hot reload', () => {
     const plugins = join(dir, 'plugins');
     const v1 = makePlugin(plugins, { id: 'acme.live', version: '1.0.0' });
     await sign(v1, key);
-    const m0 = await createPluginManager({
-      dataDir: join(dir, 'data'),
-      pluginDir: plugins,
-      logLevel: false,
-      autoLoad: false,
-    });
-    await trustKey(m0, key);
-    await m0.shutdown();
+    await beforeLoad({ dataDir: join(dir, 'data'), pluginDir: plugins }, (m) => trustKey(m, key));
     const manager = await managerWith(t, dir, { watchChanges: true, watchDebounceMs: 100 });
     assert.equal(manager.get('acme.live').version, '1.0.0');
 

@@ -12,7 +12,7 @@ import { createFlowController, type FlowController } from '../../src/flow/contro
 import { createPluginManager, type PluginManager } from '../../src/index.ts';
 import { type Emitted, registerSink, registerSource } from '../flow-harness.ts';
 import { tempDir, until } from '../helpers.ts';
-import { makePlugin, newKey, sign, trustKey, upperCode } from '../plugin-fixtures.ts';
+import { beforeLoad, makePlugin, newKey, sign, trustKey, upperCode } from '../plugin-fixtures.ts';
 
 function hostileCode(body: string, hooks = ''): string {
   return `export default { processors: { Hostile: () => ({
@@ -58,15 +58,10 @@ async function arena(
   const healthy = makePlugin(plugins, { id: 'good.healthy', publisher: 'good', code: upperCode('Healthy') });
   await sign(hostile, key);
   await sign(healthy, goodKey);
-  const setup = await createPluginManager({
-    dataDir: join(dir, 'data'),
-    pluginDir: plugins,
-    logLevel: false,
-    autoLoad: false,
+  await beforeLoad({ dataDir: join(dir, 'data'), pluginDir: plugins }, async (m) => {
+    await trustKey(m, key, 'evil');
+    await trustKey(m, goodKey, 'good');
   });
-  await trustKey(setup, key, 'evil');
-  await trustKey(setup, goodKey, 'good');
-  await setup.shutdown();
   const manager = await createPluginManager({ dataDir: join(dir, 'data'), pluginDir: plugins, logLevel: false });
   const flow = await createFlowController({ manager, repository: 'memory' });
   t.after(async () => {

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { createFlowController } from '../../src/flow/controller.ts';
 import { createPluginManager, type PluginManager } from '../../src/index.ts';
-import { type Emitted, registerSink, registerSource, waitQuiet } from '../flow-harness.ts';
+import { type Emitted, startThrough, waitQuiet } from '../flow-harness.ts';
 import { tempDir, until } from '../helpers.ts';
-import { makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
+import { beforeLoad, makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
 
 /** A processor that uppercases its content. */
 const CODE = `export default { processors: { Shout: () => ({
@@ -25,9 +24,7 @@ async function installed(t: TestContext): Promise<{ dataDir: string; pluginDir: 
   const dataDir = join(dir, 'data');
   const key = newKey();
   await sign(makePlugin(pluginDir, { id: 'acme.shout', code: CODE, processors: ['Shout'] }), key);
-  const setup = await createPluginManager({ dataDir, pluginDir, logLevel: false, autoLoad: false });
-  await trustKey(setup, key);
-  await setup.shutdown();
+  await beforeLoad({ dataDir, pluginDir }, (m) => trustKey(m, key));
   // the first load runs the module in its sandbox and learns its components
   const first = await createPluginManager({ dataDir, pluginDir, logLevel: false });
   assert.equal(first.statsOf('acme.shout').sandbox?.state, 'ready');
@@ -41,21 +38,13 @@ async function runShout(
   inputs: string[],
   during: (out: Emitted[]) => Promise<void> = async () => {},
 ): Promise<Emitted[]> {
-  const out: Emitted[] = [];
-  const flow = await createFlowController({ manager, repository: 'memory' });
-  t.after(() => flow.close());
-  flow.createProcessorByType(
-    registerSource(
-      manager,
-      inputs.map((content) => ({ content })),
-    ),
-    { id: 'src' },
+  const { flow, out } = await startThrough(
+    t,
+    manager,
+    inputs.map((content) => ({ content })),
+    'Shout',
+    { id: 'shout', schedule: { batchSize: 1 }, penaltyDuration: '50 ms' },
   );
-  flow.createProcessorByType('Shout', { id: 'shout', schedule: { batchSize: 1 }, penaltyDuration: '50 ms' });
-  flow.createProcessorByType(registerSink(manager, out), { id: 'sink' });
-  flow.connect({ source: 'src', relationship: 'success', destination: 'shout' });
-  flow.connect({ source: 'shout', relationship: 'success', destination: 'sink' });
-  await flow.startAll();
   await during(out);
   await until('every FlowFile through Shout', () => out.length >= inputs.length, 20_000);
   await waitQuiet(flow);

@@ -2,11 +2,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { createFlowController } from '../../src/flow/controller.ts';
 import { createPluginManager, isDataBridgeError, type PluginManager } from '../../src/index.ts';
-import { type Emitted, registerSink, registerSource, waitQuiet } from '../flow-harness.ts';
+import { startThrough, testManager, waitQuiet } from '../flow-harness.ts';
 import { sleep, tempDir, until } from '../helpers.ts';
-import { makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
+import { beforeLoad, makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
 
 function code(body: string): string {
   return `let inFlight = 0; let most = 0;
@@ -35,15 +34,10 @@ async function withPlugin(
   const key = newKey();
   const p = makePlugin(plugins, { id: 'acme.probe', code: code(body), manifest });
   await sign(p, key);
-  const setup = await createPluginManager({
-    dataDir: join(dir, 'data'),
-    pluginDir: plugins,
-    logLevel: false,
-    autoLoad: false,
+  await beforeLoad({ dataDir: join(dir, 'data'), pluginDir: plugins }, async (m) => {
+    await trustKey(m, key);
+    if (namespaceLimits) await m.namespaces.create('acme.probe', 'probe', namespaceLimits);
   });
-  await trustKey(setup, key);
-  if (namespaceLimits) await setup.namespaces.create('acme.probe', 'probe', namespaceLimits);
-  await setup.shutdown();
   const manager = await createPluginManager({
     dataDir: join(dir, 'data'),
     pluginDir: plugins,
@@ -54,23 +48,14 @@ async function withPlugin(
   return { manager, dir };
 }
 
-async function runProbe(t: TestContext, manager: PluginManager, n: number, concurrentTasks = 1) {
-  const out: Emitted[] = [];
-  const flow = await createFlowController({ manager, repository: 'memory' });
-  t.after(() => flow.close());
-  flow.createProcessorByType(
-    registerSource(
-      manager,
-      Array.from({ length: n }, (_, i) => ({ content: `x${i}` })),
-    ),
-    { id: 'src' },
+function runProbe(t: TestContext, manager: PluginManager, n: number, concurrentTasks = 1) {
+  return startThrough(
+    t,
+    manager,
+    Array.from({ length: n }, (_, i) => ({ content: `x${i}` })),
+    'Probe',
+    { id: 'probe', schedule: { concurrentTasks, batchSize: 1 } },
   );
-  flow.createProcessorByType('Probe', { id: 'probe', schedule: { concurrentTasks, batchSize: 1 } });
-  flow.createProcessorByType(registerSink(manager, out), { id: 'sink' });
-  flow.connect({ source: 'src', relationship: 'success', destination: 'probe' });
-  flow.connect({ source: 'probe', relationship: 'success', destination: 'sink' });
-  await flow.startAll();
-  return { flow, out };
 }
 
 describe('namespace limits', () => {
@@ -160,13 +145,7 @@ describe('namespace limits', () => {
 
 describe('ResourceGuard', () => {
   test('holds a slot of the namespace, and says when a limit is passed or the task aborted', async (t) => {
-    const dir = tempDir(t);
-    const manager = await createPluginManager({
-      dataDir: join(dir, 'data'),
-      pluginDir: join(dir, 'plugins'),
-      logLevel: false,
-    });
-    t.after(() => manager.shutdown());
+    const manager = await testManager(t);
     await manager.namespaces.create('etl', 'ETL', { maxConcurrentTasks: 1, maxExecutionMS: 50 });
     const ns = await manager.namespaces.open('etl');
     const first = await ns.newResourceGuard();
