@@ -8,9 +8,9 @@ import type { Logger } from './sdk/index.ts';
 
 export type { PinoLogger };
 
-export function createLogger(level: string | false = 'info'): PinoLogger {
+export function createLogger(level: string | false = 'info', destination?: { write(line: string): void }): PinoLogger {
   if (level === false) return pino({ enabled: false });
-  return pino({ level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+  return pino({ level, base: { pid: process.pid } }, destination ?? pino.destination({ fd: 2, sync: true }));
 }
 
 /** The SDK's logger over a pino child; fields come after the message as pino wants them first. */

@@ -11,14 +11,31 @@ import { createError } from '../errors.ts';
 import { toSdkLogger } from '../log.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 import type { RegistryEvent } from '../plugin/types.ts';
-import { isRemote } from '../sandbox/remote-processor.ts';
-import { type Processor, parseDataSize, parseDuration, type ValidationFinding } from '../sdk/index.ts';
+import { isRemote, isRemoteService } from '../sandbox/remote-processor.ts';
+import {
+  type MetricsSnapshot,
+  type Processor,
+  parseDataSize,
+  parseDuration,
+  type ValidationFinding,
+} from '../sdk/index.ts';
 import { type BackPressure, Connection, type ConnectionStats } from './connection.ts';
 import { type ContentRepository, FileContentRepository, MemoryContentRepository } from './content-repository.ts';
 import type { FlowFileRecord } from './flowfile.ts';
 import { type FlowFileRepository, JournalFlowFileRepository, MemoryFlowFileRepository } from './flowfile-repository.ts';
+import { describeMigrations, migrateProperties } from './migrations.ts';
 import { ProcessorNode, type ProcessorStats } from './processor-node.ts';
 import { validateProperties, withDefaults } from './properties.ts';
+import {
+  type ControllerServiceConfig,
+  ReportingNode,
+  type ReportingTaskConfig,
+  type ReportingTaskSummary,
+  ServiceNode,
+  type ServiceSummary,
+} from './services.ts';
+
+export type { ControllerServiceConfig, ReportingTaskConfig, ReportingTaskSummary, ServiceSummary };
 
 export interface FlowControllerOptions {
   manager: PluginManager;
@@ -52,6 +69,12 @@ export interface ProcessorConfig {
   penaltyDuration?: string;
   /** How long the processor rests after `ctx.yield()`. Default `1 sec`. */
   yieldDuration?: string;
+  /**
+   * The version of the processor's plugin the configuration was made with:
+   * when the plugin is newer, the processor's declared migrations bring the
+   * properties up to date.
+   */
+  version?: string;
 }
 
 export interface ConnectionConfig {
@@ -71,11 +94,17 @@ export interface ProcessorSummary extends ProcessorStats {
   state: ProcessorNode['state'];
   activeTasks: number;
   findings: ValidationFinding[];
+  /** The version of the plugin that runs it. */
+  pluginVersion: string;
+  /** What the property migrations changed when the flow was made with an older version, else null. */
+  migrated: string | null;
 }
 
 export interface FlowStats {
   processors: Record<string, ProcessorSummary>;
   connections: ConnectionStats[];
+  controllerServices: ServiceSummary[];
+  reportingTasks: ReportingTaskSummary[];
   /** FlowFiles recovered for queues the current flow does not have; kept, not dropped. */
   orphaned: number;
 }
@@ -127,6 +156,11 @@ export class FlowController {
   /** Processors stopped because their plugin was disabled or removed: they start again when it is back. */
   readonly #stoppedForPlugin = new Set<string>();
   readonly #connections = new Map<string, Connection>();
+  readonly #services = new Map<string, ServiceNode>();
+  readonly #reporting = new Map<string, ReportingNode>();
+  /** Controller services each processor names, by processor id. */
+  readonly #uses = new Map<string, string[]>();
+  readonly #migrated = new Map<string, string>();
   readonly #timers = new Map<string, { cancel: () => void; idle: boolean }>();
   readonly #recovered = new Map<string, FlowFileRecord[]>();
   readonly #alerts: Alert[] = [];
@@ -165,9 +199,30 @@ export class FlowController {
     if (this.#nodes.has(config.id)) throw createError('FLOW_DUPLICATE_PROCESSOR', { id: config.id });
     const { instance, pluginId } = this.manager.registry.createProcessor(type);
     const info = instance.getInfo();
-    const configured = { ...(config.properties ?? {}) };
-    const properties = withDefaults(info.properties, configured);
+    const pluginVersion = this.manager.registry.get(pluginId).version;
+    const migration = migrateProperties(config.properties ?? {}, info.migrations, config.version, pluginVersion);
+    if (migration.applied.length) {
+      this.#migrated.set(config.id, describeMigrations(config.version!, pluginVersion, migration.applied));
+    }
+    const properties = withDefaults(info.properties, migration.properties);
     const findings = validateProperties(info.properties, properties, { dynamicProperties: info.dynamicProperties });
+    const uses: string[] = [];
+    for (const spec of info.properties) {
+      const value = properties[spec.name];
+      if (spec.type !== 'controllerService' || !value) continue;
+      const service = this.#services.get(value);
+      const problem = !service
+        ? `names controller service "${value}", which this flow does not have`
+        : isRemoteService(service.instance) !== isRemote(instance) ||
+            (isRemote(instance) && service.pluginId !== pluginId)
+          ? `names controller service "${value}" of plugin ${service.pluginId}, which a processor of ${pluginId} cannot reach: a sandboxed plugin's processors use the services of their own plugin, inline processors those of inline plugins`
+          : null;
+      if (problem) findings.push({ property: spec.name, message: problem });
+      else if (service!.findings.length) {
+        findings.push({ property: spec.name, message: `names controller service "${value}", which is not valid` });
+      } else uses.push(value);
+    }
+    this.#uses.set(config.id, uses);
     try {
       findings.push(...(instance.validate?.(properties) ?? []));
     } catch (err) {
@@ -209,11 +264,149 @@ export class FlowController {
       yieldMs: durationMs(config.yieldDuration, 1000, 'yieldDuration'),
       findings,
       logger: toSdkLogger(log),
+      services: (serviceId) => {
+        const service = uses.includes(serviceId) ? this.#services.get(serviceId) : undefined;
+        if (!service) throw new Error(`processor ${config.id} names no controller service "${serviceId}"`);
+        if (service.users === 0) throw new Error(`controller service "${serviceId}" is not enabled`);
+        return service.instance;
+      },
     });
     node.onCommitted = (touched, acked) => this.#committed(touched, acked);
     node.onTaskDone = (record) => this.manager.pluginStats.record(pluginId, record);
     this.#nodes.set(config.id, node);
     return this.#summary(node);
+  }
+
+  /**
+   * Places a controller service in the flow, for processors placed after it
+   * to name. Bad configuration is kept as findings; processors naming the
+   * service will not start until they are fixed.
+   */
+  addControllerService(config: ControllerServiceConfig): ServiceSummary {
+    this.#assertOpen();
+    if (this.#services.has(config.id)) throw createError('FLOW_DUPLICATE_PROCESSOR', { id: config.id });
+    const { instance, pluginId } = this.manager.registry.createControllerService(config.type);
+    const info = instance.getInfo();
+    const properties = withDefaults(info.properties, { ...(config.properties ?? {}) });
+    const service = new ServiceNode({
+      id: config.id,
+      type: config.type,
+      pluginId,
+      instance,
+      properties,
+      findings: validateProperties(info.properties, properties),
+      logger: toSdkLogger(this.manager.log.child({ plugin: pluginId, service: config.id })),
+    });
+    this.#services.set(config.id, service);
+    return service.summary();
+  }
+
+  /** Places a reporting task in the flow; it runs while started (startAll starts it). */
+  addReportingTask(config: ReportingTaskConfig): ReportingTaskSummary {
+    this.#assertOpen();
+    if (this.#reporting.has(config.id)) throw createError('FLOW_DUPLICATE_PROCESSOR', { id: config.id });
+    const { instance, pluginId } = this.manager.registry.createReportingTask(config.type);
+    const info = instance.getInfo();
+    const properties = withDefaults(info.properties, { ...(config.properties ?? {}) });
+    const node = new ReportingNode({
+      id: config.id,
+      type: config.type,
+      pluginId,
+      task: instance,
+      properties,
+      periodMs: durationMs(config.period ?? info.defaultPeriod, 30_000, 'period'),
+      findings: validateProperties(info.properties, properties),
+      logger: toSdkLogger(this.manager.log.child({ plugin: pluginId, reportingTask: config.id })),
+    });
+    if (node.periodMs < 10) throw createError('USAGE', { message: 'a reporting task period must be at least 10 ms' });
+    this.#reporting.set(config.id, node);
+    return node.summary();
+  }
+
+  /** Starts a reporting task: refused while its configuration has findings. Its first run comes after one period. */
+  async startReportingTask(id: string): Promise<void> {
+    this.#assertOpen();
+    const node = this.#reportingNode(id);
+    if (node.state === 'running') return;
+    if (node.findings.length > 0) {
+      throw createError('PROCESSOR_INVALID', { id, findings: node.findings }, { details: { findings: node.findings } });
+    }
+    await this.#initializeTask(node);
+    node.state = 'running';
+    const tick = () => {
+      node.timer = setTimeout(() => {
+        if (node.state !== 'running') return;
+        void this.runReportingTask(id).finally(() => {
+          if (node.state === 'running') tick();
+        });
+      }, node.periodMs);
+    };
+    tick();
+  }
+
+  /** Stops a reporting task after its run in progress, if any. */
+  async stopReportingTask(id: string): Promise<void> {
+    const node = this.#reportingNode(id);
+    this.#stoppedForPlugin.delete(id);
+    if (node.timer) clearTimeout(node.timer);
+    node.timer = null;
+    const wasRunning = node.state === 'running';
+    node.state = 'stopped';
+    await node.running;
+    if (!node.initialized) return;
+    node.initialized = false;
+    try {
+      await node.task.onStopped?.(node.context);
+    } catch (err) {
+      if (wasRunning) this.#alert('PROCESSOR_STOP_FAILED', node, (err as Error).message ?? String(err));
+    }
+  }
+
+  /**
+   * Runs a reporting task once now, over the flow's metrics or the snapshot
+   * given (initializing it when needed). A failure is counted and alerted,
+   * and returned.
+   */
+  async runReportingTask(id: string, metrics?: MetricsSnapshot): Promise<Error | null> {
+    this.#assertOpen();
+    const node = this.#reportingNode(id);
+    await node.running;
+    let failure: Error | null = null;
+    node.running = (async () => {
+      try {
+        await this.#initializeTask(node);
+        await node.task.onTrigger(node.context, metrics ?? this.metrics());
+        node.stats.runs++;
+      } catch (err) {
+        failure = err as Error;
+        node.stats.errors++;
+        node.stats.lastError = failure.message;
+        this.manager.registry.recordError(node.pluginId);
+        this.#alert('REPORTING_TASK_FAILED', node, failure.message);
+      } finally {
+        node.stats.lastRun = new Date().toISOString();
+      }
+    })();
+    await node.running;
+    node.running = null;
+    return failure;
+  }
+
+  /** What reporting tasks see: each processor's counters and what the queues hold. */
+  metrics(): MetricsSnapshot {
+    const processors: Record<string, MetricsSnapshot['processors'][string]> = {};
+    for (const node of this.#nodes.values()) {
+      const { in: inCount, out, bytesIn, bytesOut, tasks, errors } = node.stats;
+      processors[node.id] = { in: inCount, out, bytesIn, bytesOut, tasks, errors };
+    }
+    let queued = 0;
+    let queuedBytes = 0;
+    for (const c of this.#connections.values()) {
+      const s = c.stats();
+      queued += s.queued;
+      queuedBytes += s.queuedBytes;
+    }
+    return { at: Date.now(), processors, queued, queuedBytes };
   }
 
   /** Connects a relationship of one processor to another; FlowFiles recovered for it are queued again. */
@@ -301,6 +494,14 @@ export class FlowController {
     if (node.findings.length > 0)
       throw createError('PROCESSOR_INVALID', { id, findings: node.findings }, { details: { findings: node.findings } });
     await this.#initialize(node);
+    const remoteFindings = isRemote(node.processor) ? node.processor.findings : [];
+    if (remoteFindings.length) {
+      throw createError(
+        'PROCESSOR_INVALID',
+        { id, findings: remoteFindings },
+        { details: { findings: remoteFindings } },
+      );
+    }
     const failures: Error[] = [];
     for (let i = 0; i < times; i++) {
       node.activeTasks++;
@@ -313,6 +514,18 @@ export class FlowController {
       }
     }
     return failures;
+  }
+
+  /**
+   * Every finding of a processor's configuration, with its own validate()
+   * when it runs in a sandbox (which needs its instance made there: a
+   * stopped processor is initialized for it, and stays so when valid).
+   */
+  async validateProcessor(id: string): Promise<ValidationFinding[]> {
+    const node = this.#node(id);
+    if (node.findings.length || !isRemote(node.processor)) return [...node.findings];
+    await this.#initialize(node);
+    return [...node.processor.findings];
   }
 
   /** Stops a processor: no new tasks; running ones finish (their sessions commit or roll back). */
@@ -329,23 +542,27 @@ export class FlowController {
     } catch (err) {
       this.#alert('PROCESSOR_STOP_FAILED', node, (err as Error).message ?? String(err));
     }
+    if (node.initialized && !isRemote(node.processor)) await this.#releaseServices(node);
     node.initialized = false;
     node.state = 'stopped';
   }
 
   async startAll(): Promise<void> {
-    const problems = [...this.#nodes.values()]
-      .map((node) => ({ id: node.id, findings: startProblems(node) }))
-      .filter((p) => p.findings.length > 0);
+    const problems = [
+      ...[...this.#nodes.values()].map((node) => ({ id: node.id, findings: startProblems(node) })),
+      ...[...this.#reporting.values()].map((node) => ({ id: node.id, findings: node.findings })),
+    ].filter((p) => p.findings.length > 0);
     if (problems.length) {
       const id = problems.map((p) => p.id).join(', ');
       const findings = problems.flatMap((p) => p.findings);
       throw createError('PROCESSOR_INVALID', { id, findings }, { details: { processors: problems } });
     }
     for (const node of this.#nodes.values()) await this.start(node.id);
+    for (const id of this.#reporting.keys()) await this.startReportingTask(id);
   }
 
   async stopAll(): Promise<void> {
+    await Promise.all([...this.#reporting.keys()].map((id) => this.stopReportingTask(id)));
     await Promise.all([...this.#nodes.keys()].map((id) => this.stop(id)));
   }
 
@@ -359,7 +576,13 @@ export class FlowController {
     for (const node of this.#nodes.values()) processors[node.id] = this.#summary(node);
     let orphaned = 0;
     for (const list of this.#recovered.values()) orphaned += list.length;
-    return { processors, connections: [...this.#connections.values()].map((c) => c.stats()), orphaned };
+    return {
+      processors,
+      connections: [...this.#connections.values()].map((c) => c.stats()),
+      controllerServices: [...this.#services.values()].map((s) => s.summary()),
+      reportingTasks: [...this.#reporting.values()].map((r) => r.summary()),
+      orphaned,
+    };
   }
 
   /** FlowFiles held anywhere in the flow (queued or in flight). */
@@ -431,8 +654,10 @@ export class FlowController {
    * on the old one. Removed or disabled: its processors stop, with an alert.
    */
   async #pluginChanged(event: RegistryEvent): Promise<void> {
+    if (this.#closed) return;
+    await this.#reportingChanged(event);
     const nodes = [...this.#nodes.values()].filter((n) => n.pluginId === event.pluginId);
-    if (nodes.length === 0 || this.#closed) return;
+    if (nodes.length === 0) return;
     if (event.type === 'unregistered' || event.type === 'disabled') {
       for (const node of nodes) {
         if (node.state === 'stopped') continue;
@@ -456,6 +681,8 @@ export class FlowController {
       let fresh: Processor;
       try {
         fresh = this.manager.registry.createProcessor(node.type).instance;
+        // a sandboxed instance takes the services it names into its new sandbox; an inline one keeps the held ones
+        if (isRemote(fresh)) fresh.services = this.#servicesOf(node).map((s) => s.binding());
         if (node.state === 'running' || node.state === 'starting') await fresh.initialize?.(node.context);
       } catch (err) {
         this.#alert(
@@ -480,13 +707,56 @@ export class FlowController {
     await this.#restartStopped(nodes);
   }
 
-  /** Initializes a processor once; a failure is counted, alerted and thrown as PROCESSOR_START_FAILED. */
+  /** Reporting tasks follow their plugin as processors do: stopped while it is away, restarted (fresh) when back. */
+  async #reportingChanged(event: RegistryEvent): Promise<void> {
+    for (const node of this.#reporting.values()) {
+      if (node.pluginId !== event.pluginId) continue;
+      if (event.type === 'unregistered' || event.type === 'disabled') {
+        if (node.state !== 'running') continue;
+        await this.stopReportingTask(node.id);
+        this.#stoppedForPlugin.add(node.id);
+      } else if (event.type === 'registered' || event.type === 'enabled') {
+        const restart = this.#stoppedForPlugin.has(node.id) || node.state === 'running';
+        if (node.state === 'running') await this.stopReportingTask(node.id);
+        try {
+          if (event.type === 'registered') node.task = this.manager.registry.createReportingTask(node.type).instance;
+          if (restart) await this.startReportingTask(node.id);
+        } catch (err) {
+          this.#alert('RELOAD_FAILED', node, `the reporting task could not start again: ${(err as Error).message}`);
+        }
+      }
+    }
+  }
+
+  /** The controller services a processor names. */
+  #servicesOf(node: ProcessorNode): ServiceNode[] {
+    return (this.#uses.get(node.id) ?? []).map((id) => this.#services.get(id)!);
+  }
+
+  async #releaseServices(node: ProcessorNode): Promise<void> {
+    for (const service of this.#servicesOf(node)) await service.release();
+  }
+
+  /**
+   * Initializes a processor once, with the controller services it names
+   * (enabled here for an inline processor, bound into the sandbox for a
+   * sandboxed one); a failure is counted, alerted and thrown as PROCESSOR_START_FAILED.
+   */
   async #initialize(node: ProcessorNode): Promise<void> {
     if (node.initialized) return;
+    const held: ServiceNode[] = [];
     try {
+      if (isRemote(node.processor)) node.processor.services = this.#servicesOf(node).map((s) => s.binding());
+      else {
+        for (const service of this.#servicesOf(node)) {
+          await service.acquire();
+          held.push(service);
+        }
+      }
       await node.processor.initialize?.(node.context);
       node.initialized = true;
     } catch (err) {
+      for (const service of held) await service.release();
       node.stats.errors++;
       this.#alert('PROCESSOR_INIT_FAILED', node, (err as Error).message ?? String(err));
       throw createError('PROCESSOR_START_FAILED', { id: node.id, reason: (err as Error).message }, { cause: err });
@@ -586,7 +856,19 @@ export class FlowController {
     this.#alert('PROCESSOR_FAILED', node, err.message);
   }
 
-  #alert(code: string, node: ProcessorNode, message: string): void {
+  /** Initializes a reporting task once; a failure is thrown as PROCESSOR_START_FAILED. */
+  async #initializeTask(node: ReportingNode): Promise<void> {
+    if (node.initialized) return;
+    try {
+      await node.task.initialize?.(node.context);
+      node.initialized = true;
+    } catch (err) {
+      this.#alert('PROCESSOR_INIT_FAILED', node, (err as Error).message ?? String(err));
+      throw createError('PROCESSOR_START_FAILED', { id: node.id, reason: (err as Error).message }, { cause: err });
+    }
+  }
+
+  #alert(code: string, node: { id: string; pluginId: string }, message: string): void {
     const alert = this.manager.raiseAlert({ code, plugin: node.pluginId, processor: node.id, message });
     this.#alerts.push(alert);
     if (this.#alerts.length > MAX_ALERTS) this.#alerts.splice(0, this.#alerts.length - MAX_ALERTS);
@@ -608,8 +890,16 @@ export class FlowController {
       state: node.state,
       activeTasks: node.activeTasks,
       findings: [...node.findings],
+      pluginVersion: this.manager.registry.has(node.pluginId) ? this.manager.registry.get(node.pluginId).version : '',
+      migrated: this.#migrated.get(node.id) ?? null,
       ...node.stats,
     };
+  }
+
+  #reportingNode(id: string): ReportingNode {
+    const node = this.#reporting.get(id);
+    if (!node) throw createError('FLOW_UNKNOWN_PROCESSOR', { id });
+    return node;
   }
 
   #node(id: string): ProcessorNode {

@@ -7,21 +7,26 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { Ajv } from 'ajv';
+import semver from 'semver';
 import flowSchema from '../../schemas/flow.schema.json' with { type: 'json' };
 import { createError, isDataBridgeError } from '../errors.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 import {
   type ConnectionConfig,
+  type ControllerServiceConfig,
   createFlowController,
   type FlowController,
   type ProcessorConfig,
+  type ReportingTaskConfig,
 } from './controller.ts';
 
 export interface FlowDefinition {
   name?: string;
   description?: string;
+  controllerServices?: ControllerServiceConfig[];
   processors: (ProcessorConfig & { type: string })[];
   connections?: ConnectionConfig[];
+  reportingTasks?: ReportingTaskConfig[];
 }
 
 export const FLOW_FINDING_CODES = [
@@ -38,6 +43,8 @@ export const FLOW_FINDING_CODES = [
   'FLOW_SCHEDULE_INVALID',
   'FLOW_INPUT_FORBIDDEN',
   'FLOW_INPUT_MISSING',
+  'FLOW_PROPERTIES_MIGRATED',
+  'FLOW_VERSION_NEWER',
 ] as const;
 
 export type FlowFindingCode = (typeof FLOW_FINDING_CODES)[number];
@@ -145,6 +152,30 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
   const findings: FlowFinding[] = [];
   const add = (code: FlowFindingCode, pointer: string, message: string, severity: 'error' | 'warning' = 'error') =>
     findings.push({ code, severity, pointer, message });
+  const unavailable = (err: unknown, pointer: string): boolean => {
+    if (isDataBridgeError(err, 'COMPONENT_UNKNOWN')) add('FLOW_UNKNOWN_TYPE', pointer, err.message);
+    else if (isDataBridgeError(err, 'PLUGIN_DISABLED') || isDataBridgeError(err, 'PLUGIN_FAILED')) {
+      add('FLOW_PLUGIN_UNAVAILABLE', pointer, err.message);
+    } else if (isDataBridgeError(err, 'FLOW_DUPLICATE_PROCESSOR')) add('FLOW_DUPLICATE_ID', pointer, err.message);
+    else if (isDataBridgeError(err, 'USAGE')) add('FLOW_SCHEDULE_INVALID', pointer, err.message);
+    else return false;
+    return true;
+  };
+  const propertyFindings = (at: string, list: readonly { property?: string; message: string }[]) => {
+    for (const f of list) {
+      const pointer = f.property ? `${at}/properties/${key(f.property)}` : at;
+      add('FLOW_PROPERTY_INVALID', pointer, f.property ? `"${f.property}" ${f.message}` : f.message);
+    }
+  };
+  // services first: processors name them
+  (def.controllerServices ?? []).forEach((s, i) => {
+    const at = `/controllerServices/${i}`;
+    try {
+      propertyFindings(at, controller.addControllerService(s).findings);
+    } catch (err) {
+      if (!unavailable(err, `${at}/type`)) throw err;
+    }
+  });
   const placed = new Map<string, number>();
   def.processors.forEach((p, i) => {
     const at = `/processors/${i}`;
@@ -155,16 +186,26 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
     try {
       const summary = controller.createProcessorByType(p.type, p);
       placed.set(p.id, i);
-      for (const f of summary.findings) {
-        const pointer = f.property ? `${at}/properties/${key(f.property)}` : at;
-        add('FLOW_PROPERTY_INVALID', pointer, f.property ? `"${f.property}" ${f.message}` : f.message);
+      propertyFindings(at, summary.findings);
+      if (summary.migrated) add('FLOW_PROPERTIES_MIGRATED', `${at}/version`, summary.migrated, 'warning');
+      if (p.version && semver.valid(p.version) && semver.gt(p.version, summary.pluginVersion)) {
+        add(
+          'FLOW_VERSION_NEWER',
+          `${at}/version`,
+          `made with ${summary.pluginId} ${p.version}, newer than the ${summary.pluginVersion} that runs it`,
+          'warning',
+        );
       }
     } catch (err) {
-      if (isDataBridgeError(err, 'COMPONENT_UNKNOWN')) add('FLOW_UNKNOWN_TYPE', `${at}/type`, err.message);
-      else if (isDataBridgeError(err, 'PLUGIN_DISABLED') || isDataBridgeError(err, 'PLUGIN_FAILED')) {
-        add('FLOW_PLUGIN_UNAVAILABLE', `${at}/type`, err.message);
-      } else if (isDataBridgeError(err, 'USAGE')) add('FLOW_SCHEDULE_INVALID', at, err.message);
-      else throw err;
+      if (!unavailable(err, isDataBridgeError(err, 'USAGE') ? at : `${at}/type`)) throw err;
+    }
+  });
+  (def.reportingTasks ?? []).forEach((r, i) => {
+    const at = `/reportingTasks/${i}`;
+    try {
+      propertyFindings(at, controller.addReportingTask(r).findings);
+    } catch (err) {
+      if (!unavailable(err, isDataBridgeError(err, 'USAGE') ? `${at}/period` : `${at}/type`)) throw err;
     }
   });
   const stats = () => controller.stats().processors;

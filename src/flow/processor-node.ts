@@ -49,6 +49,8 @@ export interface NodeInit {
   yieldMs: number;
   findings: ValidationFinding[];
   logger: Logger;
+  /** Resolves `ctx.getControllerService(id)` for a processor that runs here. */
+  services?: (id: string) => unknown;
 }
 
 /** Where a task's outcome goes. */
@@ -153,6 +155,7 @@ export class ProcessorNode {
       specs: init.info.properties,
       properties: init.properties,
       dynamicProperties: init.info.dynamicProperties,
+      services: init.services,
     });
   }
 

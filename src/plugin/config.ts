@@ -48,6 +48,8 @@ export interface PluginManagerOptions {
   watchDebounceMs?: number;
   /** Log level of the manager's pino logger, or false for none. Default `info`. */
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | false;
+  /** Where the log lines (JSON, one per line) go. Default: stderr. */
+  logDestination?: { write(line: string): void };
 }
 
 export interface PluginManagerConfig {
@@ -67,6 +69,7 @@ export interface PluginManagerConfig {
   autoRollback: { enabled: boolean; probationMs: number; maxFailures: number };
   watchDebounceMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | false;
+  logDestination: { write(line: string): void } | undefined;
 }
 
 const limitsSchema = {
@@ -122,6 +125,7 @@ const optionsSchema = {
       },
     },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', false] },
+    logDestination: { type: 'object', required: ['write'] },
   },
 };
 
@@ -174,5 +178,6 @@ export function resolveConfig(
       maxFailures: options.autoRollback?.maxFailures ?? 3,
     },
     logLevel: options.logLevel ?? 'info',
+    logDestination: options.logDestination,
   };
 }

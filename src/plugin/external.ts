@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
-import { RemoteProcessor } from '../sandbox/remote-processor.ts';
+import type { ComponentInfos } from '../sandbox/protocol.ts';
+import { RemoteControllerService, RemoteProcessor, RemoteReportingTask } from '../sandbox/remote-processor.ts';
 import { type SandboxAlert, SandboxHost } from '../sandbox/sandbox-host.ts';
-import type { Processor, ProcessorInfo } from '../sdk/index.ts';
 import type { StateStore } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { type Finding, finding } from './findings.ts';
@@ -22,7 +22,7 @@ import { dependencyOrder, loadPlugin, registrationOf } from './loader.ts';
 import { componentNames, type PluginManifest } from './manifest.ts';
 import type { PluginRegistry } from './registry.ts';
 import type { ScannerHook } from './scanner.ts';
-import type { ComponentEntry, PluginRegistration, SandboxMode } from './types.ts';
+import type { PluginRegistration, SandboxMode } from './types.ts';
 import { type TrustPolicy, type ValidationReport, validatePluginDir } from './validator.ts';
 
 export interface ExternalPluginsOptions {
@@ -49,7 +49,8 @@ export interface ExternalRecord {
 
 const ID_LIKE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
 /** The scan-cache key under which a release's component infos are kept, by digest. */
-const COMPONENTS_CACHE = 'components/1';
+const COMPONENTS_CACHE = 'components/2';
+const KINDS = ['processors', 'controllerServices', 'reportingTasks'] as const;
 
 export class ExternalPlugins {
   readonly #o: ExternalPluginsOptions;
@@ -300,10 +301,8 @@ export class ExternalPlugins {
       files: report.files,
     };
     // a release whose module loaded before (same digest) starts its sandbox on first use
-    const known = (await this.#o.store.getScanResult(report.digest!, COMPONENTS_CACHE)) as
-      | { processors: Record<string, ProcessorInfo> }
-      | undefined;
-    let loaded: { processors: Record<string, ProcessorInfo> };
+    const known = (await this.#o.store.getScanResult(report.digest!, COMPONENTS_CACHE)) as ComponentInfos | undefined;
+    let loaded: ComponentInfos;
     if (known) {
       sandbox.idle(load);
       loaded = known;
@@ -316,32 +315,46 @@ export class ExternalPlugins {
         return fail(`the entry module failed to load in its sandbox: ${(err as Error).message}`);
       }
     }
-    const declared = componentNames(manifest.provides.processors);
-    const exported = Object.keys(loaded.processors);
-    const missing = declared.filter((n) => !exported.includes(n));
-    const extra = exported.filter((n) => !declared.includes(n));
-    if (missing.length || extra.length) {
-      await sandbox.close();
-      return fail(
-        missing.length
-          ? `the manifest provides ${missing.join(', ')}, which the module does not export`
-          : `the module exports ${extra.join(', ')}, which the manifest does not declare`,
-      );
-    }
-    const processors: Record<string, ComponentEntry<() => Processor, ProcessorInfo>> = {};
-    for (const [name, info] of Object.entries(loaded.processors)) {
-      if (info?.name !== name) {
+    for (const kind of KINDS) {
+      const declared = componentNames(manifest.provides[kind]);
+      const exported = Object.keys(loaded[kind]);
+      const missing = declared.filter((n) => !exported.includes(n));
+      const extra = exported.filter((n) => !declared.includes(n));
+      const misnamed = exported.find((n) => loaded[kind][n]?.name !== n);
+      const problem = missing.length
+        ? `the manifest provides ${kind} ${missing.join(', ')}, which the module does not export`
+        : extra.length
+          ? `the module exports ${kind} ${extra.join(', ')}, which the manifest does not declare`
+          : misnamed
+            ? `${kind}.${misnamed}: getInfo() must return an object whose name is "${misnamed}"`
+            : null;
+      if (problem) {
         await sandbox.close();
-        return fail(`processors.${name}: getInfo() must return an object whose name is "${name}"`);
+        return fail(problem);
       }
-      processors[name] = { factory: () => new RemoteProcessor(sandbox, manifest.id, name, info), info };
     }
-    if (!known) await this.#o.store.saveScanResult(report.digest!, COMPONENTS_CACHE, { processors: loaded.processors });
-    return {
-      registration: { ...registrationOf(manifest, mode), processors },
-      findings: [],
-      sandbox,
+    const entries = <I, C>(infos: Record<string, I>, make: (name: string, info: I) => C) =>
+      Object.fromEntries(
+        Object.entries(infos).map(([name, info]) => [name, { factory: () => make(name, info), info }]),
+      );
+    const registration: PluginRegistration = {
+      ...registrationOf(manifest, mode),
+      processors: entries(loaded.processors, (n, i) => new RemoteProcessor(sandbox, manifest.id, n, i)),
+      controllerServices: entries(
+        loaded.controllerServices,
+        (n, i) => new RemoteControllerService(sandbox, manifest.id, n, i),
+      ),
+      reportingTasks: entries(loaded.reportingTasks, (n, i) => new RemoteReportingTask(sandbox, manifest.id, n, i)),
     };
+    if (!known) {
+      const { processors, controllerServices, reportingTasks } = loaded;
+      await this.#o.store.saveScanResult(report.digest!, COMPONENTS_CACHE, {
+        processors,
+        controllerServices,
+        reportingTasks,
+      });
+    }
+    return { registration, findings: [], sandbox };
   }
 }
 

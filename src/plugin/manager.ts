@@ -106,7 +106,7 @@ export class PluginManager {
   /** Prefer `createPluginManager()`, which also initializes. Throws CONFIG_INVALID on bad options. */
   constructor(options: PluginManagerOptions = {}) {
     this.config = resolveConfig(options);
-    this.log = createLogger(this.config.logLevel);
+    this.log = createLogger(this.config.logLevel, this.config.logDestination);
   }
 
   /** The state store; there once `initialize()` has run. */

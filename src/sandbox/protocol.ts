@@ -9,9 +9,15 @@
  */
 
 import type { SessionOutcome } from '../flow/outcome.ts';
-import type { FlowFile, ProcessorInfo } from '../sdk/index.ts';
+import type {
+  ControllerServiceInfo,
+  FlowFile,
+  MetricsSnapshot,
+  ProcessorInfo,
+  ReportingTaskInfo,
+} from '../sdk/index.ts';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** An error as plain data: never a class across the boundary. */
 export interface WireError {
@@ -33,15 +39,36 @@ export interface LoadRequest {
   files: { path: string; sha256: string; size: number }[];
 }
 
+/** A controller service a processor names, made (once per sandbox) from the plugin that provides it. */
+export interface ServiceBinding {
+  id: string;
+  pluginId: string;
+  component: string;
+  properties: Record<string, string>;
+}
+
 export interface CreateRequest {
   type: 'create';
   id: number;
   instance: number;
+  /** Defaults to a processor. */
+  kind?: 'processor' | 'reportingTask';
   pluginId: string;
   component: string;
+  /** The processor's (or reporting task's) id in the flow. */
   processorId: string;
   properties: Record<string, string>;
   dynamicProperties: boolean;
+  /** The controller services the processor names; enabled before it is made, disabled after the last user stops. */
+  services?: ServiceBinding[];
+}
+
+/** Runs a reporting task instance once over a metrics snapshot. */
+export interface ReportRequest {
+  type: 'report';
+  id: number;
+  instance: number;
+  metrics: MetricsSnapshot;
 }
 
 export interface TriggerRequest {
@@ -66,7 +93,7 @@ export interface UsageRequest {
   id: number;
 }
 
-export type HostMessage = LoadRequest | CreateRequest | TriggerRequest | StopRequest | UsageRequest;
+export type HostMessage = LoadRequest | CreateRequest | TriggerRequest | ReportRequest | StopRequest | UsageRequest;
 
 // sandbox → host
 
@@ -75,10 +102,16 @@ export interface ReadyMessage {
   protocol: number;
 }
 
-export interface LoadedReply {
+/** What a plugin's module provides, each component by the info it gives of itself. */
+export interface ComponentInfos {
+  processors: Record<string, ProcessorInfo>;
+  controllerServices: Record<string, ControllerServiceInfo>;
+  reportingTasks: Record<string, ReportingTaskInfo>;
+}
+
+export interface LoadedReply extends ComponentInfos {
   type: 'loaded';
   id: number;
-  processors: Record<string, ProcessorInfo>;
 }
 
 export interface CreatedReply {
@@ -97,6 +130,11 @@ export interface TriggeredReply {
   leftovers: { id: string; penalize: boolean }[];
   yielded: boolean;
   error: WireError | null;
+}
+
+export interface ReportedReply {
+  type: 'reported';
+  id: number;
 }
 
 export interface StoppedReply {
@@ -135,6 +173,7 @@ export type SandboxMessage =
   | LoadedReply
   | CreatedReply
   | TriggeredReply
+  | ReportedReply
   | StoppedReply
   | UsageReply
   | ErrorReply

@@ -1,11 +1,24 @@
 /**
- * The host's handle on a processor that lives in a sandbox. `initialize`
- * makes the instance in the sandbox, `onStopped` removes it; the flow's
- * processor node sees the handle and runs each task through the sandbox
- * instead of calling `onTrigger` here.
+ * The host's handles on components that live in a sandbox. A processor's
+ * `initialize` makes the instance in the sandbox (with the controller
+ * services it names), `onStopped` removes it; the flow's processor node sees
+ * the handle and runs each task through the sandbox instead of calling
+ * `onTrigger` here. A reporting task's runs cross as one request each. A
+ * controller service has no host-side instance: it is made in the sandbox of
+ * the processors that use it.
  */
 
-import type { ProcessContext, Processor, ProcessorInfo } from '../sdk/index.ts';
+import type {
+  ControllerService,
+  ControllerServiceInfo,
+  MetricsSnapshot,
+  ProcessContext,
+  Processor,
+  ProcessorInfo,
+  ReportingTask,
+  ReportingTaskInfo,
+} from '../sdk/index.ts';
+import type { ServiceBinding } from './protocol.ts';
 import type { SandboxHost } from './sandbox-host.ts';
 
 let nextInstance = 1;
@@ -18,6 +31,8 @@ export class RemoteProcessor implements Processor {
   instance = 0;
   /** The processor's own validate() findings, from the sandbox. */
   findings: { property?: string; message: string }[] = [];
+  /** The controller services it names; the flow sets them before `initialize`. */
+  services: ServiceBinding[] = [];
 
   constructor(host: SandboxHost, pluginId: string, component: string, info: ProcessorInfo) {
     this.host = host;
@@ -39,6 +54,7 @@ export class RemoteProcessor implements Processor {
       processorId: ctx.processorId,
       properties: { ...ctx.getProperties() },
       dynamicProperties: this.#info.dynamicProperties ?? false,
+      services: this.services,
     });
     this.findings = reply.findings;
   }
@@ -55,4 +71,68 @@ export class RemoteProcessor implements Processor {
 
 export function isRemote(p: Processor): p is RemoteProcessor {
   return p instanceof RemoteProcessor;
+}
+
+export class RemoteReportingTask implements ReportingTask {
+  readonly host: SandboxHost;
+  readonly pluginId: string;
+  readonly component: string;
+  readonly #info: ReportingTaskInfo;
+  instance = 0;
+
+  constructor(host: SandboxHost, pluginId: string, component: string, info: ReportingTaskInfo) {
+    this.host = host;
+    this.pluginId = pluginId;
+    this.component = component;
+    this.#info = info;
+  }
+
+  getInfo(): ReportingTaskInfo {
+    return this.#info;
+  }
+
+  async initialize(ctx: ProcessContext): Promise<void> {
+    this.instance = nextInstance++;
+    await this.host.create({
+      instance: this.instance,
+      kind: 'reportingTask',
+      pluginId: this.pluginId,
+      component: this.component,
+      processorId: ctx.processorId,
+      properties: { ...ctx.getProperties() },
+      dynamicProperties: false,
+    });
+  }
+
+  async onTrigger(_ctx: ProcessContext, metrics: MetricsSnapshot): Promise<void> {
+    await this.host.report(this.instance, metrics);
+  }
+
+  async onStopped(): Promise<void> {
+    if (this.instance) await this.host.stop(this.instance);
+    this.instance = 0;
+  }
+}
+
+/** Where a sandboxed plugin's controller service is made: its sandbox, beside the processors that use it. */
+export class RemoteControllerService implements ControllerService {
+  readonly host: SandboxHost;
+  readonly pluginId: string;
+  readonly component: string;
+  readonly #info: ControllerServiceInfo;
+
+  constructor(host: SandboxHost, pluginId: string, component: string, info: ControllerServiceInfo) {
+    this.host = host;
+    this.pluginId = pluginId;
+    this.component = component;
+    this.#info = info;
+  }
+
+  getInfo(): ControllerServiceInfo {
+    return this.#info;
+  }
+}
+
+export function isRemoteService(s: ControllerService): s is RemoteControllerService {
+  return s instanceof RemoteControllerService;
 }

@@ -10,8 +10,14 @@ import type { OutputFlowFile, SessionOutcome } from '../flow/outcome.ts';
 import { StandardProcessContext } from '../flow/properties.ts';
 import { StandardProcessSession } from '../flow/session.ts';
 import { guardedEntryUrl } from '../plugin/module-guard.ts';
-import type { Logger, PluginDefinition, Processor, ProcessorInfo } from '../sdk/index.ts';
-import { type HostMessage, type SandboxMessage, toWireError } from './protocol.ts';
+import type { ControllerService, Logger, PluginDefinition, Processor, ReportingTask } from '../sdk/index.ts';
+import {
+  type ComponentInfos,
+  type HostMessage,
+  type SandboxMessage,
+  type ServiceBinding,
+  toWireError,
+} from './protocol.ts';
 
 /** An outcome as sent: new contents packed into one buffer; `attributes: null` means the input's, unchanged. */
 export interface WireOutcome extends Omit<SessionOutcome, 'contents' | 'outputs'> {
@@ -68,14 +74,83 @@ function cloneable(fields: Record<string, unknown> | undefined): Record<string, 
   }
 }
 
+/** Each kind's factories, called once each for what they say of themselves (plain data for the wire). */
+function describe(def: PluginDefinition): ComponentInfos {
+  const infos = (kind: keyof PluginDefinition): Record<string, never> => {
+    const out: Record<string, never> = {};
+    for (const [name, factory] of Object.entries(def[kind] ?? {})) {
+      if (typeof factory !== 'function') throw new Error(`${kind}.${name} is not a factory`);
+      out[name] = JSON.parse(JSON.stringify(factory().getInfo())) as never;
+    }
+    return out;
+  };
+  return {
+    processors: infos('processors'),
+    controllerServices: infos('controllerServices'),
+    reportingTasks: infos('reportingTasks'),
+  };
+}
+
+type Instance =
+  | { kind: 'processor'; processor: Processor; ctx: StandardProcessContext; pluginId: string; services: string[] }
+  | { kind: 'reportingTask'; task: ReportingTask; ctx: StandardProcessContext; pluginId: string; services: string[] };
+
 /** Returns the message handler of a sandbox. */
 export function createRuntime(send: Send): (message: HostMessage) => Promise<void> {
   const plugins = new Map<string, PluginDefinition>();
-  const instances = new Map<number, { processor: Processor; ctx: StandardProcessContext; pluginId: string }>();
+  const instances = new Map<number, Instance>();
+  /** Enabled controller services, by binding (id and configuration), with how many instances use each. */
+  const services = new Map<string, { service: ControllerService; refs: number }>();
   const logger = (plugin: string, extra: Record<string, unknown> = {}): Logger => {
     const log = (level: 'debug' | 'info' | 'warn' | 'error') => (message: string, fields?: Record<string, unknown>) =>
       send({ type: 'log', level, message: String(message), fields: { ...extra, ...cloneable(fields) }, plugin });
     return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+  };
+  const bindingKey = (b: ServiceBinding) => JSON.stringify([b.id, b.pluginId, b.component, b.properties]);
+  /** Enables the services an instance names (each once per sandbox); returns their keys and a resolver. */
+  const acquireServices = async (bindings: readonly ServiceBinding[]) => {
+    const keys: string[] = [];
+    const byId = new Map<string, ControllerService>();
+    try {
+      for (const b of bindings) {
+        const key = bindingKey(b);
+        let held = services.get(key);
+        if (!held) {
+          const factory = plugins.get(b.pluginId)?.controllerServices?.[b.component];
+          if (!factory) throw new Error(`${b.pluginId} provides no controller service ${b.component}`);
+          const service = factory();
+          const ctx = new StandardProcessContext({
+            processorId: b.id,
+            logger: logger(b.pluginId, { service: b.id }),
+            specs: service.getInfo().properties,
+            properties: b.properties,
+          });
+          await service.enable?.(ctx);
+          held = { service, refs: 0 };
+          services.set(key, held);
+        }
+        held.refs++;
+        keys.push(key);
+        byId.set(b.id, held.service);
+      }
+    } catch (err) {
+      await releaseServices(keys);
+      throw err;
+    }
+    const resolve = (id: string) => {
+      const s = byId.get(id);
+      if (!s) throw new Error(`no controller service "${id}" is bound to this processor`);
+      return s;
+    };
+    return { keys, resolve };
+  };
+  const releaseServices = async (keys: readonly string[]) => {
+    for (const key of keys) {
+      const held = services.get(key);
+      if (!held || --held.refs > 0) continue;
+      services.delete(key);
+      await held.service.disable?.();
+    }
   };
 
   return async (m: HostMessage) => {
@@ -87,36 +162,58 @@ export function createRuntime(send: Send): (message: HostMessage) => Promise<voi
           const def = mod.default;
           if (!def || typeof def !== 'object') throw new Error('the entry module has no default export');
           plugins.set(m.pluginId, def);
-          const processors: Record<string, ProcessorInfo> = {};
-          for (const [name, factory] of Object.entries(def.processors ?? {})) {
-            if (typeof factory !== 'function') throw new Error(`processors.${name} is not a factory`);
-            processors[name] = JSON.parse(JSON.stringify(factory().getInfo())) as ProcessorInfo;
-          }
-          send({ type: 'loaded', id: m.id, processors });
+          send({ type: 'loaded', id: m.id, ...describe(def) });
           return;
         }
         case 'create': {
           const def = plugins.get(m.pluginId);
-          const factory = def?.processors?.[m.component];
-          if (!factory) throw new Error(`${m.pluginId} provides no processor ${m.component}`);
-          const processor = factory();
-          const info = processor.getInfo();
-          const ctx = new StandardProcessContext({
-            processorId: m.processorId,
-            logger: logger(m.pluginId, { processor: m.processorId }),
-            specs: info.properties,
-            properties: m.properties,
-            dynamicProperties: m.dynamicProperties,
-          });
-          const findings = [...(processor.validate?.(ctx.getProperties()) ?? [])];
-          await processor.initialize?.(ctx);
-          instances.set(m.instance, { processor, ctx, pluginId: m.pluginId });
-          send({ type: 'created', id: m.id, findings: JSON.parse(JSON.stringify(findings)) });
+          const kind = m.kind ?? 'processor';
+          const factory = kind === 'processor' ? def?.processors?.[m.component] : def?.reportingTasks?.[m.component];
+          if (!factory) throw new Error(`${m.pluginId} provides no ${kind} ${m.component}`);
+          const component = factory();
+          const bound = await acquireServices(m.services ?? []);
+          try {
+            const ctx = new StandardProcessContext({
+              processorId: m.processorId,
+              logger: logger(m.pluginId, { [kind === 'processor' ? 'processor' : 'reportingTask']: m.processorId }),
+              specs: component.getInfo().properties,
+              properties: m.properties,
+              dynamicProperties: m.dynamicProperties,
+              services: bound.resolve,
+            });
+            const findings: unknown[] = [];
+            if (kind === 'processor') {
+              const processor = component as Processor;
+              findings.push(...(processor.validate?.(ctx.getProperties()) ?? []));
+              await processor.initialize?.(ctx);
+              instances.set(m.instance, { kind, processor, ctx, pluginId: m.pluginId, services: bound.keys });
+            } else {
+              const task = component as ReportingTask;
+              await task.initialize?.(ctx);
+              instances.set(m.instance, { kind, task, ctx, pluginId: m.pluginId, services: bound.keys });
+            }
+            send({ type: 'created', id: m.id, findings: JSON.parse(JSON.stringify(findings)) });
+          } catch (err) {
+            await releaseServices(bound.keys);
+            throw err;
+          }
+          return;
+        }
+        case 'report': {
+          const inst = instances.get(m.instance);
+          if (inst?.kind !== 'reportingTask')
+            throw new Error(`no reporting task instance ${m.instance} in this sandbox`);
+          try {
+            await inst.task.onTrigger(inst.ctx, m.metrics);
+          } catch (err) {
+            throw Object.assign(new Error(toWireError(err).message), { code: 'REPORTING_TASK_FAILED' });
+          }
+          send({ type: 'reported', id: m.id });
           return;
         }
         case 'trigger': {
           const inst = instances.get(m.instance);
-          if (!inst) throw new Error(`no processor instance ${m.instance} in this sandbox`);
+          if (inst?.kind !== 'processor') throw new Error(`no processor instance ${m.instance} in this sandbox`);
           const content = new Uint8Array(m.content);
           const at = new Map(m.inputs.map((ff, i) => [ff.id, i]));
           const outcomes: SessionOutcome[] = [];
@@ -159,7 +256,12 @@ export function createRuntime(send: Send): (message: HostMessage) => Promise<voi
         case 'stop': {
           const inst = instances.get(m.instance);
           instances.delete(m.instance);
-          await inst?.processor.onStopped?.(inst.ctx);
+          try {
+            if (inst?.kind === 'processor') await inst.processor.onStopped?.(inst.ctx);
+            else await inst?.task.onStopped?.(inst.ctx);
+          } finally {
+            if (inst) await releaseServices(inst.services);
+          }
           send({ type: 'stopped', id: m.id });
           return;
         }

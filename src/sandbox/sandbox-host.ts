@@ -16,6 +16,7 @@
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
 import type { PluginPermissions } from '../plugin/manifest.ts';
+import type { MetricsSnapshot } from '../sdk/index.ts';
 import { narrowLimits, type ResourceLimits } from './limits.ts';
 import type { CreateRequest, HostMessage, LoadRequest, SandboxMessage } from './protocol.ts';
 import { PROTOCOL_VERSION } from './protocol.ts';
@@ -143,6 +144,19 @@ export class SandboxHost {
     const reply = await this.#request({ type: 'create', id: 0, ...req }, { timeoutMs: CONTROL_TIMEOUT_MS });
     this.#creates.set(req.instance, { type: 'create', id: 0, ...req });
     return reply as Extract<SandboxMessage, { type: 'created' }>;
+  }
+
+  /** Runs a reporting task instance once, with the namespace's deadline and a task slot. */
+  async report(instance: number, metrics: MetricsSnapshot): Promise<void> {
+    const release = await this.acquire();
+    try {
+      await this.#request(
+        { type: 'report', id: 0, instance, metrics },
+        { timeoutMs: this.limits.maxExecutionMS, trigger: true },
+      );
+    } finally {
+      release();
+    }
   }
 
   /** Removes an instance; its onStopped() throwing is reported, a dead sandbox is not. */

@@ -13,6 +13,7 @@ export type {
   ProcessContext,
   Processor,
   ProcessorInfo,
+  PropertyMigration,
   PropertySpec,
   PropertyType,
   PropertyValue,

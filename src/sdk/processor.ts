@@ -15,7 +15,16 @@ export interface Logger {
 }
 
 /** How a property's value is interpreted and checked before the processor may start. */
-export type PropertyType = 'string' | 'integer' | 'number' | 'boolean' | 'dataSize' | 'duration' | 'path' | 'regex';
+export type PropertyType =
+  | 'string'
+  | 'integer'
+  | 'number'
+  | 'boolean'
+  | 'dataSize'
+  | 'duration'
+  | 'path'
+  | 'regex'
+  | 'controllerService';
 
 /**
  * One configurable property of a processor. Names follow NiFi's habit of
@@ -41,7 +50,11 @@ export interface PropertySpec {
   allowedValues?: readonly string[];
   /** The value must match this regular expression (whole value). */
   pattern?: string;
-  /** Defaults to `string`. */
+  /**
+   * Defaults to `string`. `controllerService`: the value is the id of a
+   * controller service in the flow, which `ctx.getControllerService(value)`
+   * returns; the flow checks that it exists and that the processor can reach it.
+   */
   type?: PropertyType;
   /** The value may hold `${attribute}` expressions, evaluated per FlowFile. */
   expressionLanguage?: boolean;
@@ -66,6 +79,34 @@ export const Relationships = {
   ORIGINAL: { name: 'original', description: 'The input FlowFile, after its children were made' },
 } as const satisfies Record<string, RelationshipSpec>;
 
+/**
+ * How a processor's properties change from one version of its plugin to the
+ * next, as data the host applies when a flow made with an older version runs
+ * on this one. Steps apply in this order: `rename`, `values`, `remove`, `add`.
+ *
+ * @example
+ * // 2.0.0 renamed "Case" to "Mode" and spelled its values in capitals
+ * const toTwo: PropertyMigration = {
+ *   version: '2.0.0',
+ *   rename: { Case: 'Mode' },
+ *   values: { Mode: { upper: 'UPPER', lower: 'LOWER' } },
+ * };
+ */
+export interface PropertyMigration {
+  /** The plugin version that made the change: flows made with an older version get it. */
+  version: string;
+  /** What changed, for people (shown in the flow's findings). */
+  description?: string;
+  /** Old property name → new name. */
+  rename?: Readonly<Record<string, string>>;
+  /** Property name (after renaming) → old value → new value. */
+  values?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** Properties that no longer exist. */
+  remove?: readonly string[];
+  /** Properties to set when the flow does not set them (a new required property's value for old flows). */
+  add?: Readonly<Record<string, string>>;
+}
+
 /** Whether the processor takes FlowFiles from incoming connections. */
 export type InputRequirement = 'required' | 'allowed' | 'forbidden';
 
@@ -84,6 +125,8 @@ export interface ProcessorInfo {
   inputRequirement?: InputRequirement;
   /** FlowFiles per session when the flow does not say (MergeContent wants many). Default 100. */
   defaultBatchSize?: number;
+  /** How flows made with older versions of the plugin are brought up to this one, oldest first or in any order. */
+  migrations?: readonly PropertyMigration[];
 }
 
 /** One problem found with a processor's configuration. */
@@ -114,7 +157,11 @@ export interface PropertyValue {
   evaluate(flowFile?: FlowFile): PropertyValue;
 }
 
-/** What `initialize()`, `onTrigger()` and `onStopped()` see of the host. */
+/**
+ * What `initialize()`, `onTrigger()` and `onStopped()` see of the host (and
+ * what a controller service's `enable()` and a reporting task's `onTrigger()`
+ * see, with `processorId` their own id in the flow).
+ */
 export interface ProcessContext {
   /** The processor's id in the flow. */
   readonly processorId: string;
@@ -174,11 +221,23 @@ export interface ControllerServiceInfo {
 /**
  * A shared resource (a connection pool, a lookup table) that processors
  * reach through `ctx.getControllerService(id)`. Whatever else the object
- * exposes is its API to processors.
+ * exposes is its API to processors. The host enables it before the first
+ * processor that names it starts, and disables it after the last one stops.
+ * It runs beside the processors that use it: in the host for inline
+ * plugins, in the plugin's sandbox otherwise (so a sandboxed plugin's
+ * processors use its own services).
+ *
+ * @example
+ * const rates: ControllerService & { rate(code: string): number } = {
+ *   getInfo: () => ({ name: 'RateTable', description: 'Exchange rates', version: '1.0.0', tags: [], properties: [] }),
+ *   rate: (code) => (code === 'EUR' ? 1.08 : 1),
+ * };
  */
 export interface ControllerService {
   getInfo(): ControllerServiceInfo;
+  /** Called before the first processor that uses the service starts; a throw keeps that processor stopped. */
   enable?(ctx: ProcessContext): void | Promise<void>;
+  /** Called after the last processor that uses the service stopped. */
   disable?(): void | Promise<void>;
 }
 
@@ -203,10 +262,24 @@ export interface ReportingTaskInfo {
   defaultPeriod?: string;
 }
 
-/** A periodic task that reads the flow's metrics: to log, export or alert. */
+/**
+ * A periodic task that reads the flow's metrics: to log, export or alert.
+ * It runs every `period` of the flow (default `defaultPeriod`, else 30 s)
+ * while the flow runs, in its plugin's sandbox, under its limits.
+ *
+ * @example
+ * const report: ReportingTask = {
+ *   getInfo: () => ({ name: 'QueueReport', description: 'Logs the queue depth', version: '1.0.0', tags: [], properties: [] }),
+ *   onTrigger: (ctx, metrics) => ctx.logger.info('queued', { queued: metrics.queued }),
+ * };
+ */
 export interface ReportingTask {
   getInfo(): ReportingTaskInfo;
+  /** Called once before the first run. */
+  initialize?(ctx: ProcessContext): void | Promise<void>;
   onTrigger(ctx: ProcessContext, metrics: MetricsSnapshot): void | Promise<void>;
+  /** Called once when the flow stops the task. */
+  onStopped?(ctx: ProcessContext): void | Promise<void>;
 }
 
 /**

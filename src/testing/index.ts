@@ -18,5 +18,7 @@
  * await runner.close();
  */
 
+export type { LogEntry } from './host.ts';
+export { ReportingTaskRunner, type ReportingTaskRunnerOptions } from './reporting.ts';
 export type { LineageEvent, MockFlowFile } from './runner.ts';
 export { TestRunner, type TestRunnerOptions } from './runner.ts';

@@ -1,14 +1,10 @@
 /** The TestRunner: one processor under test in a private host and an in-memory flow. */
 
 import { strict as assert } from 'node:assert';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createFlowController, type FlowController } from '../flow/controller.ts';
-import { createPluginManager, type PluginManager } from '../plugin/manager.ts';
-import { signPluginDir } from '../plugin/release.ts';
-import { generateSigningKey, loadKey } from '../plugin/signing.ts';
-import type { Processor, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
+import type { PluginManager } from '../plugin/manager.ts';
+import type { ControllerService, Processor, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
+import { inProcessHost, type LogEntry, type PrivateHost, pluginHost, registerService } from './host.ts';
 
 export interface TestRunnerOptions {
   /** Properties to start with (more with setProperty). */
@@ -54,9 +50,14 @@ interface Input {
 }
 
 export class TestRunner {
+  readonly #host: PrivateHost;
   readonly #manager: PluginManager;
   readonly #type: string;
-  readonly #cleanup: () => void;
+  readonly #services: {
+    id: string;
+    service: string | (() => ControllerService);
+    properties: Record<string, string>;
+  }[] = [];
   readonly #properties: Record<string, string>;
   readonly #batchSize: number | undefined;
   readonly #pending: Input[] = [];
@@ -67,27 +68,20 @@ export class TestRunner {
   /** The processor's relationships, each held in a queue of its own (set when the flow is built). */
   #relationships: string[] = [];
 
-  private constructor(manager: PluginManager, type: string, options: TestRunnerOptions, cleanup: () => void) {
-    this.#manager = manager;
+  private constructor(host: PrivateHost, type: string, options: TestRunnerOptions) {
+    this.#host = host;
+    this.#manager = host.manager;
     this.#type = type;
     this.#properties = { ...(options.properties ?? {}) };
     this.#batchSize = options.batchSize;
-    this.#cleanup = cleanup;
   }
 
   /** A runner for a processor made by `factory`, run in this process. */
   static async of(factory: () => Processor, options: TestRunnerOptions = {}): Promise<TestRunner> {
-    const root = mkdtempSync(join(tmpdir(), 'databridge-testrunner-'));
-    const manager = await createPluginManager({
-      dataDir: join(root, 'data'),
-      pluginDir: join(root, 'plugins'),
-      logLevel: false,
-      autoLoad: false,
-      monitorInterval: 60_000,
-    });
+    const host = await inProcessHost();
     const info = factory().getInfo();
-    manager.registerBuiltInProcessor(info.name, factory, info);
-    return new TestRunner(manager, info.name, options, () => rmSync(root, { recursive: true, force: true }));
+    host.manager.registerBuiltInProcessor(info.name, factory, info);
+    return new TestRunner(host, info.name, options);
   }
 
   /**
@@ -101,43 +95,7 @@ export class TestRunner {
     component: string,
     options: TestRunnerOptions & { inline?: boolean } = {},
   ): Promise<TestRunner> {
-    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { id: string; publisher: string };
-    const root = mkdtempSync(join(tmpdir(), 'databridge-testrunner-'));
-    const cleanup = () => rmSync(root, { recursive: true, force: true });
-    try {
-      const copy = join(root, 'plugins', manifest.id);
-      cpSync(dir, copy, {
-        recursive: true,
-        filter: (src) => !/[/\\](node_modules|\.git|src|test)$/.test(src) && !src.endsWith('signature.dsse.json'),
-      });
-      const key = generateSigningKey();
-      await signPluginDir(copy, loadKey(key.privateKeyPem, 'private'));
-      const dirs = { dataDir: join(root, 'data'), pluginDir: join(root, 'plugins'), logLevel: false as const };
-      const setup = await createPluginManager({ ...dirs, autoLoad: false });
-      await setup.trust.addKey({
-        publisher: manifest.publisher,
-        publicKeyPem: key.publicKeyPem,
-        namespaces: [manifest.id],
-      });
-      await setup.shutdown();
-      const manager = await createPluginManager({
-        ...dirs,
-        inlinePlugins: options.inline ? [manifest.id] : [],
-        monitorInterval: 60_000,
-      });
-      const plugin = manager.get(manifest.id);
-      if (plugin.status !== 'active') {
-        const findings = manager.validation(manifest.id).findings;
-        await manager.shutdown();
-        throw new Error(
-          `${manifest.id} did not load (${plugin.statusReason ?? plugin.status}): ${findings.map((f) => `${f.code} ${f.message}`).join('; ')}`,
-        );
-      }
-      return new TestRunner(manager, component, options, cleanup);
-    } catch (err) {
-      cleanup();
-      throw err;
-    }
+    return new TestRunner(await pluginHost(dir, options.inline ?? false), component, options);
   }
 
   /** Where the processor runs: 'inline', 'worker' or 'process'. */
@@ -158,6 +116,26 @@ export class TestRunner {
     return this;
   }
 
+  /**
+   * Puts a controller service in the flow under `id`, for the processor's
+   * `controllerService` properties to name: made by a factory (in this
+   * process) or, for a plugin runner, a service type its plugin provides.
+   */
+  addControllerService(
+    id: string,
+    service: string | (() => ControllerService),
+    properties: Record<string, string> = {},
+  ): this {
+    this.#assertNotBuilt('addControllerService');
+    this.#services.push({ id, service, properties: { ...properties } });
+    return this;
+  }
+
+  /** What the processor (and its services) logged so far. */
+  logs(): LogEntry[] {
+    return this.#host.logs();
+  }
+
   /** Queues a FlowFile for the processor (content as text or bytes). */
   enqueue(content: string | Uint8Array = '', attributes: Record<string, string> = {}): this {
     this.#pending.push({
@@ -170,7 +148,7 @@ export class TestRunner {
   /** The findings of the processor's configuration: property checks and its own validate(). */
   async validate(): Promise<ValidationFinding[]> {
     const flow = await this.#ensure();
-    return flow.stats().processors[UNDER_TEST]!.findings;
+    return flow.validateProcessor(UNDER_TEST);
   }
 
   async assertValid(): Promise<void> {
@@ -256,12 +234,7 @@ export class TestRunner {
 
   /** Stops the processor (onStopped), its sandbox and the private host. */
   async close(): Promise<void> {
-    try {
-      await this.#flow?.close();
-      await this.#manager.shutdown();
-    } finally {
-      this.#cleanup();
-    }
+    await this.#host.close(this.#flow);
   }
 
   #assertNotBuilt(what: string): void {
@@ -303,6 +276,10 @@ export class TestRunner {
       () => ({ getInfo: () => helperInfo(holdType, [], 'required'), onTrigger() {} }),
       helperInfo(holdType, [], 'required'),
     );
+    for (const s of this.#services) {
+      const type = typeof s.service === 'string' ? s.service : registerService(this.#manager, s.service);
+      flow.addControllerService({ id: s.id, type, properties: s.properties });
+    }
     flow.createProcessorByType(this.#type, {
       id: UNDER_TEST,
       properties: this.#properties,
