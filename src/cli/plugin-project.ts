@@ -6,10 +6,8 @@ import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createError } from '../errors.ts';
 import { buildProject, projectSource } from '../plugin/project.ts';
-import { scaffold } from '../plugin/scaffold.ts';
+import { SCAFFOLD_TYPES, type ScaffoldType, scaffold } from '../plugin/scaffold.ts';
 import { EXIT_REFUSED, print } from './common.ts';
-
-const TYPES = ['processor', 'controller', 'reporting'];
 
 export function registerPluginProject(plugin: Command): void {
   plugin
@@ -17,19 +15,19 @@ export function registerPluginProject(plugin: Command): void {
     .description('write a new TypeScript plugin project: manifest, source, tests, an example flow, a package.json')
     .argument('<dir>', 'the folder to create (missing or empty)')
     .requiredOption('--id <id>', 'the plugin id, like acme.csv-tools (its first word is the publisher)')
-    .option('--type <type>', `processor | controller | reporting`, 'processor')
+    .option(
+      '--type <type>',
+      'processor | controller (a controller service and a processor using it) | reporting (a reporting task)',
+      'processor',
+    )
     .option('--json', 'machine-readable output')
     .action((dir: string, opts: { id: string; type: string; json?: boolean }) => {
-      if (!TYPES.includes(opts.type))
-        throw createError('USAGE', { message: `--type must be one of ${TYPES.join(', ')}` });
-      if (opts.type !== 'processor')
-        throw createError('USAGE', {
-          message: `--type ${opts.type}: this version scaffolds processors only; controller services and reporting tasks are written by hand (docs/writing-a-plugin.md)`,
-        });
+      if (!SCAFFOLD_TYPES.includes(opts.type as ScaffoldType))
+        throw createError('USAGE', { message: `--type must be one of ${SCAFFOLD_TYPES.join(', ')}` });
       const target = resolve(dir);
-      const files = scaffold(target, opts.id);
+      const files = scaffold(target, opts.id, opts.type as ScaffoldType);
       const shown = relative(process.cwd(), target) || '.';
-      print(opts.json, { dir: target, id: opts.id, files }, () =>
+      print(opts.json, { dir: target, id: opts.id, type: opts.type, files }, () =>
         [
           `created ${opts.id} in ${shown}: ${files.join(', ')}`,
           'next:',

@@ -96,6 +96,12 @@ export function registerRun(program: Command): void {
         queued: c.queued,
         queuedBytes: c.queuedBytes,
       })),
+      reportingTasks: Object.fromEntries(
+        stats.reportingTasks.map((r) => [
+          r.id,
+          { type: r.type, runs: r.runs, errors: r.errors, lastError: r.lastError },
+        ]),
+      ),
       alerts: manager
         .alerts()
         .map((a) => ({ code: a.code, plugin: a.plugin, processor: a.processor, message: a.message, at: a.at })),
@@ -122,6 +128,9 @@ function summaryText(stats: FlowStats, alerts: number, stoppedBy: string, ms: nu
   return [
     `Stopped (${stoppedBy === 'idle' ? 'sources exhausted' : stoppedBy === 'duration' ? '--duration reached' : 'interrupted'}) after ${(ms / 1000).toFixed(1)} s.`,
     table(['PROCESSOR', 'TYPE', 'IN', 'OUT', 'TASKS', 'ERRORS'], rows),
+    ...stats.reportingTasks.map(
+      (r) => `Reporting task ${r.id} (${r.type}): ran ${r.runs} time(s)${r.errors ? `, ${r.errors} failed` : ''}.`,
+    ),
     queued.length
       ? `Still queued (the next run resumes them): ${queued.map((c) => `${c.source} → ${c.destination}: ${c.queued}`).join(', ')}`
       : 'Nothing left queued.',

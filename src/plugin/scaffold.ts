@@ -20,26 +20,43 @@ function componentName(id: string): string {
     .join('');
 }
 
-export function scaffoldFiles(id: string): Record<string, string> {
-  const name = componentName(id);
-  // the processor's factory function: csvTools for CsvTools
-  const factory = `${name.charAt(0).toLowerCase()}${name.slice(1)}`;
-  const publisher = id.split('.')[0]!;
-  const manifest = {
-    id,
-    name,
-    version: '0.1.0',
-    publisher,
+/** What `plugin new --type` makes. */
+export type ScaffoldType = 'processor' | 'controller' | 'reporting';
+export const SCAFFOLD_TYPES: readonly ScaffoldType[] = ['processor', 'controller', 'reporting'];
+
+interface Template {
+  description: string;
+  manifestType: 'processor' | 'controller-service' | 'reporting-task';
+  provides: Record<string, string[]>;
+  source: string;
+  test: string;
+  flow: Record<string, unknown>;
+}
+
+const GENERATE = {
+  id: 'generate',
+  type: 'GenerateFlowFile',
+  properties: { 'Custom Text': 'hello world', 'Batch Size': '1' },
+  schedule: { period: '1 sec' },
+};
+const LOG = { id: 'log', type: 'LogAttribute', properties: { 'Log Payload': 'true' }, autoTerminate: ['success'] };
+
+/** A test that runs the built plugin (dist/) in its real sandbox, after `plugin build`. */
+function sandboxTest(title: string, body: string): string {
+  return `
+test('${title}', { skip: !process.env.DATABRIDGE_SANDBOX_TEST && 'build first, then set DATABRIDGE_SANDBOX_TEST=1' }, async (t) => {
+  const dist = new URL('../dist', import.meta.url).pathname;
+${body}
+});
+`;
+}
+
+function processorTemplate(name: string, factory: string): Template {
+  return {
     description: `${name}: adds a greeting attribute and upper-cases text content`,
-    type: 'processor',
-    entryPoint: 'index.js',
+    manifestType: 'processor',
     provides: { processors: [name] },
-    engines: { databridge: `>=${VERSION}` },
-    isolation: 'worker',
-    limits: { maxMemoryMB: 64, maxExecutionMS: 5000 },
-    tags: ['text'],
-  };
-  const source = `import { definePlugin, type Processor, Relationships } from 'databridge/sdk';
+    source: `import { definePlugin, type Processor, Relationships } from 'databridge/sdk';
 
 /**
  * ${name}: puts a greeting in an attribute and upper-cases the content.
@@ -78,8 +95,8 @@ export function ${factory}(): Processor {
 }
 
 export default definePlugin({ processors: { ${name}: ${factory} } });
-`;
-  const test = `import { test } from 'node:test';
+`,
+    test: `import { test } from 'node:test';
 import { TestRunner } from 'databridge/sdk/testing';
 import { ${factory} } from '../src/index.ts';
 
@@ -99,31 +116,256 @@ test('a blank greeting is refused', async (t) => {
   t.after(() => runner.close());
   await runner.assertNotValid();
 });
-
-test('the built plugin runs in its worker sandbox', { skip: !process.env.DATABRIDGE_SANDBOX_TEST && 'build first, then set DATABRIDGE_SANDBOX_TEST=1' }, async (t) => {
-  const runner = await TestRunner.forPlugin(new URL('../dist', import.meta.url).pathname, '${name}');
+${sandboxTest(
+  'the built plugin runs in its worker sandbox',
+  `  const runner = await TestRunner.forPlugin(dist, '${name}');
   t.after(() => runner.close());
   runner.enqueue('in a sandbox');
   await runner.run();
-  runner.flowFiles('success')[0].assertContentEquals('IN A SANDBOX');
-});
-`;
-  const flow = {
-    processors: [
-      {
-        id: 'generate',
-        type: 'GenerateFlowFile',
-        properties: { 'Custom Text': 'hello world', 'Batch Size': '1' },
-        schedule: { period: '1 sec' },
-      },
-      { id: 'mine', type: name, properties: { Greeting: 'hello' } },
-      { id: 'log', type: 'LogAttribute', properties: { 'Log Payload': 'true' }, autoTerminate: ['success'] },
-    ],
-    connections: [
-      { source: 'generate', relationship: 'success', destination: 'mine' },
-      { source: 'mine', relationship: 'success', destination: 'log' },
-    ],
+  runner.flowFiles('success')[0].assertContentEquals('IN A SANDBOX');`,
+)}`,
+    flow: {
+      processors: [GENERATE, { id: 'mine', type: name, properties: { Greeting: 'hello' } }, LOG],
+      connections: [
+        { source: 'generate', relationship: 'success', destination: 'mine' },
+        { source: 'mine', relationship: 'success', destination: 'log' },
+      ],
+    },
   };
+}
+
+function controllerTemplate(name: string, factory: string): Template {
+  const service = `${name}Dictionary`;
+  const processor = `${name}Lookup`;
+  return {
+    description: `${service}: a dictionary controller service, and ${processor}, a processor that looks attributes up in it`,
+    manifestType: 'controller-service',
+    provides: { controllerServices: [service], processors: [processor] },
+    source: `import { type ControllerService, definePlugin, type Processor, Relationships } from 'databridge/sdk';
+
+/** What ${service} offers the processors that name it. */
+export interface Dictionary extends ControllerService {
+  lookup(key: string): string | undefined;
+}
+
+/**
+ * ${service}: a controller service, made once in the plugin's sandbox and
+ * shared by every processor that names it. Enabled before the first of them
+ * starts, disabled after the last one stops.
+ */
+export function ${factory}Dictionary(): Dictionary {
+  let entries = new Map<string, string>();
+  return {
+    getInfo: () => ({
+      name: '${service}',
+      version: '0.1.0',
+      description: 'Looks keys up in a table of key=value entries',
+      tags: ['lookup'],
+      properties: [
+        {
+          name: 'Entries',
+          description: 'key=value pairs, comma separated',
+          required: true,
+          defaultValue: 'hello world=bonjour le monde',
+          pattern: '[^=,]+=[^,]*(,[^=,]+=[^,]*)*',
+        },
+      ],
+    }),
+    enable(ctx) {
+      entries = new Map(
+        ctx
+          .getProperty('Entries')
+          .asString()
+          .split(',')
+          .map((pair) => pair.split('=').map((s) => s.trim()) as [string, string]),
+      );
+      ctx.logger.info('dictionary enabled', { entries: entries.size });
+    },
+    disable() {
+      entries = new Map();
+    },
+    lookup: (key) => entries.get(key.trim()),
+  };
+}
+
+/** ${processor}: sets an attribute to the dictionary's value for the FlowFile's content. */
+export function ${factory}Lookup(): Processor {
+  return {
+    getInfo: () => ({
+      name: '${processor}',
+      version: '0.1.0',
+      description: 'Looks the content up in a ${service} and puts the value in an attribute',
+      tags: ['lookup'],
+      properties: [
+        { name: 'Dictionary', description: 'The ${service} to use', type: 'controllerService', required: true },
+        { name: 'Attribute', description: 'Receives the value', required: true, defaultValue: 'translation' },
+      ],
+      relationships: [Relationships.SUCCESS, { name: 'unmatched', description: 'The dictionary has no such key' }],
+    }),
+    async onTrigger(ctx, session) {
+      const dictionary = ctx.getControllerService<Dictionary>(ctx.getProperty('Dictionary').asString());
+      const attribute = ctx.getProperty('Attribute').asString();
+      for (let ff = session.get(); ff; ff = session.get()) {
+        const value = dictionary.lookup(new TextDecoder().decode(await session.read(ff)));
+        if (value === undefined) session.transfer(ff, 'unmatched');
+        else session.transfer(session.putAttribute(ff, attribute, value), 'success');
+      }
+      session.commit();
+    },
+  };
+}
+
+export default definePlugin({
+  controllerServices: { ${service}: ${factory}Dictionary },
+  processors: { ${processor}: ${factory}Lookup },
+});
+`,
+    test: `import { test } from 'node:test';
+import { TestRunner } from 'databridge/sdk/testing';
+import { ${factory}Dictionary, ${factory}Lookup } from '../src/index.ts';
+
+test('${processor} finds values in the dictionary', async (t) => {
+  const runner = await TestRunner.of(${factory}Lookup, { properties: { Dictionary: 'words' } });
+  t.after(() => runner.close());
+  runner.addControllerService('words', ${factory}Dictionary, { Entries: 'cat=chat, dog=chien' });
+  runner.enqueue('cat').enqueue('bird');
+  await runner.run();
+  runner.assertTransferCount('success', 1);
+  runner.flowFiles('success')[0].assertAttributeEquals('translation', 'chat');
+  runner.assertTransferCount('unmatched', 1);
+});
+
+test('a processor without its service does not start', async (t) => {
+  const runner = await TestRunner.of(${factory}Lookup, { properties: { Dictionary: 'missing' } });
+  t.after(() => runner.close());
+  await runner.assertNotValid();
+});
+${sandboxTest(
+  'the built plugin runs service and processor in its worker sandbox',
+  `  const runner = await TestRunner.forPlugin(dist, '${processor}', { properties: { Dictionary: 'words' } });
+  t.after(() => runner.close());
+  runner.addControllerService('words', '${service}', { Entries: 'cat=chat' });
+  runner.enqueue('cat');
+  await runner.run();
+  runner.flowFiles('success')[0].assertAttributeEquals('translation', 'chat');`,
+)}`,
+    flow: {
+      controllerServices: [
+        { id: 'dictionary', type: service, properties: { Entries: 'hello world=bonjour le monde' } },
+      ],
+      processors: [
+        GENERATE,
+        { id: 'mine', type: processor, properties: { Dictionary: 'dictionary' }, autoTerminate: ['unmatched'] },
+        LOG,
+      ],
+      connections: [
+        { source: 'generate', relationship: 'success', destination: 'mine' },
+        { source: 'mine', relationship: 'success', destination: 'log' },
+      ],
+    },
+  };
+}
+
+function reportingTemplate(name: string, factory: string): Template {
+  return {
+    description: `${name}: a reporting task that logs the flow's metrics`,
+    manifestType: 'reporting-task',
+    provides: { reportingTasks: [name] },
+    source: `import { definePlugin, type ReportingTask } from 'databridge/sdk';
+
+/**
+ * ${name}: every period the host hands it a snapshot of the flow's metrics;
+ * it logs a summary, and a warning when the queues hold too much.
+ */
+export function ${factory}(): ReportingTask {
+  return {
+    getInfo: () => ({
+      name: '${name}',
+      version: '0.1.0',
+      description: "Logs the flow's metrics",
+      tags: ['metrics'],
+      defaultPeriod: '10 sec',
+      properties: [
+        {
+          name: 'Queue Warning',
+          description: 'Warn when the queues hold at least this many FlowFiles',
+          type: 'integer',
+          required: true,
+          defaultValue: '1000',
+        },
+      ],
+    }),
+    onTrigger(ctx, metrics) {
+      const out = Object.values(metrics.processors).reduce((sum, p) => sum + p.out, 0);
+      ctx.logger.info('flow metrics', { queued: metrics.queued, queuedBytes: metrics.queuedBytes, out });
+      const limit = ctx.getProperty('Queue Warning').asInteger();
+      if (metrics.queued >= limit) ctx.logger.warn('the queues are filling up', { queued: metrics.queued, limit });
+    },
+  };
+}
+
+export default definePlugin({ reportingTasks: { ${name}: ${factory} } });
+`,
+    test: `import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ReportingTaskRunner } from 'databridge/sdk/testing';
+import { ${factory} } from '../src/index.ts';
+
+test('${name} logs the metrics and warns past the threshold', async (t) => {
+  const runner = await ReportingTaskRunner.of(${factory}, { properties: { 'Queue Warning': '10' } });
+  t.after(() => runner.close());
+  await runner.run({ queued: 3, processors: { a: { in: 0, out: 5, bytesIn: 0, bytesOut: 50, tasks: 1, errors: 0 } } });
+  await runner.run({ queued: 20 });
+  const logged = runner.logs();
+  assert.equal(logged.find((l) => l.message === 'flow metrics')?.fields.out, 5);
+  assert.equal(logged.filter((l) => l.level === 'warn').length, 1);
+});
+
+test('a threshold that is not a number is refused', async (t) => {
+  const runner = await ReportingTaskRunner.of(${factory}, { properties: { 'Queue Warning': 'many' } });
+  t.after(() => runner.close());
+  await runner.assertNotValid();
+});
+${sandboxTest(
+  'the built plugin reports from its worker sandbox',
+  `  const runner = await ReportingTaskRunner.forPlugin(dist, '${name}');
+  t.after(() => runner.close());
+  await runner.run({ queued: 1 });
+  assert.deepEqual(runner.errors(), []);
+  assert.ok(runner.logs().some((l) => l.message === 'flow metrics'));`,
+)}`,
+    flow: {
+      processors: [GENERATE, LOG],
+      connections: [{ source: 'generate', relationship: 'success', destination: 'log' }],
+      reportingTasks: [{ id: 'mine', type: name, period: '1 sec' }],
+    },
+  };
+}
+
+export function scaffoldFiles(id: string, type: ScaffoldType = 'processor'): Record<string, string> {
+  const name = componentName(id);
+  // the factory function: csvTools for CsvTools
+  const factory = `${name.charAt(0).toLowerCase()}${name.slice(1)}`;
+  const publisher = id.split('.')[0]!;
+  const template = { processor: processorTemplate, controller: controllerTemplate, reporting: reportingTemplate }[type](
+    name,
+    factory,
+  );
+  const manifest = {
+    id,
+    name,
+    version: '0.1.0',
+    publisher,
+    description: template.description,
+    type: template.manifestType,
+    entryPoint: 'index.js',
+    provides: template.provides,
+    engines: { databridge: `>=${VERSION}` },
+    isolation: 'worker',
+    limits: { maxMemoryMB: 64, maxExecutionMS: 5000 },
+    tags: [type === 'processor' ? 'text' : type === 'controller' ? 'lookup' : 'metrics'],
+  };
+  const { source, test, flow } = template;
   const pkg = {
     name: id.replaceAll('.', '-'),
     version: '0.1.0',
@@ -162,11 +404,11 @@ test('the built plugin runs in its worker sandbox', { skip: !process.env.DATABRI
   };
 }
 
-/** Writes a new processor plugin project into `dir`, which must be missing or empty. Returns the files written. */
-export function scaffold(dir: string, id: string): string[] {
+/** Writes a new plugin project into `dir`, which must be missing or empty. Returns the files written. */
+export function scaffold(dir: string, id: string, type: ScaffoldType = 'processor'): string[] {
   if (existsSync(dir) && readdirSync(dir).length > 0)
     throw createError('SCAFFOLD_REFUSED', { dir, reason: `${basename(dir)} exists and is not empty` });
-  const files = scaffoldFiles(id);
+  const files = scaffoldFiles(id, type);
   // the id (and the publisher taken from it) must make a manifest install would accept
   const problems = checkManifest(JSON.parse(files['manifest.json']!)).findings.filter((f) => f.severity === 'error');
   if (problems.length)

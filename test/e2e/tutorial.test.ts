@@ -6,10 +6,10 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, tempDir } from '../helpers.ts';
+import { ROOT, runCli, tempDir } from '../helpers.ts';
 
 test('from plugin new to a signed, installed plugin running in a flow', async (t) => {
   const dir = tempDir(t);
@@ -72,3 +72,61 @@ test('from plugin new to a signed, installed plugin running in a flow', async (t
   const broken = await cli(['plugin', 'build', 'hello'], 1);
   assert.match(broken.stderr, /BUILD_FAILED.*index\.ts:\d+/);
 });
+
+for (const [type, check] of [
+  [
+    'controller',
+    (summary: RunSummary) => {
+      assert.ok(summary.processors.mine!.out >= 1, JSON.stringify(summary));
+      assert.equal(summary.processors.mine!.errors, 0);
+    },
+  ],
+  [
+    'reporting',
+    (summary: RunSummary) => {
+      assert.ok(summary.reportingTasks.mine!.runs >= 1, JSON.stringify(summary));
+      assert.equal(summary.reportingTasks.mine!.errors, 0);
+    },
+  ],
+] as const) {
+  test(`plugin new --type ${type}: builds, passes its tests, installs and runs its flow with no edits`, async (t) => {
+    const dir = tempDir(t);
+    const cli = async (args: string[], expect = 0) => {
+      const r = await runCli(args, { cwd: dir });
+      assert.equal(r.code, expect, `databridge ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      return r;
+    };
+    const state = ['--data-dir', 'data', '--plugin-dir', 'plugins'];
+    const made = JSON.parse(
+      (await cli(['plugin', 'new', 'p', '--id', `me.${type}-demo`, '--type', type, '--json'])).stdout,
+    );
+    assert.equal(made.type, type);
+    // what npm install does with the file: dependency, without the wait
+    mkdirSync(join(dir, 'p', 'node_modules'));
+    symlinkSync(ROOT, join(dir, 'p', 'node_modules', 'databridge'));
+    const tested = await cli(['plugin', 'test', 'p']);
+    assert.match(tested.stdout, /pass 3/);
+    await cli(['keygen', '--out', 'keys/dev']);
+    await cli([
+      'trust',
+      'add',
+      '--publisher',
+      'me',
+      '--key',
+      'keys/dev.pub',
+      '--namespace',
+      'me.*',
+      '--data-dir',
+      'data',
+    ]);
+    await cli(['plugin', 'pack', 'p', '--key', 'keys/dev.key', '-o', 'p.tgz']);
+    await cli(['plugin', 'install', 'p.tgz', ...state]);
+    const run = await cli(['run', 'p/flow.json', '--duration', '3s', '--json', ...state]);
+    check(JSON.parse(run.stdout) as RunSummary);
+  });
+}
+
+interface RunSummary {
+  processors: Record<string, { out: number; errors: number }>;
+  reportingTasks: Record<string, { runs: number; errors: number }>;
+}
