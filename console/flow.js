@@ -1,5 +1,5 @@
-// The running flow: processors with their counts, and connections with
-// their queues, refreshed live.
+// The running flow: processors with their counts, connections with their
+// queues, controller services and reporting tasks, refreshed live.
 
 import { api } from './api.js';
 import { badge, bytes, fill, h, num } from './dom.js';
@@ -15,8 +15,62 @@ export async function flowView(main) {
       return;
     }
     const incoming = (id) => flow.connections.filter((c) => c.destination === id);
+    const services = flow.controllerServices ?? [];
+    const tasks = flow.reportingTasks ?? [];
     fill(
       body,
+      services.length
+        ? h(
+            'section',
+            { class: 'services' },
+            h('h2', {}, 'Controller services'),
+            h(
+              'ul',
+              {},
+              services.map((s) =>
+                h(
+                  'li',
+                  { dataset: { service: s.id } },
+                  h('strong', {}, s.id),
+                  ' ',
+                  h('code', {}, s.type),
+                  ' ',
+                  badge(s.state, s.state === 'disabled' ? 'neutral' : 'ok'),
+                  h('span', { class: 'muted small' }, ` plugin ${s.pluginId} · used by ${num(s.users)} running`),
+                ),
+              ),
+            ),
+          )
+        : null,
+      tasks.length
+        ? h(
+            'section',
+            { class: 'reporting' },
+            h('h2', {}, 'Reporting tasks'),
+            h(
+              'ul',
+              {},
+              tasks.map((r) =>
+                h(
+                  'li',
+                  { dataset: { reportingTask: r.id } },
+                  h('strong', {}, r.id),
+                  ' ',
+                  h('code', {}, r.type),
+                  ' ',
+                  badge(r.state, r.state === 'running' ? 'ok' : 'neutral'),
+                  r.errors ? [' ', badge(`${r.errors} errors`, 'bad', r.lastError ?? '')] : null,
+                  h(
+                    'span',
+                    { class: 'muted small' },
+                    ` every ${num(r.periodMs / 1000)} s · ran ${num(r.runs)} times${r.lastRun ? ` · last ${new Date(r.lastRun).toLocaleTimeString()}` : ''}`,
+                  ),
+                ),
+              ),
+            ),
+          )
+        : null,
+      h('h2', {}, 'Processors'),
       h(
         'ol',
         { class: 'flow' },

@@ -542,7 +542,7 @@ export class FlowController {
     } catch (err) {
       this.#alert('PROCESSOR_STOP_FAILED', node, (err as Error).message ?? String(err));
     }
-    if (node.initialized && !isRemote(node.processor)) await this.#releaseServices(node);
+    if (node.initialized) await this.#releaseServices(node);
     node.initialized = false;
     node.state = 'stopped';
   }
@@ -747,11 +747,9 @@ export class FlowController {
     const held: ServiceNode[] = [];
     try {
       if (isRemote(node.processor)) node.processor.services = this.#servicesOf(node).map((s) => s.binding());
-      else {
-        for (const service of this.#servicesOf(node)) {
-          await service.acquire();
-          held.push(service);
-        }
+      for (const service of this.#servicesOf(node)) {
+        await service.acquire();
+        held.push(service);
       }
       await node.processor.initialize?.(node.context);
       node.initialized = true;

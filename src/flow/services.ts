@@ -96,9 +96,14 @@ export class ServiceNode {
     };
   }
 
-  /** One more user: the first enables the service; a failed enable is thrown to that user and not counted. */
+  /**
+   * One more user: the first enables an inline service (a failed enable is
+   * thrown to that user and not counted); a sandboxed one is only counted,
+   * its sandbox enables it.
+   */
   async acquire(): Promise<void> {
     this.users++;
+    if (this.sandboxed) return;
     if (!this.#enabling) {
       const ctx = new StandardProcessContext({
         processorId: this.id,
@@ -119,7 +124,7 @@ export class ServiceNode {
 
   /** One user fewer: the last disables the service (a throwing disable() is logged). */
   async release(): Promise<void> {
-    if (this.users === 0 || --this.users > 0) return;
+    if (this.users === 0 || --this.users > 0 || this.sandboxed) return;
     this.#enabling = null;
     try {
       await this.instance.disable?.();

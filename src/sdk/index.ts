@@ -1,6 +1,8 @@
 /**
  * `databridge/sdk`: the plugin author's contract. Everything a plugin needs
  * to know of the host is here; this module imports nothing else of DataBridge.
+ *
+ * @module databridge/sdk
  */
 
 export type {

@@ -41,10 +41,13 @@ export interface PropertySpec {
   name: string;
   /** Shown in the console; defaults to `name`. */
   displayName?: string;
+  /** What it does, for people (the console and the docs show it). */
   description: string;
+  /** A processor with a required property unset does not start. */
   required?: boolean;
   /** Never logged, never returned by the API in clear. */
   sensitive?: boolean;
+  /** The value when the flow does not set one. */
   defaultValue?: string;
   /** The value must be one of these. */
   allowedValues?: readonly string[];

@@ -16,6 +16,8 @@
  * runner.assertAllFlowFilesTransferred('success', 1);
  * runner.flowFiles('success')[0].assertContentEquals('HELLO');
  * await runner.close();
+ *
+ * @module databridge/sdk/testing
  */
 
 export type { LogEntry } from './host.ts';

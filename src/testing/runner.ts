@@ -49,6 +49,21 @@ interface Input {
   attributes: Record<string, string>;
 }
 
+/**
+ * One processor under test, as NiFi's TestRunner: set properties, enqueue
+ * FlowFiles, run triggers, then assert on each relationship's FlowFiles, the
+ * lineage, and the validation findings. The processor runs in a real
+ * (in-memory) flow of a private host: in this process (`of`), or from a
+ * built plugin folder in its own sandbox (`forPlugin`).
+ *
+ * @example
+ * const runner = await TestRunner.of(lookup, { properties: { Dictionary: 'words' } });
+ * runner.addControllerService('words', dictionary, { Entries: 'cat=chat' });
+ * runner.enqueue('cat');
+ * await runner.run();
+ * runner.flowFiles('success')[0].assertAttributeEquals('translation', 'chat');
+ * await runner.close();
+ */
 export class TestRunner {
   readonly #host: PrivateHost;
   readonly #manager: PluginManager;

@@ -173,7 +173,7 @@ describe('the web console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} 
     );
     await page.locator('#plugin-search').fill('');
     await page.locator('select[data-filter="source"]').selectOption('external');
-    await page.locator('#plugin-count').filter({ hasText: /^3 of/ }).waitFor();
+    await page.locator('#plugin-count').filter({ hasText: /^6 of/ }).waitFor();
     await page.getByRole('button', { name: 'Version' }).click();
     await page.getByRole('button', { name: 'Version' }).click();
     const ids = await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-plugin')));
@@ -248,11 +248,14 @@ describe('the web console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} 
     assert.equal(sandboxes.find((s) => s.namespace === 'acme.upper')!.limits.maxConcurrentTasks, 2, 'applied live');
   });
 
-  test('the flow view shows processors and their queues', async () => {
+  test('the flow view shows processors, their queues, controller services and reporting tasks', async () => {
     await page.locator('a[data-nav="flow"]').click();
     await page.locator('li.processor[data-processor="upper"]').waitFor();
     assert.ok((await page.locator('li.processor').count()) >= 4);
     assert.ok((await page.locator('strong.queued').count()) >= 3);
+    // the RateTable runs in acme.rates' worker, beside ConvertCurrency
+    assert.match((await page.locator('li[data-service="rates"]').textContent()) ?? '', /RateTable.*sandboxed/);
+    assert.match((await page.locator('li[data-reporting-task="metrics"]').textContent()) ?? '', /LogMetrics.*running/);
     await shot('flow');
   });
 
