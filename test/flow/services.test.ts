@@ -372,3 +372,92 @@ test('a processor cannot name a service another sandboxed plugin provides', asyn
   assert.equal(errors[0]!.pointer, '/processors/0/properties/Counter');
   assert.match(errors[0]!.message, /cannot reach/);
 });
+
+const FAULTY = `
+export default {
+  controllerServices: {
+    Broken: () => ({
+      getInfo: () => ({ name: 'Broken', description: 'cannot enable', version: '1.0.0', tags: [], properties: [] }),
+      enable() { throw new Error('the database is unreachable'); },
+    }),
+  },
+  processors: {
+    Uses: () => ({
+      getInfo: () => ({ name: 'Uses', description: 'uses Broken', version: '1.0.0', tags: [],
+        properties: [{ name: 'Service', description: 'the service', type: 'controllerService', required: true }],
+        relationships: [{ name: 'success' }] }),
+      onTrigger(ctx) { ctx.yield(); },
+    }),
+  },
+  reportingTasks: {
+    Spin: () => ({
+      getInfo: () => ({ name: 'Spin', description: 'never returns', version: '1.0.0', tags: [], properties: [] }),
+      onTrigger() { for (;;) {} },
+    }),
+  },
+};
+`;
+
+test('hostile: a service that cannot enable keeps its processor stopped; a reporting task that loops is cut off; the rest runs on', async (t) => {
+  const root = tempDir(t);
+  const dirs = { dataDir: join(root, 'data'), pluginDir: join(root, 'plugins') };
+  const key = newKey();
+  const dir = makePlugin(dirs.pluginDir, {
+    id: 'acme.faulty',
+    code: FAULTY,
+    manifest: {
+      provides: { processors: ['Uses'], controllerServices: ['Broken'], reportingTasks: ['Spin'] },
+      limits: { maxExecutionMS: 300 },
+    },
+  });
+  await sign(dir, key);
+  await beforeLoad(dirs, (m) => trustKey(m, key));
+  const manager = await createPluginManager({ ...dirs, logLevel: false });
+  t.after(() => manager.shutdown());
+  const seen: unknown[] = [];
+  registerInline(manager, [], seen);
+  const out: unknown[] = [];
+  const source = registerSource(manager, [{ content: 'a' }]);
+  const sink = registerSink(manager, out as never);
+  const flow = await createFlowController({ manager, repository: 'memory' });
+  t.after(() => flow.close());
+  await loadFlow(flow, {
+    controllerServices: [
+      { id: 'broken', type: 'Broken' },
+      { id: 'count', type: 'Counter' },
+    ],
+    processors: [
+      { id: 'uses', type: 'Uses', properties: { Service: 'broken' }, autoTerminate: ['success'] },
+      { id: 'src', type: source },
+      { id: 'stamp', type: 'Stamp', properties: { Counter: 'count' } },
+      { id: 'sink', type: sink },
+    ],
+    connections: [
+      { source: 'src', relationship: 'success', destination: 'stamp' },
+      { source: 'stamp', relationship: 'success', destination: 'sink' },
+    ],
+    reportingTasks: [
+      { id: 'spin', type: 'Spin', period: '50 ms' },
+      { id: 'report', type: 'Report', period: '50 ms' },
+    ],
+  });
+  await assert.rejects(flow.start('uses'), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'PROCESSOR_START_FAILED');
+    assert.match(err.message, /the database is unreachable/);
+    return true;
+  });
+  assert.equal(flow.stats().processors.uses!.state, 'stopped');
+  for (const id of ['src', 'stamp', 'sink']) await flow.start(id);
+  await flow.startReportingTask('report');
+  const spin = await flow.runReportingTask('spin');
+  assert.equal((spin as Error & { code?: string }).code, 'SANDBOX_CRASHED');
+  assert.match(spin!.message, /deadline of 300 ms/);
+  assert.ok(manager.alerts().some((a) => a.code === 'EXECUTION_TIMEOUT' && a.plugin === 'acme.faulty'));
+  assert.ok(flow.alerts().some((a) => a.code === 'REPORTING_TASK_FAILED' && a.processor === 'spin'));
+  // the inline processor, its service and the other reporting task went on
+  await until('the FlowFile through', () => out.length === 1);
+  await until('the other report', () => seen.length > 0);
+  // and the faulty plugin's sandbox came back: the task is made again there and fails again, cleanly
+  const again = await flow.runReportingTask('spin');
+  assert.match(again!.message, /deadline/);
+});
