@@ -11,13 +11,37 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ROOT, runCli, tempDir } from '../helpers.ts';
 
-test('from plugin new to a signed, installed plugin running in a flow', async (t) => {
-  const dir = tempDir(t);
-  const cli = async (args: string[], expect = 0) => {
+type Cli = (args: string[], expect?: number) => ReturnType<typeof runCli>;
+
+/** Runs databridge in `dir`, asserting its exit code (0 unless said). */
+function cliIn(dir: string): Cli {
+  return async (args, expect = 0) => {
     const r = await runCli(args, { cwd: dir });
     assert.equal(r.code, expect, `databridge ${args.join(' ')}: ${r.stdout}${r.stderr}`);
     return r;
   };
+}
+
+/** The tutorial's step 3 and 4: a key, trusted for me.* by the node in ./data. */
+async function keyAndTrust(cli: Cli): Promise<void> {
+  await cli(['keygen', '--out', 'keys/dev']);
+  await cli([
+    'trust',
+    'add',
+    '--publisher',
+    'me',
+    '--key',
+    'keys/dev.pub',
+    '--namespace',
+    'me.*',
+    '--data-dir',
+    'data',
+  ]);
+}
+
+test('from plugin new to a signed, installed plugin running in a flow', async (t) => {
+  const dir = tempDir(t);
+  const cli = cliIn(dir);
   const state = ['--data-dir', 'data', '--plugin-dir', 'plugins'];
 
   const created = await cli(['plugin', 'new', 'hello', '--id', 'me.hello']);
@@ -35,19 +59,7 @@ test('from plugin new to a signed, installed plugin running in a flow', async (t
   assert.match(tested.stdout, /pass 3/);
   assert.ok(existsSync(join(dir, 'hello', 'dist', 'index.js')), 'built into dist/');
 
-  await cli(['keygen', '--out', 'keys/dev']);
-  await cli([
-    'trust',
-    'add',
-    '--publisher',
-    'me',
-    '--key',
-    'keys/dev.pub',
-    '--namespace',
-    'me.*',
-    '--data-dir',
-    'data',
-  ]);
+  await keyAndTrust(cli);
   const packed = await cli(['plugin', 'pack', 'hello', '--key', 'keys/dev.key', '-o', 'hello.tgz']);
   assert.match(packed.stdout, /signed by/);
   const valid = await cli(['plugin', 'validate', 'hello', '--json', ...state]);
@@ -91,11 +103,7 @@ for (const [type, check] of [
 ] as const) {
   test(`plugin new --type ${type}: builds, passes its tests, installs and runs its flow with no edits`, async (t) => {
     const dir = tempDir(t);
-    const cli = async (args: string[], expect = 0) => {
-      const r = await runCli(args, { cwd: dir });
-      assert.equal(r.code, expect, `databridge ${args.join(' ')}: ${r.stdout}${r.stderr}`);
-      return r;
-    };
+    const cli = cliIn(dir);
     const state = ['--data-dir', 'data', '--plugin-dir', 'plugins'];
     const made = JSON.parse(
       (await cli(['plugin', 'new', 'p', '--id', `me.${type}-demo`, '--type', type, '--json'])).stdout,
@@ -106,19 +114,7 @@ for (const [type, check] of [
     symlinkSync(ROOT, join(dir, 'p', 'node_modules', 'databridge'));
     const tested = await cli(['plugin', 'test', 'p']);
     assert.match(tested.stdout, /pass 3/);
-    await cli(['keygen', '--out', 'keys/dev']);
-    await cli([
-      'trust',
-      'add',
-      '--publisher',
-      'me',
-      '--key',
-      'keys/dev.pub',
-      '--namespace',
-      'me.*',
-      '--data-dir',
-      'data',
-    ]);
+    await keyAndTrust(cli);
     await cli(['plugin', 'pack', 'p', '--key', 'keys/dev.key', '-o', 'p.tgz']);
     await cli(['plugin', 'install', 'p.tgz', ...state]);
     const run = await cli(['run', 'p/flow.json', '--duration', '3s', '--json', ...state]);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { createFlowController } from '../../src/flow/controller.ts';
 import { loadFlow, validateFlow } from '../../src/flow/flow-definition.ts';
 import { createPluginManager, type PluginManager } from '../../src/index.ts';
@@ -244,6 +244,16 @@ test('a flow made with an older plugin version has its properties migrated, and 
   );
 });
 
+/** A plugin folder signed by a key the store trusts, ready to load: returns the manager's folders. */
+async function signedPlugin(t: TestContext, id: string, code: string, manifest: Record<string, unknown>) {
+  const root = tempDir(t);
+  const dirs = { dataDir: join(root, 'data'), pluginDir: join(root, 'plugins') };
+  const key = newKey();
+  await sign(makePlugin(dirs.pluginDir, { id, code, manifest }), key);
+  await beforeLoad(dirs, (m) => trustKey(m, key));
+  return dirs;
+}
+
 const SANDBOXED = `
 let enabled = 0;
 export default {
@@ -286,19 +296,10 @@ export default {
 `;
 
 test('a sandboxed plugin: its processors use its own service in the sandbox, its reporting task runs there', async (t) => {
-  const root = tempDir(t);
-  const dirs = { dataDir: join(root, 'data'), pluginDir: join(root, 'plugins') };
-  const key = newKey();
-  const dir = makePlugin(dirs.pluginDir, {
-    id: 'acme.greet',
-    code: SANDBOXED,
-    manifest: {
-      type: 'controller-service',
-      provides: { processors: ['Greet'], controllerServices: ['Greeting'], reportingTasks: ['QueueReport'] },
-    },
+  const dirs = await signedPlugin(t, 'acme.greet', SANDBOXED, {
+    type: 'controller-service',
+    provides: { processors: ['Greet'], controllerServices: ['Greeting'], reportingTasks: ['QueueReport'] },
   });
-  await sign(dir, key);
-  await beforeLoad(dirs, (m) => trustKey(m, key));
   const lines: string[] = [];
   const manager = await createPluginManager({
     ...dirs,
@@ -344,19 +345,10 @@ test('a sandboxed plugin: its processors use its own service in the sandbox, its
 });
 
 test('a processor cannot name a service another sandboxed plugin provides', async (t) => {
-  const root = tempDir(t);
-  const dirs = { dataDir: join(root, 'data'), pluginDir: join(root, 'plugins') };
-  const key = newKey();
-  const dir = makePlugin(dirs.pluginDir, {
-    id: 'acme.greet',
-    code: SANDBOXED,
-    manifest: {
-      type: 'controller-service',
-      provides: { processors: ['Greet'], controllerServices: ['Greeting'], reportingTasks: ['QueueReport'] },
-    },
+  const dirs = await signedPlugin(t, 'acme.greet', SANDBOXED, {
+    type: 'controller-service',
+    provides: { processors: ['Greet'], controllerServices: ['Greeting'], reportingTasks: ['QueueReport'] },
   });
-  await sign(dir, key);
-  await beforeLoad(dirs, (m) => trustKey(m, key));
   const manager = await createPluginManager({ ...dirs, logLevel: false });
   t.after(() => manager.shutdown());
   registerInline(manager, [], []);
@@ -399,19 +391,10 @@ export default {
 `;
 
 test('hostile: a service that cannot enable keeps its processor stopped; a reporting task that loops is cut off; the rest runs on', async (t) => {
-  const root = tempDir(t);
-  const dirs = { dataDir: join(root, 'data'), pluginDir: join(root, 'plugins') };
-  const key = newKey();
-  const dir = makePlugin(dirs.pluginDir, {
-    id: 'acme.faulty',
-    code: FAULTY,
-    manifest: {
-      provides: { processors: ['Uses'], controllerServices: ['Broken'], reportingTasks: ['Spin'] },
-      limits: { maxExecutionMS: 300 },
-    },
+  const dirs = await signedPlugin(t, 'acme.faulty', FAULTY, {
+    provides: { processors: ['Uses'], controllerServices: ['Broken'], reportingTasks: ['Spin'] },
+    limits: { maxExecutionMS: 300 },
   });
-  await sign(dir, key);
-  await beforeLoad(dirs, (m) => trustKey(m, key));
   const manager = await createPluginManager({ ...dirs, logLevel: false });
   t.after(() => manager.shutdown());
   const seen: unknown[] = [];
