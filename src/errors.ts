@@ -63,6 +63,10 @@ export const ERRORS = {
     (p) =>
       `The state database ${p.file} has schema version ${p.version}, newer than this DataBridge knows (${p.known}); upgrade DataBridge`,
   ),
+  STORE_UNAVAILABLE: spec<{ location: string; reason: string }>(
+    503,
+    (p) => `The state store at ${p.location} is unavailable: ${p.reason}`,
+  ),
   STORE_LOCKED: spec<{ file: string }>(
     409,
     (p) => `The state database ${p.file} is busy: another DataBridge holds it; try again`,

@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { createError, type DataBridgeError } from '../errors.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
+import { toAudit, toInstall, toNamespace, toPluginState, toRevoked, toTrustedKey } from './rows.ts';
 import { APPLICATION_ID, SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import type {
   AuditEntry,
@@ -109,6 +110,10 @@ export class SqliteStore implements StateStore {
     }
   }
 
+  async ping(): Promise<void> {
+    if (!this.#db.isOpen) throw createError('STORE_UNAVAILABLE', { location: this.location, reason: 'closed' });
+  }
+
   async getPluginState(id: string): Promise<PluginStateRecord | undefined> {
     const row = this.#db.prepare('SELECT * FROM plugin_state WHERE id = ?').get(id);
     return row ? toPluginState(row) : undefined;
@@ -160,15 +165,7 @@ export class SqliteStore implements StateStore {
       pluginId === undefined
         ? this.#db.prepare('SELECT * FROM install_history ORDER BY seq').all()
         : this.#db.prepare('SELECT * FROM install_history WHERE plugin_id = ? ORDER BY seq').all(pluginId);
-    return rows.map((r) => ({
-      seq: Number(r.seq),
-      pluginId: String(r.plugin_id),
-      version: String(r.version),
-      digest: r.digest === null ? null : String(r.digest),
-      action: String(r.action) as InstallRecord['action'],
-      actor: String(r.actor),
-      at: String(r.at),
-    }));
+    return rows.map(toInstall);
   }
 
   async appendAudit(entry: AuditInput): Promise<AuditEntry> {
@@ -200,15 +197,7 @@ export class SqliteStore implements StateStore {
     return this.#db
       .prepare(sql)
       .all(...args)
-      .map((r) => ({
-        seq: Number(r.seq),
-        at: String(r.at),
-        actor: String(r.actor),
-        action: String(r.action),
-        target: String(r.target),
-        result: String(r.result) as AuditEntry['result'],
-        details: r.details === null ? null : JSON.parse(String(r.details)),
-      }));
+      .map(toAudit);
   }
 
   async createNamespace(name: string, displayName: string, limits: ResourceLimits): Promise<NamespaceRecord> {
@@ -307,12 +296,7 @@ export class SqliteStore implements StateStore {
     return this.#db
       .prepare('SELECT * FROM revoked_releases ORDER BY plugin_id, version')
       .all()
-      .map((r) => ({
-        pluginId: String(r.plugin_id),
-        version: String(r.version),
-        reason: String(r.reason),
-        at: String(r.at),
-      }));
+      .map(toRevoked);
   }
 
   async getScanResult(sha256: string, scanner: string): Promise<unknown> {
@@ -335,37 +319,4 @@ function asStoreError(err: unknown, file: string): DataBridgeError {
   const e = err as { errcode?: number; message?: string };
   if (e.errcode === 5 || e.errcode === 6) return createError('STORE_LOCKED', { file }, { cause: err });
   return createError('STORE_CORRUPT', { file, reason: e.message ?? String(err) }, { cause: err });
-}
-
-function toPluginState(r: Row): PluginStateRecord {
-  return {
-    id: String(r.id),
-    enabled: Number(r.enabled) === 1,
-    version: r.version === null ? null : String(r.version),
-    highestVersion: r.highest_version === null ? null : String(r.highest_version),
-    highestDigest: r.highest_digest === null ? null : String(r.highest_digest),
-    updatedAt: String(r.updated_at),
-  };
-}
-
-function toTrustedKey(r: Row): TrustedKey {
-  return {
-    keyId: String(r.key_id),
-    publisher: String(r.publisher),
-    publicKey: String(r.public_key),
-    namespaces: JSON.parse(String(r.namespaces)) as string[],
-    addedAt: String(r.added_at),
-    revokedAt: r.revoked_at === null ? null : String(r.revoked_at),
-    revokedReason: r.revoked_reason === null ? null : String(r.revoked_reason),
-  };
-}
-
-function toNamespace(r: Row): NamespaceRecord {
-  return {
-    name: String(r.name),
-    displayName: String(r.display_name),
-    limits: JSON.parse(String(r.limits)) as ResourceLimits,
-    createdAt: String(r.created_at),
-    updatedAt: String(r.updated_at),
-  };
 }

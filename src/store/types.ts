@@ -1,7 +1,7 @@
 /**
- * The state store: one interface, with SQLite (the default) behind it and
- * room for another backend. Every method is async so that a networked
- * database can stand behind the same interface.
+ * The state store: one interface, with SQLite (the default, one node) and
+ * PostgreSQL (a cluster of nodes sharing one database) behind it. Every
+ * method is async so that a networked database can stand behind it.
  */
 
 import type { ResourceLimits } from '../sandbox/limits.ts';
@@ -94,9 +94,14 @@ export interface RevokedRelease {
  * await store.savePluginState('acme.upper', { enabled: false });
  */
 export interface StateStore {
-  readonly kind: 'sqlite';
-  /** The file (or address) of the store, for messages. */
+  readonly kind: 'sqlite' | 'postgres';
+  /** The file (or address, without its password) of the store, for messages. */
   readonly location: string;
+  /** What nodes share beyond the state: PostgreSQL only. */
+  readonly cluster?: ClusterBackend;
+
+  /** Resolves when the store answers; rejects with STORE_UNAVAILABLE when it does not. */
+  ping(): Promise<void>;
 
   getPluginState(id: string): Promise<PluginStateRecord | undefined>;
   listPluginStates(): Promise<PluginStateRecord[]>;
@@ -135,4 +140,66 @@ export interface StateStore {
   saveScanResult(sha256: string, scanner: string, result: unknown): Promise<void>;
 
   close(): Promise<void>;
+}
+
+/** A plugin's bundle as the cluster holds it: the release every node runs. */
+export interface BundleRecord {
+  pluginId: string;
+  version: string;
+  /** The release digest (sha256 over the signed file list). */
+  digest: string;
+  /** The node that published it. */
+  origin: string;
+  at: string;
+}
+
+/** A change one node made that the others apply. */
+export interface ClusterEvent {
+  type: 'install' | 'uninstall' | 'enable' | 'disable' | 'reload' | 'trust' | 'namespace';
+  /** The plugin (or namespace) it concerns; none for trust changes. */
+  target: string | null;
+  digest?: string | null;
+  /** The node that made it. */
+  origin: string;
+}
+
+/** One node of the cluster as its heartbeat says. */
+export interface NodeRecord {
+  id: string;
+  address: string | null;
+  version: string;
+  startedAt: string;
+  heartbeatAt: string;
+  /** Per plugin: the version and status this node runs. */
+  plugins: Record<string, { version: string; status: string; enabled: boolean; digest: string | null }>;
+}
+
+/**
+ * What the nodes of a cluster share through PostgreSQL beyond the state:
+ * bundles (bytes and digest), change notifications (LISTEN/NOTIFY) and
+ * membership (heartbeats).
+ */
+export interface ClusterBackend {
+  /**
+   * Makes `bundle` the release every node runs, unless a higher version is
+   * there already (then it is not accepted and `current` says what is).
+   * The notification goes out with the commit.
+   */
+  publishBundle(
+    bundle: Omit<BundleRecord, 'at'> & { bytes: Buffer },
+  ): Promise<{ accepted: boolean; current: BundleRecord }>;
+  getBundle(pluginId: string): Promise<(BundleRecord & { bytes: Buffer }) | undefined>;
+  listBundles(): Promise<BundleRecord[]>;
+  /** Removes a plugin's bundle and tells the other nodes. */
+  removeBundle(pluginId: string, origin: string): Promise<void>;
+  notify(event: ClusterEvent): Promise<void>;
+  /**
+   * Listens for the other nodes' changes on a connection of its own,
+   * reconnecting with backoff when it drops; `onState` says when it is up or
+   * down (after a reconnect the node catches up: it may have missed events).
+   */
+  listen(onEvent: (event: ClusterEvent) => void, onState: (up: boolean, reason?: string) => void): Promise<() => Promise<void>>;
+  heartbeat(node: NodeRecord): Promise<void>;
+  listNodes(): Promise<NodeRecord[]>;
+  removeNode(id: string): Promise<void>;
 }
