@@ -21,6 +21,7 @@ export interface StateOptions {
   allowUnsigned?: boolean;
   trustedPublisher?: string[];
   inlinePlugin?: string[];
+  store?: string;
   json?: boolean;
 }
 
@@ -32,6 +33,11 @@ export function withStateOptions(command: Command): Command {
       '--plugin-dir <dir>',
       'plugin directory (env DATABRIDGE_PLUGIN_DIR)',
       process.env.DATABRIDGE_PLUGIN_DIR ?? 'plugins',
+    )
+    .option(
+      '--store <url>',
+      'the state store: a postgres:// address makes this node one of a cluster sharing it (env DATABRIDGE_STORE); default SQLite in the data directory',
+      process.env.DATABRIDGE_STORE,
     )
     .option('--allow-unsigned', 'accept plugins without a signature (checksums still apply)')
     .option('--trusted-publisher <name>', 'accept only these publishers’ keys (repeatable)', collect, [])
@@ -55,6 +61,7 @@ export function managerOptions(opts: StateOptions, extra: PluginManagerOptions =
     allowUnsigned: opts.allowUnsigned ?? false,
     trustedPublishers: opts.trustedPublisher ?? [],
     inlinePlugins: opts.inlinePlugin ?? [],
+    ...(opts.store ? { store: opts.store } : {}),
     logLevel: 'warn',
     ...extra,
   };

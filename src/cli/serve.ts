@@ -86,12 +86,14 @@ export function registerServe(program: Command): void {
       const address = server.app.server.address();
       const actualPort = typeof address === 'object' && address ? address.port : port;
       const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+      manager.cluster?.setAddress(`http://${shownHost}:${actualPort}`);
       const stats = manager.stats();
       process.stdout.write(
         [
           ...notes.map((n) => `  ${n}`),
           `DataBridge ${manager.registry.get('builtin.GenerateFlowFile').version} serving ${stats.total} plugins (${stats.bySource.builtin} built-in, ${stats.bySource.external} external; ${stats.byStatus.error} in error)${flow ? `, running ${opts.flow}` : ''}`,
           `  data:    ${manager.config.dataDir}`,
+          ...(manager.cluster ? [`  cluster: node ${manager.cluster.id}, store ${manager.store.location}`] : []),
           `  plugins: ${manager.config.pluginDir}${opts.watch ? ' (watched)' : ''}`,
           `  API:     http://${shownHost}:${actualPort}/api (docs: /docs/api)`,
           `  open:    http://${shownHost}:${actualPort}/?token=${token}`,

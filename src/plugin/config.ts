@@ -50,6 +50,14 @@ export interface PluginManagerOptions {
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | false;
   /** Where the log lines (JSON, one per line) go. Default: stderr. */
   logDestination?: { write(line: string): void };
+  /**
+   * The state store: a `postgres://` address makes this node one of a
+   * cluster sharing that database (env DATABRIDGE_STORE). Default: SQLite,
+   * `<dataDir>/state.db`.
+   */
+  store?: string;
+  /** How often a cluster node tells the others it is alive, in ms. Default 5000. */
+  heartbeatMs?: number;
 }
 
 export interface PluginManagerConfig {
@@ -70,6 +78,9 @@ export interface PluginManagerConfig {
   watchDebounceMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | false;
   logDestination: { write(line: string): void } | undefined;
+  /** A postgres:// address, or null for SQLite in the data directory. */
+  store: string | null;
+  heartbeatMs: number;
 }
 
 const limitsSchema = {
@@ -126,6 +137,8 @@ const optionsSchema = {
     },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', false] },
     logDestination: { type: 'object', required: ['write'] },
+    store: { type: 'string', pattern: '^(postgres|postgresql)://' },
+    heartbeatMs: { type: 'integer', minimum: 100, maximum: 600_000 },
   },
 };
 
@@ -157,6 +170,13 @@ export function resolveConfig(
     const summary = problems.map((p) => `${p.field} ${p.message}`).join('; ');
     throw createError('CONFIG_INVALID', { summary }, { details: { problems } });
   }
+  const store = options.store ?? (env.DATABRIDGE_STORE || undefined);
+  if (store !== undefined && !/^(postgres|postgresql):\/\/./.test(store)) {
+    const problems = [
+      { field: 'store', message: 'must be a postgres:// address (SQLite in the data directory is the default)' },
+    ];
+    throw createError('CONFIG_INVALID', { summary: `store ${problems[0]!.message}` }, { details: { problems } });
+  }
   return {
     pluginDir: resolve(options.pluginDir ?? env.DATABRIDGE_PLUGIN_DIR ?? 'plugins'),
     dataDir: resolve(options.dataDir ?? env.DATABRIDGE_DATA_DIR ?? 'data'),
@@ -179,5 +199,7 @@ export function resolveConfig(
     },
     logLevel: options.logLevel ?? 'info',
     logDestination: options.logDestination,
+    store: store ?? null,
+    heartbeatMs: options.heartbeatMs ?? 5000,
   };
 }

@@ -96,6 +96,17 @@ export interface InstallContext {
   lock<T>(id: string, fn: () => Promise<T>): Promise<T>;
 }
 
+export interface InstallOptions {
+  /** Past the rollback and same-release checks. */
+  force?: boolean;
+  /**
+   * A release the cluster already accepted, applied on this node: validated
+   * and verified here as any install, moved in and loaded, but the shared
+   * plugin state (written by the node that accepted it) is left alone.
+   */
+  replica?: boolean;
+}
+
 export interface InstallOutcome {
   id: string;
   version: string;
@@ -118,7 +129,7 @@ function refuse(findings: Finding[]): never {
 export async function install(
   ctx: InstallContext,
   source: { bundle: string | Buffer } | { folder: string },
-  options: { force?: boolean },
+  options: InstallOptions,
 ): Promise<InstallOutcome> {
   const stagingRoot = join(ctx.pluginDir, STAGING);
   await mkdir(stagingRoot, { recursive: true });
@@ -134,7 +145,7 @@ export async function install(
       const findings = await copyPluginFolder(source.folder, staged);
       if (findings.length) refuse(findings);
     }
-    const report = await ctx.validate(staged, options.force ?? false);
+    const report = await ctx.validate(staged, (options.force || options.replica) ?? false);
     if (!report.valid) refuse(report.findings);
     const manifest = report.manifest!;
     return await ctx.lock(manifest.id, () => moveIn(ctx, report, staged, stagingRoot, options));
@@ -148,11 +159,13 @@ async function moveIn(
   report: ValidationReport,
   staged: string,
   stagingRoot: string,
-  options: { force?: boolean },
+  options: InstallOptions,
 ): Promise<InstallOutcome> {
   const manifest = report.manifest!;
   // read inside the lock: a racing install of the same id has finished by now
-  const state = await ctx.store.getPluginState(manifest.id);
+  const shared = await ctx.store.getPluginState(manifest.id);
+  // a replica is checked against nothing shared: the cluster accepted it already
+  const state = options.replica ? undefined : shared;
   if (state?.highestVersion && !options.force && semver.lt(manifest.version, state.highestVersion)) {
     refuse([
       finding('VERSION_ROLLBACK', `${manifest.version} is below ${state.highestVersion}, the highest installed`, {
@@ -217,12 +230,14 @@ async function moveIn(
       state?.highestVersion && semver.gt(state.highestVersion, manifest.version)
         ? state.highestVersion
         : manifest.version;
-    await ctx.store.savePluginState(manifest.id, {
-      version: manifest.version,
-      enabled: state?.enabled ?? true,
-      highestVersion: highest,
-      highestDigest: highest === manifest.version ? report.digest : (state?.highestDigest ?? null),
-    });
+    if (!options.replica) {
+      await ctx.store.savePluginState(manifest.id, {
+        version: manifest.version,
+        enabled: state?.enabled ?? true,
+        highestVersion: highest,
+        highestDigest: highest === manifest.version ? report.digest : (state?.highestDigest ?? null),
+      });
+    }
     // the report was made in staging; the files are the same, now at their place
     await ctx.activate(target, report);
     return { id: manifest.id, version: manifest.version, digest: report.digest!, action, findings: report.findings };

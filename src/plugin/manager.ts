@@ -19,9 +19,11 @@ import { ResourceMonitor, type UsageSample } from '../sandbox/monitor.ts';
 import { Namespaces } from '../sandbox/namespaces.ts';
 import type { SandboxHost } from '../sandbox/sandbox-host.ts';
 import type { Processor, ProcessorInfo } from '../sdk/index.ts';
+import { openPostgresStore } from '../store/postgres.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
 import type { StateStore } from '../store/types.ts';
 import { readBundle, writeEntries } from './bundle.ts';
+import { type ClusterHost, ClusterNode } from './cluster.ts';
 import { type PluginManagerConfig, type PluginManagerOptions, resolveConfig } from './config.ts';
 import { ExternalPlugins, type ExternalRecord } from './external.ts';
 import type { FindingCode } from './findings.ts';
@@ -72,8 +74,11 @@ export interface ForceOption {
 export class PluginManager {
   readonly config: PluginManagerConfig;
   readonly registry = new PluginRegistry();
-  /** Publishers' keys and revocations. */
-  readonly trust = new TrustStore(() => this.store);
+  /** Publishers' keys and revocations (a change goes to the other nodes of a cluster). */
+  readonly trust = new TrustStore(
+    () => this.store,
+    () => void this.#cluster?.changed('trust', null).catch(() => {}),
+  );
   /** Sessions, FlowFiles, bytes, errors, rollbacks and latency per plugin. */
   readonly pluginStats = new PluginStats();
   #monitor: ResourceMonitor | undefined;
@@ -90,12 +95,16 @@ export class PluginManager {
       };
     },
     // a running sandbox takes new limits at once (its heap cap and RLIMIT_NOFILE at its next start)
-    (name, limits) => this.#external?.applyLimits(name, limits),
+    (name, limits) => {
+      this.#external?.applyLimits(name, limits);
+      void this.#cluster?.changed('namespace', name).catch(() => {});
+    },
   );
   readonly log: PinoLogger;
   #store: StateStore | undefined;
   #state: 'new' | 'initializing' | 'ready' | 'closed' = 'new';
   #external: ExternalPlugins | undefined;
+  #cluster: ClusterNode | null = null;
   readonly #locks = new Map<string, Promise<unknown>>();
   #watcher: FSWatcher | undefined;
   readonly #alerts: Alert[] = [];
@@ -125,7 +134,9 @@ export class PluginManager {
     this.#state = 'initializing';
     try {
       mkdirSync(this.config.dataDir, { recursive: true });
-      this.#store = await openSqliteStore({ file: join(this.config.dataDir, 'state.db') });
+      this.#store = this.config.store
+        ? await openPostgresStore({ url: this.config.store })
+        : await openSqliteStore({ file: join(this.config.dataDir, 'state.db') });
       if (this.config.builtins) {
         for (const builtin of BUILTIN_PROCESSORS)
           this.registerBuiltInProcessor(builtin.type, builtin.factory, builtin.info);
@@ -149,6 +160,13 @@ export class PluginManager {
       });
       for (const note of await recoverInstalls(this.config.pluginDir)) this.log.warn({ note }, 'install recovery');
       if (this.config.autoLoad) await this.#external.loadAll();
+      if (this.#store.cluster && this.config.autoLoad) {
+        this.#cluster = new ClusterNode(this.#clusterHost(), this.#store.cluster, {
+          dataDir: this.config.dataDir,
+          heartbeatMs: this.config.heartbeatMs,
+        });
+        await this.#cluster.start();
+      }
       if (this.config.watchChanges) this.#startWatching();
       this.#monitor = new ResourceMonitor({
         intervalMs: this.config.monitorInterval,
@@ -266,6 +284,7 @@ export class PluginManager {
     const actor = options.actor ?? 'embed';
     let info: PluginInfo;
     try {
+      await this.store.ping();
       info = this.registry.setEnabled(id, enabled, { force: options.force });
     } catch (err) {
       return this.#refused(actor, action, id, err);
@@ -279,7 +298,100 @@ export class PluginManager {
       details: options.force ? { force: true } : null,
     });
     this.log.info({ plugin: id, actor }, `plugin ${action}d`);
+    await this.#share(() => this.#cluster?.changed(action, id), id);
     return info;
+  }
+
+  /** Whether the state store answers (within two seconds). */
+  async storeStatus(): Promise<{ kind: string; location: string; up: boolean; error: string | null }> {
+    const store = this.store;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        store.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000);
+        }),
+      ]);
+      return { kind: store.kind, location: store.location, up: true, error: null };
+    } catch (err) {
+      return { kind: store.kind, location: store.location, up: false, error: (err as Error).message };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** This node's place in a cluster (a PostgreSQL store), or null on its own (SQLite). */
+  get cluster(): ClusterNode | null {
+    return this.#cluster;
+  }
+
+  /**
+   * Tells the cluster of a change made here. The change stands whatever
+   * happens: when the database went away in between, the node's next
+   * catch-up publishes it.
+   */
+  async #share(fn: () => Promise<void> | undefined, target: string): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.log.error(
+        { plugin: target, err: (err as Error).message },
+        'cluster: sharing a change failed; the next catch-up will',
+      );
+    }
+  }
+
+  /** What the cluster node applies here of the other nodes' changes. */
+  #clusterHost(): ClusterHost {
+    return {
+      registry: this.registry,
+      store: this.store,
+      log: this.log,
+      pluginDir: this.config.pluginDir,
+      digestOf: (id) =>
+        this.registry.has(id) && this.registry.get(id).status !== 'error'
+          ? (this.#external?.get(id)?.digest ?? null)
+          : null,
+      applyRelease: async (bytes) => {
+        const external = this.#externals();
+        const outcome = await install(
+          {
+            pluginDir: this.config.pluginDir,
+            store: this.store,
+            limits: this.config.bundleLimits,
+            validate: (dir, force) => external.validate(dir, { checkRollback: true, force }),
+            activate: async (dir, report) => {
+              await external.activate(dir, report, report.manifest!.id);
+            },
+            lock: (lockId, fn) => this.#withLock(lockId, fn),
+          },
+          { bundle: bytes },
+          { replica: true },
+        );
+        await this.store.appendAudit({
+          actor: `cluster:${this.#cluster?.id ?? 'node'}`,
+          action: 'replicate',
+          target: outcome.id,
+          result: 'ok',
+          details: { version: outcome.version, digest: outcome.digest },
+        });
+      },
+      applyUninstall: async (id) => {
+        this.registry.unregister(id, { force: true });
+        await removePluginFolder(this.config.pluginDir, id);
+        this.#externals().forget(id);
+      },
+      applyEnabled: async (id, enabled) => {
+        this.registry.setEnabled(id, enabled, { force: true });
+      },
+      applyReload: (id) => this.#externals().reload(id),
+      applyNamespace: async (name) => {
+        const record = await this.store.getNamespace(name);
+        this.#external?.applyLimits(name, record?.limits ?? this.config.defaultLimits);
+      },
+      withLock: (id, fn) => this.#withLock(id, fn),
+    };
   }
 
   /**
@@ -481,6 +593,8 @@ export class PluginManager {
     const from = typeof source === 'string' && statSync(source).isDirectory() ? { folder: source } : { bundle: source };
     let outcome: InstallOutcome;
     try {
+      // a store that is away refuses the change before anything moves
+      await this.store.ping();
       outcome = await install(
         {
           pluginDir: this.config.pluginDir,
@@ -519,6 +633,7 @@ export class PluginManager {
       },
     });
     this.log.info({ plugin: outcome.id, version: outcome.version, actor }, `plugin ${outcome.action}`);
+    await this.#share(() => this.#cluster?.published(outcome.id), outcome.id);
     return { plugin: this.registry.get(outcome.id), outcome };
   }
 
@@ -530,6 +645,7 @@ export class PluginManager {
       try {
         const info = this.registry.get(id);
         if (info.source === 'builtin') throw createError('PLUGIN_BUILTIN', { id, action: 'uninstall' });
+        await this.store.ping();
         this.registry.unregister(id, { force: options.force });
       } catch (err) {
         return this.#refused(actor, 'uninstall', id, err);
@@ -553,6 +669,7 @@ export class PluginManager {
         details: options.force ? { force: true } : null,
       });
       this.log.info({ plugin: id, actor }, 'plugin uninstalled');
+      await this.#share(() => this.#cluster?.removed(id), id);
     });
   }
 
@@ -568,6 +685,7 @@ export class PluginManager {
         return this.#refused(actor, 'reload', id, err);
       }
       await this.store.appendAudit({ actor, action: 'reload', target: id, result: 'ok', details: null });
+      await this.#share(() => this.#cluster?.changed('reload', id), id);
       return this.registry.get(id);
     });
   }
@@ -708,6 +826,7 @@ export class PluginManager {
     for (const timer of this.#debounce.values()) clearTimeout(timer);
     for (const p of this.#probation.values()) p.end();
     this.#monitor?.stop();
+    await this.#cluster?.stop();
     await this.#watcher?.close();
     await Promise.allSettled([...this.#locks.values()]);
     await this.#external?.closeAll();

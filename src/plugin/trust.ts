@@ -6,9 +6,12 @@ import { keyIdOf, loadKey } from './signing.ts';
 
 export class TrustStore {
   readonly #store: () => StateStore;
+  readonly #changed: () => void;
 
-  constructor(store: () => StateStore) {
+  /** `changed` is told of every change (a cluster node tells the others). */
+  constructor(store: () => StateStore, changed: () => void = () => {}) {
     this.#store = store;
+    this.#changed = changed;
   }
 
   /** Trusts a publisher's Ed25519 public key (PEM) for plugin ids matching `namespaces`. */
@@ -38,6 +41,7 @@ export class TrustStore {
     }
     const store = this.#store();
     const key = await store.addTrustedKey({ keyId, publisher: input.publisher, publicKey, namespaces });
+    this.#changed();
     await store.appendAudit({
       actor,
       action: 'trust.add',
@@ -59,6 +63,7 @@ export class TrustStore {
     const matches = keys.filter((k) => k.keyId === keyId || (keyId.length >= 8 && k.keyId.startsWith(keyId)));
     if (matches.length !== 1) throw createError('KEY_NOT_FOUND', { keyId });
     await store.revokeKey(matches[0]!.keyId, reason);
+    this.#changed();
     await store.appendAudit({
       actor,
       action: 'trust.revoke',
@@ -72,6 +77,7 @@ export class TrustStore {
   async revokeRelease(pluginId: string, version: string, reason: string, actor = 'embed'): Promise<RevokedRelease> {
     const store = this.#store();
     const revoked = await store.revokeRelease(pluginId, version, reason);
+    this.#changed();
     await store.appendAudit({
       actor,
       action: 'trust.revoke-release',

@@ -112,11 +112,22 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
   const actor = (request: FastifyRequest) => `api:${request.ip}`;
   app.get(
     '/healthz',
-    { schema: { tags: ['observe'], summary: 'Liveness (no token needed)', security: [] } },
-    async () => ({
-      status: 'ok',
-      version: VERSION,
-    }),
+    {
+      schema: {
+        tags: ['observe'],
+        summary: 'Liveness (no token needed); `degraded` while the state store is away',
+        security: [],
+      },
+    },
+    async () => {
+      const store = await manager.storeStatus();
+      return {
+        status: store.up ? 'ok' : 'degraded',
+        version: VERSION,
+        store: { kind: store.kind, up: store.up },
+        ...(manager.cluster ? { node: manager.cluster.id } : {}),
+      };
+    },
   );
   await app.register(pluginRoutes, { prefix: '/api/plugins', manager, flow, actor });
   await app.register(namespaceRoutes, { prefix: '/api/namespaces', manager, actor });

@@ -24,6 +24,26 @@ export const metricsRoutes: FastifyPluginAsync<MetricsOptions> = async (app, { m
       for (const s of PLUGIN_STATUSES) this.set({ status: s }, byStatus[s]);
     },
   });
+  new Gauge({
+    name: 'databridge_store_up',
+    help: 'Whether the state store answers (1) or not (0)',
+    labelNames: ['kind'],
+    registers: [registry],
+    async collect() {
+      const store = await manager.storeStatus();
+      this.reset();
+      this.set({ kind: store.kind }, store.up ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'databridge_cluster_nodes',
+    help: 'Nodes of the cluster whose heartbeat is recent (1 for a node on its own)',
+    registers: [registry],
+    async collect() {
+      const view = await manager.cluster?.view().catch(() => null);
+      this.set(manager.cluster ? (view?.nodes.filter((n) => n.alive).length ?? 0) : 1);
+    },
+  });
   const loads = new Counter({ name: 'databridge_plugin_loads_total', help: 'Plugins loaded', registers: [registry] });
   const reloads = new Counter({
     name: 'databridge_plugin_reloads_total',

@@ -149,7 +149,8 @@ export class PostgresStore implements StateStore, ClusterBackend {
 
   #error(err: unknown): Error {
     if (isDataBridgeError(err)) return err;
-    if (this.#closed) return createError('STORE_UNAVAILABLE', { location: this.location, reason: 'the store is closed' });
+    if (this.#closed)
+      return createError('STORE_UNAVAILABLE', { location: this.location, reason: 'the store is closed' });
     if (isConnectionError(err)) {
       return createError(
         'STORE_UNAVAILABLE',

@@ -30,8 +30,6 @@ export interface SqliteStoreOptions {
   file: string;
 }
 
-type Row = Record<string, SQLInputValue>;
-
 /**
  * Opens (creating or migrating as needed) the SQLite state store.
  *
@@ -293,10 +291,7 @@ export class SqliteStore implements StateStore {
   }
 
   async listRevokedReleases(): Promise<RevokedRelease[]> {
-    return this.#db
-      .prepare('SELECT * FROM revoked_releases ORDER BY plugin_id, version')
-      .all()
-      .map(toRevoked);
+    return this.#db.prepare('SELECT * FROM revoked_releases ORDER BY plugin_id, version').all().map(toRevoked);
   }
 
   async getScanResult(sha256: string, scanner: string): Promise<unknown> {

@@ -198,7 +198,10 @@ export interface ClusterBackend {
    * reconnecting with backoff when it drops; `onState` says when it is up or
    * down (after a reconnect the node catches up: it may have missed events).
    */
-  listen(onEvent: (event: ClusterEvent) => void, onState: (up: boolean, reason?: string) => void): Promise<() => Promise<void>>;
+  listen(
+    onEvent: (event: ClusterEvent) => void,
+    onState: (up: boolean, reason?: string) => void,
+  ): Promise<() => Promise<void>>;
   heartbeat(node: NodeRecord): Promise<void>;
   listNodes(): Promise<NodeRecord[]>;
   removeNode(id: string): Promise<void>;

@@ -1,4 +1,4 @@
-/** `/api/alerts`, `/api/events` (Server-Sent Events), `/api/audit`, `/api/sandboxes` and `/api/flow`. */
+/** `/api/alerts`, `/api/events` (Server-Sent Events), `/api/audit`, `/api/sandboxes`, `/api/flow` and `/api/cluster`. */
 
 import type { FastifyPluginAsync } from 'fastify';
 import type { FlowController } from '../../flow/controller.ts';
@@ -132,5 +132,28 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
     '/flow',
     { schema: { tags: ['observe'], summary: 'The running flow: processors, queues, counts', response: errors(401) } },
     async () => (flow ? flow.stats() : { processors: {}, connections: [], orphaned: 0 }),
+  );
+
+  app.get(
+    '/cluster',
+    {
+      schema: {
+        tags: ['observe'],
+        summary:
+          'The cluster: each node with its address, version and, per plugin, the version and status it runs; drift is where a node differs from the database',
+        response: errors(401),
+      },
+    },
+    async () => {
+      const cluster = manager.cluster;
+      const store = await manager.storeStatus();
+      if (!cluster) return { enabled: false, self: null, store, nodes: [], plugins: {} };
+      try {
+        return { enabled: true, ...(await cluster.view()), store };
+      } catch {
+        // the database is away: this node knows only itself
+        return { enabled: true, self: cluster.id, store, nodes: [], plugins: {} };
+      }
+    },
   );
 };
