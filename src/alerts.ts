@@ -13,6 +13,7 @@ export const ALERT_CODES = [
   'FILE_HANDLES',
   'SANDBOX_FAILED',
   'AUTO_ROLLBACK',
+  'CLUSTER_SYNC_FAILED',
 ] as const;
 
 export type AlertCode = (typeof ALERT_CODES)[number];

@@ -37,6 +37,8 @@ export interface ClusterHost {
   applyNamespace(name: string): Promise<void>;
   /** Serializes changes to one plugin with the manager's own. */
   withLock<T>(id: string, fn: () => Promise<T>): Promise<T>;
+  /** Raises CLUSTER_SYNC_FAILED: a change of another node that this node could not (or would not) apply. */
+  alert(plugin: string, message: string): void;
 }
 
 export interface ClusterOptions {
@@ -76,6 +78,8 @@ export class ClusterNode {
   #syncedAt: string | null = null;
   #catchingUp: Promise<void> | null = null;
   #closed = false;
+  /** Per plugin: this node's publishing and its applying of others' changes, one at a time. */
+  readonly #serials = new Map<string, Promise<unknown>>();
 
   constructor(host: ClusterHost, backend: ClusterBackend, options: ClusterOptions) {
     this.#host = host;
@@ -119,8 +123,24 @@ export class ClusterNode {
     this.#heartbeat.unref();
   }
 
+  /** Runs `fn` after whatever this node is doing about plugin `id` in the cluster. */
+  async #serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#serials.get(id) ?? Promise.resolve();
+    const run = before.catch(() => {}).then(fn);
+    this.#serials.set(id, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#serials.get(id) === run) this.#serials.delete(id);
+    }
+  }
+
   /** Publishes this node's release of a plugin; when a higher version won a race, this node takes that one. */
-  async published(id: string): Promise<void> {
+  published(id: string): Promise<void> {
+    return this.#serial(id, () => this.#publish(id));
+  }
+
+  async #publish(id: string): Promise<void> {
     const digest = this.#host.digestOf(id);
     const version = this.#host.registry.has(id) ? this.#host.registry.get(id).version : null;
     if (!digest || !version) return;
@@ -135,8 +155,8 @@ export class ClusterNode {
     }
   }
 
-  async removed(id: string): Promise<void> {
-    await this.#backend.removeBundle(id, this.id);
+  removed(id: string): Promise<void> {
+    return this.#serial(id, () => this.#backend.removeBundle(id, this.id));
   }
 
   /** Tells the other nodes of a change whose state is in the database already. */
@@ -172,7 +192,7 @@ export class ClusterNode {
         semver.gt(local.version, bundle.version)
       ) {
         await this.published(id);
-      } else await this.#applyFromDatabase(id);
+      } else await this.#serial(id, () => this.#applyFromDatabase(id));
     }
     for (const plugin of registry.list()) {
       if (plugin.source !== 'external' || bundles.has(plugin.id)) continue;
@@ -199,10 +219,12 @@ export class ClusterNode {
       const id = event.target;
       switch (event.type) {
         case 'install':
-          if (id && this.#host.digestOf(id) !== event.digest) await this.#applyFromDatabase(id);
+          if (id && this.#host.digestOf(id) !== event.digest) await this.#serial(id, () => this.#applyFromDatabase(id));
           break;
         case 'uninstall':
-          if (id && this.#host.registry.has(id)) await this.#host.withLock(id, () => this.#host.applyUninstall(id));
+          if (id && this.#host.registry.has(id)) {
+            await this.#serial(id, () => this.#host.withLock(id, () => this.#host.applyUninstall(id)));
+          }
           break;
         case 'enable':
         case 'disable':
@@ -221,18 +243,31 @@ export class ClusterNode {
       log.info({ origin: event.origin, change: event.type, target: id }, 'cluster: applied a change of another node');
       void this.beat();
     } catch (err) {
+      const e = err as Error & { code?: string };
       log.error(
-        { origin: event.origin, change: event.type, target: event.target, err: (err as Error).message },
+        { origin: event.origin, change: event.type, target: event.target, err: e.message },
         'cluster: applying a change of another node failed; the next catch-up tries again',
+      );
+      this.#host.alert(
+        event.target ?? '',
+        `the ${event.type} of ${event.target ?? 'the trust store'} from node ${event.origin} was not applied here: ${e.code ? `${e.code}: ` : ''}${e.message}`,
       );
     }
   }
 
-  /** Fetches a plugin's release from the database and installs it here, verified as any install. */
+  /**
+   * Fetches a plugin's release from the database and installs it here,
+   * verified as any install. Never a lower version than this node runs: that
+   * is a race this node's own publish settles (the database keeps the higher).
+   */
   async #applyFromDatabase(id: string): Promise<void> {
     const bundle = await this.#backend.getBundle(id);
     if (!bundle) return;
     if (this.#host.digestOf(id) === bundle.digest) return;
+    const local = this.#host.registry.has(id) ? this.#host.registry.get(id) : null;
+    if (local?.status === 'active' && semver.valid(local.version) && semver.valid(bundle.version)) {
+      if (semver.gt(local.version, bundle.version)) return;
+    }
     await this.#host.applyRelease(bundle.bytes, id);
     this.#host.log.info(
       { plugin: id, version: bundle.version, digest: bundle.digest, origin: bundle.origin },

@@ -391,6 +391,8 @@ export class PluginManager {
         this.#external?.applyLimits(name, record?.limits ?? this.config.defaultLimits);
       },
       withLock: (id, fn) => this.#withLock(id, fn),
+      alert: (plugin, message) =>
+        void this.raiseAlert({ code: 'CLUSTER_SYNC_FAILED', plugin, processor: null, message }),
     };
   }
 

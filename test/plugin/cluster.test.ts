@@ -1,0 +1,163 @@
+/**
+ * Cluster nodes through the embedding API: two plugin managers in one
+ * process, each with its own folders, on one PostgreSQL database (a private
+ * server, see test/pg.ts). Races, hostile bytes in the database, and the
+ * changes that are not installs.
+ */
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, type TestContext, test } from 'node:test';
+import pg from 'pg';
+import { createPluginManager, type PluginManager } from '../../src/index.ts';
+import { packPlugin } from '../../src/plugin/bundle.ts';
+import { sleep, tempDir } from '../helpers.ts';
+import { PG_MISSING, type PgServer, startPostgres } from '../pg.ts';
+import { makePlugin, newKey, sign, trustKey, upperCode } from '../plugin-fixtures.ts';
+
+let server: PgServer | null = null;
+let databases = 0;
+before(async () => {
+  if (!PG_MISSING) server = await startPostgres();
+});
+after(() => server?.destroy());
+
+async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const start = Date.now();
+  while (!(await check())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Two nodes on a fresh database, with a key trusted (once, for both). */
+async function cluster(t: TestContext) {
+  const root = tempDir(t);
+  const url = server!.createDatabase(`plugins_${++databases}`);
+  const key = newKey();
+  const node = async (name: string) => {
+    const m = await createPluginManager({
+      dataDir: join(root, name, 'data'),
+      pluginDir: join(root, name, 'plugins'),
+      store: url,
+      logLevel: false,
+      heartbeatMs: 200,
+    });
+    t.after(() => m.shutdown());
+    return m;
+  };
+  const a = await node('a');
+  await trustKey(a, key);
+  const b = await node('b');
+  const bundle = async (version: string, code = upperCode('Shout')) => {
+    const dir = makePlugin(join(root, 'src', version, String(Math.random())), { id: 'acme.shout', version, code });
+    await sign(dir, key);
+    const file = join(root, `b-${version}-${Math.random()}.tgz`);
+    await packPlugin(dir, file);
+    return readFileSync(file);
+  };
+  return { a, b, url, bundle, node };
+}
+
+const runs = (m: PluginManager) => (m.registry.has('acme.shout') ? m.get('acme.shout') : null);
+
+describe('cluster nodes (PostgreSQL)', { skip: PG_MISSING ?? false }, () => {
+  test('two nodes racing to install the same id end with one version everywhere', async (t) => {
+    const { a, b, bundle } = await cluster(t);
+    const [one, two] = await Promise.allSettled([a.install(await bundle('1.1.0')), b.install(await bundle('1.2.0'))]);
+    assert.ok(
+      [one, two].some((r) => r.status === 'fulfilled'),
+      'at least one install is accepted',
+    );
+    await eventually('both on 1.2.0', () => runs(a)?.version === '1.2.0' && runs(b)?.version === '1.2.0');
+    assert.equal(a.validation('acme.shout').digest, b.validation('acme.shout').digest);
+    // same version, other bytes: one of them, everywhere
+    const [x, y] = await Promise.allSettled([
+      a.install(await bundle('1.3.0', upperCode('Shout').replace('toUpperCase', 'toLocaleUpperCase'))),
+      b.install(await bundle('1.3.0')),
+    ]);
+    assert.ok([x, y].some((r) => r.status === 'fulfilled'));
+    await eventually(
+      'one 1.3.0 release on both',
+      () =>
+        runs(a)?.version === '1.3.0' &&
+        runs(b)?.version === '1.3.0' &&
+        a.validation('acme.shout').digest === b.validation('acme.shout').digest,
+    );
+  });
+
+  test('hostile: bytes changed in the database are refused by the node that fetches them; it keeps what it runs', async (t) => {
+    const { a, b, url, bundle } = await cluster(t);
+    await a.install(await bundle('1.0.0'));
+    await eventually('1.0.0 on B', () => runs(b)?.status === 'active');
+    // an attacker with write access to the database puts in a release signed by a key nobody trusts,
+    // then garbage, and announces each
+    const other = makePlugin(join(tempDir(t), 'x'), {
+      id: 'acme.shout',
+      version: '2.0.0',
+      code: upperCode('Shout').replace('toUpperCase()', "toUpperCase() + ' pwned'"),
+    });
+    await sign(other, newKey());
+    const file = join(tempDir(t), 'x.tgz');
+    await packPlugin(other, file);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    t.after(() => client.end());
+    for (const bytes of [readFileSync(file), Buffer.from('not a bundle at all')]) {
+      await client.query(
+        `UPDATE bundles SET version = '2.0.0', digest = 'forged', bytes = $1, origin = 'mallory' WHERE plugin_id = 'acme.shout'`,
+        [bytes],
+      );
+      await client.query(`SELECT pg_notify('databridge_changes', $1)`, [
+        JSON.stringify({ type: 'install', target: 'acme.shout', digest: 'forged', origin: 'mallory' }),
+      ]);
+    }
+    await sleep(1500);
+    assert.equal(runs(b)?.version, '1.0.0', 'B refused the untrusted release and runs what it had');
+    const alerts = b.alerts().filter((x) => x.code === 'CLUSTER_SYNC_FAILED');
+    assert.equal(alerts.length, 2, JSON.stringify(alerts));
+    assert.match(alerts[0]!.message, /from node mallory was not applied here: INSTALL_REFUSED/);
+    assert.equal(runs(b)?.status, 'active');
+    assert.equal(runs(a)?.version, '1.0.0');
+  });
+
+  test('uninstall, reload and namespace limits reach the other node; trust is shared', async (t) => {
+    const { a, b, bundle } = await cluster(t);
+    await a.install(await bundle('1.0.0'));
+    await eventually('on B', () => runs(b)?.status === 'active');
+    assert.ok(
+      (await b.trust.list()).some((k) => k.publisher === 'acme'),
+      'B sees the key A trusted',
+    );
+    await a.namespaces.update('acme.shout', { limits: { maxExecutionMS: 1234 } }).catch(async () => {
+      await a.namespaces.create('acme.shout', 'shout', { maxExecutionMS: 1234 });
+    });
+    await eventually(
+      'B applies the limits to its sandbox',
+      () => b.sandboxOf('acme.shout')?.limits.maxExecutionMS === 1234,
+    );
+    await b.uninstall('acme.shout');
+    await eventually('gone from A', () => !a.registry.has('acme.shout'));
+    // once both have beaten since, the view shows nothing left anywhere
+    await eventually('an empty view', async () => {
+      const view = await a.cluster!.view();
+      return view.nodes.length === 2 && Object.keys(view.plugins).length === 0;
+    });
+  });
+
+  test('a node that was down catches up at start: installs and uninstalls it missed', async (t) => {
+    const { a, b, bundle, node } = await cluster(t);
+    await a.install(await bundle('1.0.0'));
+    await eventually('on B', () => runs(b)?.status === 'active');
+    await b.shutdown();
+    await a.uninstall('acme.shout');
+    const b2 = await node('b');
+    assert.equal(b2.registry.has('acme.shout'), false, 'the uninstall it missed');
+    await b2.shutdown();
+    await a.install(await bundle('1.1.0'));
+    const b3 = await node('b');
+    assert.equal(runs(b3)?.version, '1.1.0', 'the install it missed');
+    assert.equal(b3.cluster!.id, b.cluster!.id, 'the same node, by the id in its data directory');
+  });
+});
