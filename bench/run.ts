@@ -5,6 +5,7 @@
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { clusterBench } from './cluster.ts';
 import { flowBench } from './flow.ts';
 import { sandboxBench } from './sandbox.ts';
 import { serverBench } from './server.ts';
@@ -16,6 +17,7 @@ const GROUPS: Record<string, BenchGroup> = {
   trust: trustBench,
   server: serverBench,
   sandbox: sandboxBench,
+  cluster: clusterBench,
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
