@@ -2,6 +2,7 @@
 // stream that keeps them current.
 
 import { ApiError, api, followEvents, token } from './api.js';
+import { clusterView } from './cluster.js';
 import { fill, h, toast } from './dom.js';
 import { eventsView, recordEvent } from './events.js';
 import { flowView } from './flow.js';
@@ -83,6 +84,7 @@ async function route() {
     else if (view === 'namespaces') current = await namespacesView(main);
     else if (view === 'flow') current = await flowView(main);
     else if (view === 'events') current = await eventsView(main);
+    else if (view === 'cluster') current = await clusterView(main);
     else current = await pluginsView(main);
     main.focus({ preventScroll: true });
   } catch (err) {

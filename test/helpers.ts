@@ -9,6 +9,17 @@ import type { TestContext } from 'node:test';
 export const ROOT = resolve(import.meta.dirname, '..');
 export const BIN = join(ROOT, 'bin', 'databridge.js');
 
+/** Debian's chromium, with the flags the browser tests run it with (never a downloaded browser). */
+export const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
 /** A fresh folder removed after the test. */
 export function tempDir(t: TestContext, prefix = 'databridge-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));

@@ -7,11 +7,12 @@
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { chromium } from 'playwright-core';
 import { packPlugin } from '../../src/plugin/bundle.ts';
-import { runCli, sleep, startServe, tempDir } from '../helpers.ts';
+import { CHROMIUM, CHROMIUM_FLAGS, runCli, sleep, startServe, tempDir } from '../helpers.ts';
 import { PG_MISSING, type PgServer, startPostgres } from '../pg.ts';
 import { makePlugin, newKey, sign, upperCode } from '../plugin-fixtures.ts';
 
@@ -223,6 +224,23 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
     });
     assert.equal(cluster.store.kind, 'postgres');
     assert.ok(cluster.nodes.every((n) => n.alive && n.address.startsWith('http://')));
+
+    // the console shows it: both nodes, the version each runs, no drift
+    if (existsSync(CHROMIUM)) {
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+      t.after(() => browser.close());
+      const page = await browser.newPage({ viewport: { width: 1280, height: 700 } });
+      await page.goto(`${nodes.a.base}/?token=${nodes.a.token}`);
+      await page.locator('a[data-nav="cluster"]').click();
+      await page.locator('table.cluster tbody tr').nth(1).waitFor();
+      assert.equal(await page.locator('table.cluster tbody tr').count(), 2);
+      assert.equal(await page.locator('td.drift').count(), 0);
+      assert.match((await page.locator('p.store').textContent()) ?? '', /postgres.*up/);
+      assert.match((await page.locator('table.cluster').textContent()) ?? '', /1\.2\.0/);
+      if (process.env.DATABRIDGE_SCREENSHOTS) {
+        await page.screenshot({ path: join(process.env.DATABRIDGE_SCREENSHOTS, 'cluster.png') });
+      }
+    }
 
     // and the plugin installed through A processes FlowFiles with B's folders
     await stop(nodes.b);

@@ -16,17 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { ROOT, runCli, startServe } from '../helpers.ts';
+import { CHROMIUM, CHROMIUM_FLAGS as FLAGS, ROOT, runCli, startServe } from '../helpers.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const SHOTS = process.env.DATABRIDGE_SCREENSHOTS;
 
 let dir = '';
