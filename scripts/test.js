@@ -16,5 +16,8 @@ const args = [
   '--test-reporter-destination=stdout',
   ...patterns,
 ];
-const result = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, DATABRIDGE_TEST: '1' } });
+const result = spawnSync(process.execPath, args, {
+  stdio: 'inherit',
+  env: { ...process.env, DATABRIDGE_TEST: '1', DATABRIDGE_STORE: '' },
+});
 process.exit(result.status ?? 1);

@@ -73,7 +73,8 @@ export async function withManager<T>(
   fn: (manager: PluginManager) => Promise<T>,
   extra: PluginManagerOptions = {},
 ): Promise<T> {
-  const manager = await createPluginManager(managerOptions(opts, extra));
+  // a one-shot command shares its changes with a cluster but is not one of its nodes
+  const manager = await createPluginManager(managerOptions(opts, { heartbeatMs: 0, ...extra }));
   try {
     return await fn(manager);
   } finally {

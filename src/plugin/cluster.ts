@@ -118,9 +118,11 @@ export class ClusterNode {
         }
       },
     );
-    await this.beat();
-    this.#heartbeat = setInterval(() => void this.beat(), this.#o.heartbeatMs);
-    this.#heartbeat.unref();
+    if (this.#o.heartbeatMs > 0) {
+      await this.beat();
+      this.#heartbeat = setInterval(() => void this.beat(), this.#o.heartbeatMs);
+      this.#heartbeat.unref();
+    }
   }
 
   /** Runs `fn` after whatever this node is doing about plugin `id` in the cluster. */
@@ -277,7 +279,7 @@ export class ClusterNode {
 
   /** Tells the database this node is alive and what it runs. */
   async beat(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#o.heartbeatMs === 0) return;
     const plugins: NodeRecord['plugins'] = {};
     for (const p of this.#host.registry.list()) {
       if (p.source !== 'external') continue;

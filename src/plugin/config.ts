@@ -56,7 +56,7 @@ export interface PluginManagerOptions {
    * `<dataDir>/state.db`.
    */
   store?: string;
-  /** How often a cluster node tells the others it is alive, in ms. Default 5000. */
+  /** How often a cluster node tells the others it is alive, in ms; 0 for none (a one-shot command is no member). Default 5000. */
   heartbeatMs?: number;
 }
 
@@ -138,7 +138,7 @@ const optionsSchema = {
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', false] },
     logDestination: { type: 'object', required: ['write'] },
     store: { type: 'string', pattern: '^(postgres|postgresql)://' },
-    heartbeatMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+    heartbeatMs: { anyOf: [{ const: 0 }, { type: 'integer', minimum: 100, maximum: 600_000 }] },
   },
 };
 
