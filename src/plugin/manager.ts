@@ -28,6 +28,7 @@ import { type PluginManagerConfig, type PluginManagerOptions, resolveConfig } fr
 import { ExternalPlugins, type ExternalRecord } from './external.ts';
 import type { FindingCode } from './findings.ts';
 import {
+  type InstallContext,
   type InstallOutcome,
   install,
   isReservedName,
@@ -342,6 +343,21 @@ export class PluginManager {
     }
   }
 
+  /** What the installer needs of this manager: where, the store, checks, loading, the per-plugin lock. */
+  #installContext(): InstallContext {
+    const external = this.#externals();
+    return {
+      pluginDir: this.config.pluginDir,
+      store: this.store,
+      limits: this.config.bundleLimits,
+      validate: (dir, force) => external.validate(dir, { checkRollback: true, force }),
+      activate: async (dir, report) => {
+        await external.activate(dir, report, report.manifest!.id);
+      },
+      lock: (id, fn) => this.#withLock(id, fn),
+    };
+  }
+
   /** What the cluster node applies here of the other nodes' changes. */
   #clusterHost(): ClusterHost {
     return {
@@ -354,21 +370,7 @@ export class PluginManager {
           ? (this.#external?.get(id)?.digest ?? null)
           : null,
       applyRelease: async (bytes) => {
-        const external = this.#externals();
-        const outcome = await install(
-          {
-            pluginDir: this.config.pluginDir,
-            store: this.store,
-            limits: this.config.bundleLimits,
-            validate: (dir, force) => external.validate(dir, { checkRollback: true, force }),
-            activate: async (dir, report) => {
-              await external.activate(dir, report, report.manifest!.id);
-            },
-            lock: (lockId, fn) => this.#withLock(lockId, fn),
-          },
-          { bundle: bytes },
-          { replica: true },
-        );
+        const outcome = await install(this.#installContext(), { bundle: bytes }, { replica: true });
         await this.store.appendAudit({
           actor: `cluster:${this.#cluster?.id ?? 'node'}`,
           action: 'replicate',
@@ -591,26 +593,12 @@ export class PluginManager {
   ): Promise<{ plugin: PluginInfo; outcome: InstallOutcome }> {
     this.#assertOpen();
     const actor = options.actor ?? 'embed';
-    const external = this.#externals();
     const from = typeof source === 'string' && statSync(source).isDirectory() ? { folder: source } : { bundle: source };
     let outcome: InstallOutcome;
     try {
       // a store that is away refuses the change before anything moves
       await this.store.ping();
-      outcome = await install(
-        {
-          pluginDir: this.config.pluginDir,
-          store: this.store,
-          limits: this.config.bundleLimits,
-          validate: (dir, force) => external.validate(dir, { checkRollback: true, force }),
-          activate: async (dir, report) => {
-            await external.activate(dir, report, report.manifest!.id);
-          },
-          lock: (id, fn) => this.#withLock(id, fn),
-        },
-        from,
-        { force: options.force },
-      );
+      outcome = await install(this.#installContext(), from, { force: options.force });
     } catch (err) {
       return this.#refused(actor, 'install', typeof source === 'string' ? source : '(upload)', err);
     }

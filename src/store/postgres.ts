@@ -11,7 +11,16 @@ import semver from 'semver';
 import { createError, isDataBridgeError } from '../errors.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import { CHANNEL, POSTGRES_MIGRATIONS } from './postgres-migrations.ts';
-import { type Row, toAudit, toInstall, toNamespace, toPluginState, toRevoked, toTrustedKey } from './rows.ts';
+import {
+  patchedPluginState,
+  type Row,
+  toAudit,
+  toInstall,
+  toNamespace,
+  toPluginState,
+  toRevoked,
+  toTrustedKey,
+} from './rows.ts';
 import type {
   AuditEntry,
   AuditInput,
@@ -180,14 +189,7 @@ export class PostgresStore implements StateStore, ClusterBackend {
         | Row
         | undefined;
       const current = old ? toPluginState(old) : undefined;
-      const next: PluginStateRecord = {
-        id,
-        enabled: patch.enabled ?? current?.enabled ?? true,
-        version: patch.version !== undefined ? patch.version : (current?.version ?? null),
-        highestVersion: patch.highestVersion !== undefined ? patch.highestVersion : (current?.highestVersion ?? null),
-        highestDigest: patch.highestDigest !== undefined ? patch.highestDigest : (current?.highestDigest ?? null),
-        updatedAt: new Date().toISOString(),
-      };
+      const next = patchedPluginState(id, current, patch);
       await c.query(
         `INSERT INTO plugin_state (id, enabled, version, highest_version, highest_digest, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6)

@@ -8,6 +8,7 @@ import type {
   AuditEntry,
   InstallRecord,
   NamespaceRecord,
+  PluginStatePatch,
   PluginStateRecord,
   RevokedRelease,
   TrustedKey,
@@ -78,4 +79,20 @@ export function toAudit(r: Row): AuditEntry {
 
 export function toRevoked(r: Row): RevokedRelease {
   return { pluginId: String(r.plugin_id), version: String(r.version), reason: String(r.reason), at: String(r.at) };
+}
+
+/** A plugin's state after a patch: fields the patch leaves out keep their value (or their default). */
+export function patchedPluginState(
+  id: string,
+  current: PluginStateRecord | undefined,
+  patch: PluginStatePatch,
+): PluginStateRecord {
+  return {
+    id,
+    enabled: patch.enabled ?? current?.enabled ?? true,
+    version: patch.version !== undefined ? patch.version : (current?.version ?? null),
+    highestVersion: patch.highestVersion !== undefined ? patch.highestVersion : (current?.highestVersion ?? null),
+    highestDigest: patch.highestDigest !== undefined ? patch.highestDigest : (current?.highestDigest ?? null),
+    updatedAt: new Date().toISOString(),
+  };
 }

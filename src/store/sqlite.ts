@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { createError, type DataBridgeError } from '../errors.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
-import { toAudit, toInstall, toNamespace, toPluginState, toRevoked, toTrustedKey } from './rows.ts';
+import { patchedPluginState, toAudit, toInstall, toNamespace, toPluginState, toRevoked, toTrustedKey } from './rows.ts';
 import { APPLICATION_ID, SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import type {
   AuditEntry,
@@ -125,14 +125,7 @@ export class SqliteStore implements StateStore {
     return this.#transaction(() => {
       const old = this.#db.prepare('SELECT * FROM plugin_state WHERE id = ?').get(id);
       const current = old ? toPluginState(old) : undefined;
-      const next: PluginStateRecord = {
-        id,
-        enabled: patch.enabled ?? current?.enabled ?? true,
-        version: patch.version !== undefined ? patch.version : (current?.version ?? null),
-        highestVersion: patch.highestVersion !== undefined ? patch.highestVersion : (current?.highestVersion ?? null),
-        highestDigest: patch.highestDigest !== undefined ? patch.highestDigest : (current?.highestDigest ?? null),
-        updatedAt: new Date().toISOString(),
-      };
+      const next = patchedPluginState(id, current, patch);
       this.#db
         .prepare(
           `INSERT INTO plugin_state (id, enabled, version, highest_version, highest_digest, updated_at)
