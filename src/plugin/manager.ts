@@ -784,6 +784,8 @@ export class PluginManager {
           result: 'ok',
           details: { digest: report.digest },
         });
+        // a folder put in place by hand on a cluster node is a release for every node
+        await this.#share(() => this.#cluster?.published(name), name);
       } else {
         const codes = [
           ...new Set(

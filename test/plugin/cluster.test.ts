@@ -6,7 +6,7 @@
  */
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import pg from 'pg';
@@ -36,13 +36,15 @@ async function cluster(t: TestContext) {
   const root = tempDir(t);
   const url = server!.createDatabase(`plugins_${++databases}`);
   const key = newKey();
-  const node = async (name: string) => {
+  const node = async (name: string, extra: { watchChanges?: boolean } = {}) => {
     const m = await createPluginManager({
       dataDir: join(root, name, 'data'),
       pluginDir: join(root, name, 'plugins'),
       store: url,
       logLevel: false,
       heartbeatMs: 200,
+      watchDebounceMs: 50,
+      ...extra,
     });
     t.after(() => m.shutdown());
     return m;
@@ -57,7 +59,7 @@ async function cluster(t: TestContext) {
     await packPlugin(dir, file);
     return readFileSync(file);
   };
-  return { a, b, url, bundle, node };
+  return { a, b, url, bundle, node, root, key };
 }
 
 const runs = (m: PluginManager) => (m.registry.has('acme.shout') ? m.get('acme.shout') : null);
@@ -159,5 +161,15 @@ describe('cluster nodes (PostgreSQL)', { skip: PG_MISSING ?? false }, () => {
     const b3 = await node('b');
     assert.equal(runs(b3)?.version, '1.1.0', 'the install it missed');
     assert.equal(b3.cluster!.id, b.cluster!.id, 'the same node, by the id in its data directory');
+  });
+
+  test('a folder put by hand into a watched node is published to the others', async (t) => {
+    const { b, node, root, key } = await cluster(t);
+    const c = await node('c', { watchChanges: true });
+    const src = makePlugin(join(root, 'by-hand'), { id: 'acme.shout', version: '3.0.0', code: upperCode('Shout') });
+    await sign(src, key);
+    cpSync(src, join(root, 'c', 'plugins', 'acme.shout'), { recursive: true });
+    await eventually('loaded on C by its watcher', () => runs(c)?.status === 'active');
+    await eventually('published to B', () => runs(b)?.version === '3.0.0');
   });
 });
