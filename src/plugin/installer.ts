@@ -89,7 +89,8 @@ export interface InstallContext {
   store: StateStore;
   limits: BundleLimits;
   /** Validates a staged folder for install. */
-  validate(dir: string, force: boolean): Promise<ValidationReport>;
+  /** A replica is checked against nothing shared (no rollback guard): the cluster accepted it already. */
+  validate(dir: string, options: { force: boolean; replica: boolean }): Promise<ValidationReport>;
   /** Loads the plugin now in `dir` into the registry (registering or replacing it). */
   activate(dir: string, report: ValidationReport): Promise<void>;
   /** Serializes changes to one plugin id. */
@@ -145,7 +146,7 @@ export async function install(
       const findings = await copyPluginFolder(source.folder, staged);
       if (findings.length) refuse(findings);
     }
-    const report = await ctx.validate(staged, (options.force || options.replica) ?? false);
+    const report = await ctx.validate(staged, { force: options.force ?? false, replica: options.replica ?? false });
     if (!report.valid) refuse(report.findings);
     const manifest = report.manifest!;
     return await ctx.lock(manifest.id, () => moveIn(ctx, report, staged, stagingRoot, options));

@@ -350,7 +350,7 @@ export class PluginManager {
       pluginDir: this.config.pluginDir,
       store: this.store,
       limits: this.config.bundleLimits,
-      validate: (dir, force) => external.validate(dir, { checkRollback: true, force }),
+      validate: (dir, o) => external.validate(dir, { checkRollback: !o.replica, force: o.force }),
       activate: async (dir, report) => {
         await external.activate(dir, report, report.manifest!.id);
       },

@@ -374,8 +374,33 @@ export class PostgresStore implements StateStore, ClusterBackend {
         ])
       ).rows[0] as Row | undefined;
       const current = old ? toBundle(old) : undefined;
-      if (current && semver.valid(current.version) && semver.gt(current.version, bundle.version)) {
+      // a higher version stays; so does the first release of a version (other bytes under it are a conflict)
+      if (
+        current &&
+        semver.valid(current.version) &&
+        (semver.gt(current.version, bundle.version) ||
+          (semver.eq(current.version, bundle.version) && current.digest !== bundle.digest))
+      ) {
         return { accepted: false, current };
+      }
+      // the shared rollback guard follows the release the cluster runs
+      const state = (await c.query('SELECT * FROM plugin_state WHERE id = $1 FOR UPDATE', [bundle.pluginId])).rows[0] as
+        | Row
+        | undefined;
+      const highest = state ? toPluginState(state).highestVersion : null;
+      if (!highest || !semver.valid(highest) || semver.lte(highest, bundle.version)) {
+        const next = patchedPluginState(bundle.pluginId, state ? toPluginState(state) : undefined, {
+          version: bundle.version,
+          highestVersion: bundle.version,
+          highestDigest: bundle.digest,
+        });
+        await c.query(
+          `INSERT INTO plugin_state (id, enabled, version, highest_version, highest_digest, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (id) DO UPDATE SET version = excluded.version, highest_version = excluded.highest_version,
+             highest_digest = excluded.highest_digest, updated_at = excluded.updated_at`,
+          [next.id, next.enabled, next.version, next.highestVersion, next.highestDigest, next.updatedAt],
+        );
       }
       const at = new Date().toISOString();
       await c.query(

@@ -139,6 +139,12 @@ describe('cluster nodes (PostgreSQL)', { skip: PG_MISSING ?? false }, () => {
       'B applies the limits to its sandbox',
       () => b.sandboxOf('acme.shout')?.limits.maxExecutionMS === 1234,
     );
+    let reloadedOnB = 0;
+    b.on((e) => {
+      if (e.type === 'registered' && e.pluginId === 'acme.shout') reloadedOnB++;
+    });
+    await a.reload('acme.shout');
+    await eventually('B reloads too', () => reloadedOnB === 1);
     await b.uninstall('acme.shout');
     await eventually('gone from A', () => !a.registry.has('acme.shout'));
     // once both have beaten since, the view shows nothing left anywhere
