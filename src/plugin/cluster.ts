@@ -15,6 +15,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import semver from 'semver';
+import { isDataBridgeError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
 import type { ClusterBackend, ClusterEvent, NodeRecord, StateStore } from '../store/types.ts';
 import { VERSION } from '../version.ts';
@@ -270,7 +271,14 @@ export class ClusterNode {
     if (local?.status === 'active' && semver.valid(local.version) && semver.valid(bundle.version)) {
       if (semver.gt(local.version, bundle.version)) return;
     }
-    await this.#host.applyRelease(bundle.bytes, id);
+    try {
+      await this.#host.applyRelease(bundle.bytes, id);
+    } catch (err) {
+      // this node's own higher install landed meanwhile: its publish settles the race
+      const findings = (err as { details?: { findings?: { code: string }[] } }).details?.findings ?? [];
+      if (isDataBridgeError(err, 'INSTALL_CONFLICT') && findings.some((f) => f.code === 'VERSION_ROLLBACK')) return;
+      throw err;
+    }
     this.#host.log.info(
       { plugin: id, version: bundle.version, digest: bundle.digest, origin: bundle.origin },
       'cluster: installed the release the cluster runs',

@@ -215,6 +215,18 @@ async function moveIn(
     const previousDir = join(ctx.pluginDir, PREVIOUS);
     const previous = join(previousDir, manifest.id);
     const hadTarget = await exists(target);
+    if (options.replica && hadTarget) {
+      // checked inside the lock: this node's own install of a higher version may have just landed
+      const here = await installedVersion(target);
+      if (here && semver.valid(here) && semver.gt(here, manifest.version)) {
+        refuse([
+          finding('VERSION_ROLLBACK', `this node runs ${here}, above the cluster's ${manifest.version}`, {
+            path: 'manifest.json',
+            pointer: '/version',
+          }),
+        ]);
+      }
+    }
     const intent: Intent = { id: manifest.id, staged, target, previous: hadTarget ? previous : null };
     const intentFile = join(stagingRoot, `${manifest.id}.intent.json`);
     await writeFile(`${intentFile}.tmp`, JSON.stringify(intent));
@@ -258,4 +270,14 @@ export async function removePluginFolder(pluginDir: string, id: string): Promise
   }
   await rm(trash, { recursive: true, force: true });
   await rm(join(pluginDir, PREVIOUS, id), { recursive: true, force: true });
+}
+
+/** The version of the plugin installed in `dir`, if its manifest says. */
+async function installedVersion(dir: string): Promise<string | null> {
+  try {
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { version?: unknown };
+    return typeof manifest.version === 'string' ? manifest.version : null;
+  } catch {
+    return null;
+  }
 }
