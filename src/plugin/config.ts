@@ -137,7 +137,7 @@ const optionsSchema = {
     },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', false] },
     logDestination: { type: 'object', required: ['write'] },
-    store: { type: 'string', pattern: '^(postgres|postgresql)://' },
+    store: { type: 'string' },
     heartbeatMs: { anyOf: [{ const: 0 }, { type: 'integer', minimum: 100, maximum: 600_000 }] },
   },
 };

@@ -69,4 +69,17 @@ describe('databridge CLI (foundation)', () => {
     assert.match(r.stderr, /STORE_CORRUPT/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   });
+
+  test('--store: an address that is not PostgreSQL is bad usage (2); a server that does not answer is a refusal (1)', async (t) => {
+    const dir = tempDir(t);
+    const state = ['--data-dir', join(dir, 'data'), '--plugin-dir', join(dir, 'plugins')];
+    const bad = await runCli(['plugin', 'list', '--store', 'mysql://db/x', ...state]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /CONFIG_INVALID.*store must be a postgres:\/\/ address/);
+    const away = await runCli(['trust', 'list', '--store', 'postgres://nobody:secret@127.0.0.1:1/x', ...state]);
+    assert.equal(away.code, 1);
+    assert.match(away.stderr, /STORE_UNAVAILABLE/);
+    assert.doesNotMatch(away.stderr, /secret/, 'the password is not shown');
+    assert.doesNotMatch(away.stderr, /\n\s+at /);
+  });
 });
