@@ -12,6 +12,7 @@ import { createError, isDataBridgeError } from '../errors.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import { CHANNEL, POSTGRES_MIGRATIONS } from './postgres-migrations.ts';
 import {
+  patchedNamespace,
   patchedPluginState,
   type Row,
   toAudit,
@@ -277,13 +278,7 @@ export class PostgresStore implements StateStore, ClusterBackend {
         | Row
         | undefined;
       if (!row) throw createError('NAMESPACE_NOT_FOUND', { name });
-      const current = toNamespace(row);
-      const next: NamespaceRecord = {
-        ...current,
-        displayName: patch.displayName ?? current.displayName,
-        limits: patch.limits ?? current.limits,
-        updatedAt: new Date().toISOString(),
-      };
+      const next = patchedNamespace(toNamespace(row), patch);
       await c.query('UPDATE namespaces SET display_name = $1, limits = $2, updated_at = $3 WHERE name = $4', [
         next.displayName,
         JSON.stringify(next.limits),

@@ -96,3 +96,16 @@ export function patchedPluginState(
     updatedAt: new Date().toISOString(),
   };
 }
+
+/** A namespace after a patch of its display name or limits. */
+export function patchedNamespace(
+  current: NamespaceRecord,
+  patch: { displayName?: string; limits?: ResourceLimits },
+): NamespaceRecord {
+  return {
+    ...current,
+    displayName: patch.displayName ?? current.displayName,
+    limits: patch.limits ?? current.limits,
+    updatedAt: new Date().toISOString(),
+  };
+}

@@ -9,7 +9,16 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { createError, type DataBridgeError } from '../errors.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
-import { patchedPluginState, toAudit, toInstall, toNamespace, toPluginState, toRevoked, toTrustedKey } from './rows.ts';
+import {
+  patchedNamespace,
+  patchedPluginState,
+  toAudit,
+  toInstall,
+  toNamespace,
+  toPluginState,
+  toRevoked,
+  toTrustedKey,
+} from './rows.ts';
 import { APPLICATION_ID, SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import type {
   AuditEntry,
@@ -222,13 +231,7 @@ export class SqliteStore implements StateStore {
     return this.#transaction(() => {
       const row = this.#db.prepare('SELECT * FROM namespaces WHERE name = ?').get(name);
       if (!row) throw createError('NAMESPACE_NOT_FOUND', { name });
-      const current = toNamespace(row);
-      const next: NamespaceRecord = {
-        ...current,
-        displayName: patch.displayName ?? current.displayName,
-        limits: patch.limits ?? current.limits,
-        updatedAt: new Date().toISOString(),
-      };
+      const next = patchedNamespace(toNamespace(row), patch);
       this.#db
         .prepare('UPDATE namespaces SET display_name = ?, limits = ?, updated_at = ? WHERE name = ?')
         .run(next.displayName, JSON.stringify(next.limits), next.updatedAt, name);
