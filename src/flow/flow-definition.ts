@@ -11,6 +11,7 @@ import semver from 'semver';
 import flowSchema from '../../schemas/flow.schema.json' with { type: 'json' };
 import { createError, isDataBridgeError } from '../errors.ts';
 import type { PluginManager } from '../plugin/manager.ts';
+import type { PropertySpec } from '../sdk/index.ts';
 import {
   type ConnectionConfig,
   type ControllerServiceConfig,
@@ -130,21 +131,31 @@ export async function loadFlow(
   return findings;
 }
 
-/** The definition with relative `path` properties resolved against `baseDir`. */
+/** The definition with relative `path` properties (of processors, services and reporting tasks) resolved against `baseDir`. */
 function withPathsFrom(def: FlowDefinition, baseDir: string, manager: PluginManager): FlowDefinition {
+  const resolved = <T extends { properties?: Readonly<Record<string, string>> }>(
+    component: T,
+    specs: readonly PropertySpec[],
+  ): T => {
+    const properties = { ...(component.properties ?? {}) };
+    for (const spec of specs) {
+      const value = properties[spec.name];
+      if (spec.type === 'path' && value && !value.includes('${') && !isAbsolute(value)) {
+        properties[spec.name] = resolve(baseDir, value);
+      }
+    }
+    return { ...component, properties };
+  };
+  const { registry } = manager;
   return {
     ...def,
-    processors: def.processors.map((p) => {
-      const specs = manager.getProcessorInfo(p.type).properties;
-      const properties = { ...(p.properties ?? {}) };
-      for (const spec of specs) {
-        const value = properties[spec.name];
-        if (spec.type === 'path' && value && !value.includes('${') && !isAbsolute(value)) {
-          properties[spec.name] = resolve(baseDir, value);
-        }
-      }
-      return { ...p, properties };
-    }),
+    controllerServices: def.controllerServices?.map((s) =>
+      resolved(s, registry.createControllerService(s.type).instance.getInfo().properties),
+    ),
+    processors: def.processors.map((p) => resolved(p, manager.getProcessorInfo(p.type).properties)),
+    reportingTasks: def.reportingTasks?.map((r) =>
+      resolved(r, registry.createReportingTask(r.type).instance.getInfo().properties),
+    ),
   };
 }
 

@@ -444,3 +444,63 @@ test('hostile: a service that cannot enable keeps its processor stopped; a repor
   const again = await flow.runReportingTask('spin');
   assert.match(again!.message, /deadline/);
 });
+
+test('relative path properties of services and reporting tasks are taken from the flow file folder', async (t) => {
+  const manager = await testManager(t);
+  const seen: string[] = [];
+  const info = (name: string) => ({
+    name,
+    description: 'keeps a folder',
+    version: '1.0.0',
+    tags: [],
+    properties: [{ name: 'Folder', description: 'where', type: 'path' as const, required: true }],
+  });
+  const user = (): Processor => ({
+    getInfo: () => ({
+      ...helperInfo('UsesKeeper', ['success'], 'forbidden'),
+      properties: [{ name: 'Keeper', description: 'the service', type: 'controllerService', required: true }],
+    }),
+    onTrigger: (ctx) => ctx.yield(),
+  });
+  manager.registry.register({
+    id: 'test.paths',
+    name: 'paths',
+    version: '1.0.0',
+    type: 'controller-service',
+    source: 'builtin',
+    isolation: 'inline',
+    processors: { UsesKeeper: { factory: user, info: user().getInfo() } },
+    controllerServices: {
+      Keeper: {
+        factory: () => ({
+          getInfo: () => info('Keeper'),
+          enable: (ctx) => void seen.push(`service ${ctx.getProperty('Folder').asString()}`),
+        }),
+        info: info('Keeper'),
+      },
+    },
+    reportingTasks: {
+      Sweeper: {
+        factory: () => ({
+          getInfo: () => info('Sweeper'),
+          onTrigger: (ctx) => void seen.push(`task ${ctx.getProperty('Folder').asString()}`),
+        }),
+        info: info('Sweeper'),
+      },
+    },
+  });
+  const flow = await createFlowController({ manager, repository: 'memory' });
+  t.after(() => flow.close());
+  await loadFlow(
+    flow,
+    {
+      controllerServices: [{ id: 'keep', type: 'Keeper', properties: { Folder: 'archive' } }],
+      processors: [{ id: 'u', type: 'UsesKeeper', properties: { Keeper: 'keep' }, autoTerminate: ['success'] }],
+      reportingTasks: [{ id: 'sweep', type: 'Sweeper', properties: { Folder: '/already/absolute' } }],
+    },
+    { baseDir: '/flows/here' },
+  );
+  await flow.runTasks('u', 1);
+  await flow.runReportingTask('sweep');
+  assert.deepEqual(seen, ['service /flows/here/archive', 'task /already/absolute']);
+});
