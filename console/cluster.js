@@ -3,7 +3,24 @@
 // highlighted. Refreshed live; a node on its own (SQLite) says so.
 
 import { api } from './api.js';
-import { badge, fill, h, time } from './dom.js';
+import { badge, confirmDialog, fill, h, time, toast } from './dom.js';
+
+/** Forgets a node that no longer beats, after asking. */
+async function forget(node, refresh) {
+  const ok = await confirmDialog(
+    `Forget ${node.id}?`,
+    `${node.id} has not beaten since ${new Date(node.heartbeatAt).toLocaleString()}. It leaves the list; if it starts again it comes back and catches up.`,
+    'Forget',
+  );
+  if (!ok) return;
+  try {
+    await api(`/cluster/nodes/${encodeURIComponent(node.id)}`, { method: 'DELETE' });
+    toast(`Forgot ${node.id}`);
+  } catch (err) {
+    toast(`${err.code}: ${err.message}`, 'bad');
+  }
+  await refresh();
+}
 
 export async function clusterView(main) {
   const body = h('div');
@@ -85,7 +102,16 @@ export async function clusterView(main) {
                 h('th', { scope: 'row' }, n.id, n.self ? h('span', { class: 'muted small' }, ' (this node)') : null),
                 h('td', {}, n.address ?? '—'),
                 h('td', {}, n.version),
-                h('td', {}, badge(n.alive ? 'alive' : 'silent', n.alive ? 'ok' : 'bad'), ' ', time(n.heartbeatAt)),
+                h(
+                  'td',
+                  {},
+                  badge(n.alive ? 'alive' : 'silent', n.alive ? 'ok' : 'bad'),
+                  ' ',
+                  time(n.heartbeatAt),
+                  n.alive || n.self
+                    ? null
+                    : [' ', h('button', { type: 'button', class: 'link', onclick: () => forget(n, render) }, 'Forget')],
+                ),
                 ids.map((id) => cell(n, id)),
               ),
             ),

@@ -63,6 +63,11 @@ export const ERRORS = {
     (p) =>
       `The state database ${p.file} has schema version ${p.version}, newer than this DataBridge knows (${p.known}); upgrade DataBridge`,
   ),
+  NODE_NOT_FOUND: spec<{ id: string }>(404, (p) => `No cluster node "${p.id}"`),
+  NODE_ALIVE: spec<{ id: string }>(
+    409,
+    (p) => `Cluster node "${p.id}" is alive (its heartbeat is recent); only a silent node can be forgotten`,
+  ),
   STORE_UNAVAILABLE: spec<{ location: string; reason: string }>(
     503,
     (p) => `The state store at ${p.location} is unavailable: ${p.reason}`,

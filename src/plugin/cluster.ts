@@ -15,7 +15,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import semver from 'semver';
-import { isDataBridgeError } from '../errors.ts';
+import { createError, isDataBridgeError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
 import type { ClusterBackend, ClusterEvent, NodeRecord, StateStore } from '../store/types.ts';
 import { VERSION } from '../version.ts';
@@ -338,6 +338,16 @@ export class ClusterNode {
     }
     const { kind, location } = this.#host.store;
     return { self: this.id, store: { kind, location, up: this.#up, error: this.#error }, nodes: listed, plugins };
+  }
+
+  /** Removes a node that no longer beats from the membership (a node still alive is refused). */
+  async forget(id: string): Promise<void> {
+    const node = (await this.#backend.listNodes()).find((n) => n.id === id);
+    if (!node) throw createError('NODE_NOT_FOUND', { id });
+    if (id === this.id || Date.now() - Date.parse(node.heartbeatAt) <= this.#o.heartbeatMs * 3) {
+      throw createError('NODE_ALIVE', { id });
+    }
+    await this.#backend.removeNode(id);
   }
 
   async stop(): Promise<void> {

@@ -223,6 +223,9 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
       );
     });
     assert.equal(cluster.store.kind, 'postgres');
+    const forgetLive = await api(nodes.a, `/api/cluster/nodes/${cluster.nodes[0]!.id}`, { method: 'DELETE' });
+    assert.equal(forgetLive.status, 409);
+    assert.equal(forgetLive.body.error.code, 'NODE_ALIVE');
     assert.ok(cluster.nodes.every((n) => n.alive && n.address.startsWith('http://')));
 
     // the console shows it: both nodes, the version each runs, no drift

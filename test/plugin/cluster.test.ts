@@ -167,6 +167,18 @@ describe('cluster nodes (PostgreSQL)', { skip: PG_MISSING ?? false }, () => {
     const b3 = await node('b');
     assert.equal(runs(b3)?.version, '1.1.0', 'the install it missed');
     assert.equal(b3.cluster!.id, b.cluster!.id, 'the same node, by the id in its data directory');
+    // a node that stopped for good is forgotten on request; a live one is not
+    await b3.shutdown();
+    await assert.rejects(a.cluster!.forget(a.cluster!.id), /NODE_ALIVE|is alive/);
+    await eventually('B silent', async () =>
+      (await a.cluster!.view()).nodes.some((n) => n.id === b.cluster!.id && !n.alive),
+    );
+    await a.cluster!.forget(b.cluster!.id);
+    assert.deepEqual(
+      (await a.cluster!.view()).nodes.map((n) => n.id),
+      [a.cluster!.id],
+    );
+    await assert.rejects(a.cluster!.forget('nope'), /No cluster node/);
   });
 
   test('a folder put by hand into a watched node is published to the others', async (t) => {

@@ -1,6 +1,7 @@
 /** `/api/alerts`, `/api/events` (Server-Sent Events), `/api/audit`, `/api/sandboxes`, `/api/flow` and `/api/cluster`. */
 
 import type { FastifyPluginAsync } from 'fastify';
+import { createError } from '../../errors.ts';
 import type { FlowController } from '../../flow/controller.ts';
 import type { PluginManager } from '../../plugin/manager.ts';
 import type { EventHub } from '../events.ts';
@@ -154,6 +155,30 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
         // the database is away: this node knows only itself
         return { enabled: true, self: cluster.id, store, nodes: [], plugins: {} };
       }
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/cluster/nodes/:id',
+    {
+      schema: {
+        tags: ['observe'],
+        summary: 'Forget a node that no longer beats (a stopped or lost machine); a live node is refused',
+        params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 100 } } },
+        response: errors(401, 404, 409, 503),
+      },
+    },
+    async (request, reply) => {
+      if (!manager.cluster) throw createError('NODE_NOT_FOUND', { id: request.params.id });
+      await manager.cluster.forget(request.params.id);
+      await manager.store.appendAudit({
+        actor: `api:${request.ip}`,
+        action: 'forget-node',
+        target: request.params.id,
+        result: 'ok',
+        details: null,
+      });
+      return reply.code(204).send();
     },
   );
 };
