@@ -185,6 +185,20 @@ export class ClusterNode {
     const bundles = new Map((await this.#backend.listBundles()).map((b) => [b.pluginId, b]));
     const history = await store.installHistory();
     const lastAction = new Map(history.map((h) => [h.pluginId, h.action]));
+    // one plugin that cannot be brought in line (a release refused here) does not hold up the others
+    const each = async (id: string, what: string, fn: () => Promise<void>) => {
+      try {
+        await fn();
+      } catch (err) {
+        if (isDataBridgeError(err, 'STORE_UNAVAILABLE')) throw err;
+        const e = err as Error & { code?: string };
+        this.#host.log.error({ plugin: id, err: e.message }, `cluster: catching up (${what}) failed`);
+        this.#host.alert(
+          id,
+          `catching up with the cluster (${what}) failed here: ${e.code ? `${e.code}: ` : ''}${e.message}`,
+        );
+      }
+    };
     for (const [id, bundle] of bundles) {
       if (this.#host.digestOf(id) === bundle.digest) continue;
       const local = registry.has(id) ? registry.get(id) : null;
@@ -194,16 +208,18 @@ export class ClusterNode {
         semver.valid(local.version) &&
         semver.gt(local.version, bundle.version)
       ) {
-        await this.published(id);
-      } else await this.#serial(id, () => this.#applyFromDatabase(id));
+        await each(id, 'publish', () => this.published(id));
+      } else await each(id, 'install', () => this.#serial(id, () => this.#applyFromDatabase(id)));
     }
     for (const plugin of registry.list()) {
       if (plugin.source !== 'external' || bundles.has(plugin.id)) continue;
       if (lastAction.get(plugin.id) === 'uninstall') {
         this.#host.log.info({ plugin: plugin.id }, 'cluster: uninstalled by another node; uninstalling');
-        await this.#host.withLock(plugin.id, () => this.#host.applyUninstall(plugin.id));
+        await each(plugin.id, 'uninstall', () =>
+          this.#host.withLock(plugin.id, () => this.#host.applyUninstall(plugin.id)),
+        );
       } else if (this.#host.digestOf(plugin.id)) {
-        await this.published(plugin.id);
+        await each(plugin.id, 'publish', () => this.published(plugin.id));
       }
     }
     for (const state of await store.listPluginStates()) {

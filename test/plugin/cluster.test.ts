@@ -90,7 +90,7 @@ describe('cluster nodes (PostgreSQL)', { skip: PG_MISSING ?? false }, () => {
   });
 
   test('hostile: bytes changed in the database are refused by the node that fetches them; it keeps what it runs', async (t) => {
-    const { a, b, url, bundle } = await cluster(t);
+    const { a, b, url, bundle, node } = await cluster(t);
     await a.install(await bundle('1.0.0'));
     await eventually('1.0.0 on B', () => runs(b)?.status === 'active');
     // an attacker with write access to the database puts in a release signed by a key nobody trusts,
@@ -122,6 +122,10 @@ describe('cluster nodes (PostgreSQL)', { skip: PG_MISSING ?? false }, () => {
     assert.match(alerts[0]!.message, /from node mallory was not applied here: INSTALL_REFUSED/);
     assert.equal(runs(b)?.status, 'active');
     assert.equal(runs(a)?.version, '1.0.0');
+    // a node starting now still starts: the refused release is an alert, not a failure to start
+    const c = await node('c');
+    assert.equal(runs(c), null);
+    assert.ok(c.alerts().some((x) => x.code === 'CLUSTER_SYNC_FAILED' && /catching up/.test(x.message)));
   });
 
   test('uninstall, reload and namespace limits reach the other node; trust is shared', async (t) => {
