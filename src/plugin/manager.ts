@@ -78,7 +78,7 @@ export class PluginManager {
   /** Publishers' keys and revocations (a change goes to the other nodes of a cluster). */
   readonly trust = new TrustStore(
     () => this.store,
-    () => void this.#cluster?.changed('trust', null).catch(() => {}),
+    () => void this.#share(() => this.#cluster?.changed('trust', null), 'trust store'),
   );
   /** Sessions, FlowFiles, bytes, errors, rollbacks and latency per plugin. */
   readonly pluginStats = new PluginStats();
@@ -98,7 +98,7 @@ export class PluginManager {
     // a running sandbox takes new limits at once (its heap cap and RLIMIT_NOFILE at its next start)
     (name, limits) => {
       this.#external?.applyLimits(name, limits);
-      void this.#cluster?.changed('namespace', name).catch(() => {});
+      void this.#share(() => this.#cluster?.changed('namespace', name), name);
     },
   );
   readonly log: PinoLogger;
