@@ -12,6 +12,7 @@ import { pluginDetailView, pluginsView } from './plugins.js';
 const main = document.getElementById('view');
 const live = document.getElementById('live');
 const alertCount = document.getElementById('alert-count');
+const storeDown = document.getElementById('store-down');
 let current = null;
 let unseenAlerts = 0;
 let stopEvents = null;
@@ -126,6 +127,27 @@ function start() {
   });
   window.onhashchange = () => void route();
   void route();
+  watchStore();
+}
+
+/** Every page says so while the state store is away (the node runs on; changes are refused). */
+let storeTimer = null;
+function watchStore() {
+  clearInterval(storeTimer);
+  const check = async () => {
+    try {
+      const health = await (await fetch('/healthz')).json();
+      storeDown.hidden = health.store?.up !== false;
+      storeDown.title =
+        health.store?.up === false
+          ? `The ${health.store.kind} state store does not answer: plugins keep running, changes are refused until it is back`
+          : '';
+    } catch {
+      // the server itself is away: the live indicator says so
+    }
+  };
+  void check();
+  storeTimer = setInterval(check, 3000);
 }
 
 document.getElementById('logout').addEventListener('click', () => {

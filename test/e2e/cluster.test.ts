@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { packPlugin } from '../../src/plugin/bundle.ts';
 import { CHROMIUM, CHROMIUM_FLAGS, runCli, sleep, startServe, tempDir } from '../helpers.ts';
 import { PG_MISSING, type PgServer, startPostgres } from '../pg.ts';
@@ -131,6 +131,15 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
 
     await start(nodes.a);
     await start(nodes.b);
+    // an operator's browser on A's console, there throughout
+    let page: Page | null = null;
+    if (existsSync(CHROMIUM)) {
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+      t.after(() => browser.close());
+      page = await browser.newPage({ viewport: { width: 1280, height: 700 } });
+      await page.goto(`${nodes.a.base}/?token=${nodes.a.token}`);
+      await page.locator('tr[data-plugin="builtin.GenerateFlowFile"]').waitFor();
+    }
 
     // 1. installed through A, it runs on B: verified there, not copied blindly
     const v1 = await api(nodes.a, '/api/plugins/install', {
@@ -189,6 +198,8 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
       assert.equal(refused.status, 503, 'no change while the store is away');
       assert.equal(refused.body.error.code, 'STORE_UNAVAILABLE');
       assert.equal((await plugin(nodes.a))?.enabled, true, 'and nothing half-applied');
+      // every console page says so
+      await page?.locator('#store-down').waitFor({ state: 'visible', timeout: 15_000 });
     } finally {
       pg!.start();
     }
@@ -196,6 +207,7 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
       const res = await fetch(`${nodes.a.base}/healthz`);
       return ((await res.json()) as { status: string }).status === 'ok';
     });
+    await page?.locator('#store-down').waitFor({ state: 'hidden', timeout: 15_000 });
     const v3 = await eventually('an install after the restart', async () => {
       const r = await api(nodes.a, '/api/plugins/install', {
         method: 'POST',
@@ -229,11 +241,7 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
     assert.ok(cluster.nodes.every((n) => n.alive && n.address.startsWith('http://')));
 
     // the console shows it: both nodes, the version each runs, no drift
-    if (existsSync(CHROMIUM)) {
-      const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
-      t.after(() => browser.close());
-      const page = await browser.newPage({ viewport: { width: 1280, height: 700 } });
-      await page.goto(`${nodes.a.base}/?token=${nodes.a.token}`);
+    if (page) {
       await page.locator('a[data-nav="cluster"]').click();
       await page.locator('table.cluster tbody tr').nth(1).waitFor();
       assert.equal(await page.locator('table.cluster tbody tr').count(), 2);
