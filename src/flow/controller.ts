@@ -130,6 +130,11 @@ function durationMs(value: string | number | undefined, fallback: number, what: 
   return ms;
 }
 
+/** PROCESSOR_INVALID with the findings, for people and in `details`. */
+function invalid(id: string, findings: readonly ValidationFinding[]): Error {
+  return createError('PROCESSOR_INVALID', { id, findings }, { details: { findings } });
+}
+
 /** What keeps a processor from starting: its findings and relationships that go nowhere. */
 function startProblems(node: ProcessorNode): ValidationFinding[] {
   return [
@@ -329,7 +334,7 @@ export class FlowController {
     const node = this.#reportingNode(id);
     if (node.state === 'running') return;
     if (node.findings.length > 0) {
-      throw createError('PROCESSOR_INVALID', { id, findings: node.findings }, { details: { findings: node.findings } });
+      throw invalid(id, node.findings);
     }
     await this.#initializeTask(node);
     node.state = 'running';
@@ -455,7 +460,7 @@ export class FlowController {
     const node = this.#node(id);
     if (node.state === 'running' || node.state === 'starting') return;
     const findings = startProblems(node);
-    if (findings.length > 0) throw createError('PROCESSOR_INVALID', { id, findings }, { details: { findings } });
+    if (findings.length > 0) throw invalid(id, findings);
     node.state = 'starting';
     try {
       await this.#initialize(node);
@@ -463,17 +468,11 @@ export class FlowController {
       node.state = 'stopped';
       throw err;
     }
-    // a sandboxed processor's own validate() ran in its sandbox
-    const remoteFindings = isRemote(node.processor) ? node.processor.findings : [];
-    if (remoteFindings.length) {
-      await node.processor.onStopped?.(node.context);
-      node.initialized = false;
+    try {
+      await this.#refuseSandboxFindings(node);
+    } catch (err) {
       node.state = 'stopped';
-      throw createError(
-        'PROCESSOR_INVALID',
-        { id, findings: remoteFindings },
-        { details: { findings: remoteFindings } },
-      );
+      throw err;
     }
     node.state = 'running';
     node.yieldUntil = 0;
@@ -491,17 +490,9 @@ export class FlowController {
     const node = this.#node(id);
     if (node.state !== 'stopped')
       throw createError('USAGE', { message: `processor ${id} is ${node.state}; stop it first` });
-    if (node.findings.length > 0)
-      throw createError('PROCESSOR_INVALID', { id, findings: node.findings }, { details: { findings: node.findings } });
+    if (node.findings.length > 0) throw invalid(id, node.findings);
     await this.#initialize(node);
-    const remoteFindings = isRemote(node.processor) ? node.processor.findings : [];
-    if (remoteFindings.length) {
-      throw createError(
-        'PROCESSOR_INVALID',
-        { id, findings: remoteFindings },
-        { details: { findings: remoteFindings } },
-      );
-    }
+    await this.#refuseSandboxFindings(node);
     const failures: Error[] = [];
     for (let i = 0; i < times; i++) {
       node.activeTasks++;
@@ -705,6 +696,20 @@ export class FlowController {
       })();
     }
     await this.#restartStopped(nodes);
+  }
+
+  /**
+   * A sandboxed processor's own validate() runs in its sandbox, when it is
+   * made there: findings undo the initialization (its services released)
+   * and refuse the processor, as the host's own findings do.
+   */
+  async #refuseSandboxFindings(node: ProcessorNode): Promise<void> {
+    if (!isRemote(node.processor) || node.processor.findings.length === 0) return;
+    const findings = node.processor.findings;
+    await node.processor.onStopped();
+    await this.#releaseServices(node);
+    node.initialized = false;
+    throw invalid(node.id, findings);
   }
 
   /** Reporting tasks follow their plugin as processors do: stopped while it is away, restarted (fresh) when back. */

@@ -150,11 +150,11 @@ function withPathsFrom(def: FlowDefinition, baseDir: string, manager: PluginMana
   return {
     ...def,
     controllerServices: def.controllerServices?.map((s) =>
-      resolved(s, registry.createControllerService(s.type).instance.getInfo().properties),
+      resolved(s, registry.componentInfo('controllerServices', s.type).properties),
     ),
-    processors: def.processors.map((p) => resolved(p, manager.getProcessorInfo(p.type).properties)),
+    processors: def.processors.map((p) => resolved(p, registry.componentInfo('processors', p.type).properties)),
     reportingTasks: def.reportingTasks?.map((r) =>
-      resolved(r, registry.createReportingTask(r.type).instance.getInfo().properties),
+      resolved(r, registry.componentInfo('reportingTasks', r.type).properties),
     ),
   };
 }

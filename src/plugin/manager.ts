@@ -225,9 +225,7 @@ export class PluginManager {
 
   /** The info of a processor type without making an instance. */
   getProcessorInfo(type: string): ProcessorInfo {
-    const owner = this.registry.processorOwner(type);
-    if (owner === undefined) throw createError('COMPONENT_UNKNOWN', { kind: 'processor', component: type });
-    return this.registry.getRegistration(owner).processors![type]!.info;
+    return this.registry.componentInfo('processors', type);
   }
 
   list(): PluginInfo[] {

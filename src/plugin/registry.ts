@@ -11,7 +11,14 @@
 
 import semver from 'semver';
 import { createError } from '../errors.ts';
-import type { ControllerService, Processor, ReportingTask } from '../sdk/index.ts';
+import type {
+  ControllerService,
+  ControllerServiceInfo,
+  Processor,
+  ProcessorInfo,
+  ReportingTask,
+  ReportingTaskInfo,
+} from '../sdk/index.ts';
 import type {
   ComponentEntry,
   PluginInfo,
@@ -246,6 +253,16 @@ export class PluginRegistry {
   /** The plugin that provides a processor type, if any. */
   processorOwner(component: string): string | undefined {
     return this.#owners.processors.get(component);
+  }
+
+  /** What a component type says of itself, without making an instance; COMPONENT_UNKNOWN when none is registered. */
+  componentInfo(kind: 'processors', component: string): ProcessorInfo;
+  componentInfo(kind: 'controllerServices', component: string): ControllerServiceInfo;
+  componentInfo(kind: 'reportingTasks', component: string): ReportingTaskInfo;
+  componentInfo(kind: ComponentKind, component: string): ProcessorInfo | ControllerServiceInfo | ReportingTaskInfo {
+    const owner = this.#owners[kind].get(component);
+    if (owner === undefined) throw createError('COMPONENT_UNKNOWN', { kind: KIND_NAMES[kind], component });
+    return (this.#get(owner).reg[kind]![component] as ComponentEntry<unknown, ProcessorInfo>).info;
   }
 
   stats(): RegistryStats {
