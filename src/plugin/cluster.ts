@@ -20,6 +20,7 @@ import type { PinoLogger } from '../log.ts';
 import type { ClusterBackend, ClusterEvent, NodeRecord, StateStore } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { packPlugin } from './bundle.ts';
+import { KeyedQueue } from './keyed-queue.ts';
 import type { PluginRegistry } from './registry.ts';
 
 /** What the cluster node needs of the manager: the local changes it applies, without sharing them again. */
@@ -48,15 +49,6 @@ export interface ClusterOptions {
   heartbeatMs: number;
 }
 
-export interface ClusterStatus {
-  nodeId: string;
-  /** Whether the database answers (the listener is connected). */
-  storeUp: boolean;
-  storeError: string | null;
-  /** When this node last caught up with the database. */
-  syncedAt: string | null;
-}
-
 export interface ClusterView {
   self: string;
   store: { kind: string; location: string; up: boolean; error: string | null };
@@ -80,17 +72,13 @@ export class ClusterNode {
   #catchingUp: Promise<void> | null = null;
   #closed = false;
   /** Per plugin: this node's publishing and its applying of others' changes, one at a time. */
-  readonly #serials = new Map<string, Promise<unknown>>();
+  readonly #serials = new KeyedQueue();
 
   constructor(host: ClusterHost, backend: ClusterBackend, options: ClusterOptions) {
     this.#host = host;
     this.#backend = backend;
     this.#o = options;
     this.id = nodeId(options.dataDir);
-  }
-
-  status(): ClusterStatus {
-    return { nodeId: this.id, storeUp: this.#up, storeError: this.#error, syncedAt: this.#syncedAt };
   }
 
   /** Where this node serves its API, shown to the others. */
@@ -127,15 +115,8 @@ export class ClusterNode {
   }
 
   /** Runs `fn` after whatever this node is doing about plugin `id` in the cluster. */
-  async #serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.#serials.get(id) ?? Promise.resolve();
-    const run = before.catch(() => {}).then(fn);
-    this.#serials.set(id, run);
-    try {
-      return await run;
-    } finally {
-      if (this.#serials.get(id) === run) this.#serials.delete(id);
-    }
+  #serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.#serials.run(id, fn);
   }
 
   /** Publishes this node's release of a plugin; when a higher version won a race, this node takes that one. */

@@ -36,6 +36,7 @@ import {
   recoverInstalls,
   removePluginFolder,
 } from './installer.ts';
+import { KeyedQueue } from './keyed-queue.ts';
 import { type PluginStatistics, PluginStats } from './plugin-stats.ts';
 import { PluginRegistry, type RegistryListener } from './registry.ts';
 import { TrustStore } from './trust.ts';
@@ -106,7 +107,8 @@ export class PluginManager {
   #state: 'new' | 'initializing' | 'ready' | 'closed' = 'new';
   #external: ExternalPlugins | undefined;
   #cluster: ClusterNode | null = null;
-  readonly #locks = new Map<string, Promise<unknown>>();
+  /** Changes to one plugin, one at a time. */
+  readonly #locks = new KeyedQueue();
   #watcher: FSWatcher | undefined;
   readonly #alerts: Alert[] = [];
   readonly #probation = new Map<string, { version: string; end: () => void }>();
@@ -703,15 +705,8 @@ export class PluginManager {
   }
 
   /** Runs `fn` when no other change to the same plugin is under way (mutations are serialized per plugin). */
-  async #withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.#locks.get(id) ?? Promise.resolve();
-    const run = before.catch(() => {}).then(fn);
-    this.#locks.set(id, run);
-    try {
-      return await run;
-    } finally {
-      if (this.#locks.get(id) === run) this.#locks.delete(id);
-    }
+  #withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.#locks.run(id, fn);
   }
 
   #externals(): ExternalPlugins {
@@ -818,7 +813,7 @@ export class PluginManager {
     this.#monitor?.stop();
     await this.#cluster?.stop();
     await this.#watcher?.close();
-    await Promise.allSettled([...this.#locks.values()]);
+    await this.#locks.drain();
     await this.#external?.closeAll();
     await this.#store?.close();
     this.#store = undefined;
