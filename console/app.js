@@ -13,7 +13,8 @@ const main = document.getElementById('view');
 const live = document.getElementById('live');
 const alertCount = document.getElementById('alert-count');
 const storeDown = document.getElementById('store-down');
-let current = null;
+let current = null; // the view on screen: { dispose?, onEvent? }
+let routing = 0;
 let unseenAlerts = 0;
 let stopEvents = null;
 
@@ -68,6 +69,7 @@ async function tryToken(t) {
 }
 
 async function route() {
+  const seq = ++routing;
   current?.dispose?.();
   current = null;
   const hash = location.hash || '#/plugins';
@@ -81,14 +83,22 @@ async function route() {
     alertCount.hidden = true;
   }
   try {
-    if (view === 'plugins' && arg) current = await pluginDetailView(main, decodeURIComponent(arg), () => void route());
-    else if (view === 'namespaces') current = await namespacesView(main);
-    else if (view === 'flow') current = await flowView(main);
-    else if (view === 'events') current = await eventsView(main);
-    else if (view === 'cluster') current = await clusterView(main);
-    else current = await pluginsView(main);
+    let shown;
+    if (view === 'plugins' && arg) shown = await pluginDetailView(main, decodeURIComponent(arg), () => void route());
+    else if (view === 'namespaces') shown = await namespacesView(main);
+    else if (view === 'flow') shown = await flowView(main);
+    else if (view === 'events') shown = await eventsView(main);
+    else if (view === 'cluster') shown = await clusterView(main);
+    else shown = await pluginsView(main);
+    // the address changed again while this view loaded: the newer route owns the page
+    if (seq !== routing) {
+      shown?.dispose?.();
+      return;
+    }
+    current = shown;
     main.focus({ preventScroll: true });
   } catch (err) {
+    if (seq !== routing) return;
     if (err instanceof ApiError && err.status === 401) {
       token.clear();
       stopEvents?.();
@@ -113,9 +123,8 @@ function onEvent(e) {
       alertCount.hidden = false;
     }
   }
-  // the plugins table follows installs, removals and status changes
-  if (e.type.startsWith('plugin.') && (location.hash === '' || location.hash === '#/plugins'))
-    void current?.refresh?.();
+  // the view on screen follows the events it shows (the plugins table: installs, removals, status)
+  current?.onEvent?.(e);
 }
 
 function start() {

@@ -254,7 +254,11 @@ export async function pluginsView(main) {
     h('div', { class: 'table-wrap' }, h('table', { class: 'plugins' }, h('thead', {}, headRow), tbody)),
   );
   await search();
-  return { refresh: reload };
+  return {
+    onEvent: (e) => {
+      if (e.type.startsWith('plugin.')) void reload().catch(() => {});
+    },
+  };
 }
 
 function section(title, ...body) {
@@ -541,5 +545,13 @@ export async function pluginDetailView(main, id, onChange) {
   };
   await poll();
   const timer = setInterval(() => void poll().catch(() => {}), 2000);
-  return { dispose: () => clearInterval(timer), refresh: () => pluginDetailView(main, id, onChange) };
+  return {
+    dispose: () => clearInterval(timer),
+    // a change made elsewhere (another tab, the CLI, another node) shows here; a removal leaves for the list
+    onEvent: (e) => {
+      if (!e.type.startsWith('plugin.') || e.data?.pluginId !== id) return;
+      if (e.type === 'plugin.unregistered') location.hash = '#/plugins';
+      else onChange();
+    },
+  };
 }

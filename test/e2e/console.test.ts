@@ -34,6 +34,15 @@ async function apiGet(path: string): Promise<unknown> {
   return res.json();
 }
 
+/** A change made outside this page (another operator, the CLI). */
+async function apiSend(method: string, path: string): Promise<void> {
+  const res = await fetch(`${server.base}/api${path}`, {
+    method,
+    headers: { authorization: `Bearer ${server.token}` },
+  });
+  assert.ok(res.ok, `${method} ${path}: ${res.status}`);
+}
+
 /**
  * HTTP statuses a test provokes on purpose (a wrong token, a refused
  * bundle): Chromium logs each failed request as a console error, which is
@@ -210,6 +219,17 @@ describe('the web console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} 
     await page.locator('table.findings', { hasText: 'SIGNATURE_MISSING' }).waitFor();
     provoked.delete(422);
     await shot('install-refused');
+  });
+
+  test('an open plugin page follows changes made elsewhere', async () => {
+    await page.locator('tr[data-plugin="acme.shout"] a').click();
+    await page.locator('#disable').waitFor();
+    await apiSend('PUT', '/plugins/acme.shout/disable');
+    await page.locator('#enable').waitFor();
+    await apiSend('PUT', '/plugins/acme.shout/enable');
+    await page.locator('#disable').waitFor();
+    await page.locator('a[data-nav="plugins"]').click();
+    await page.locator('tr[data-plugin="acme.shout"]').waitFor();
   });
 
   test('uninstall asks first, naming what happens', async () => {
