@@ -3,7 +3,7 @@
 // highlighted. Refreshed live; a node on its own (SQLite) says so.
 
 import { api } from './api.js';
-import { badge, confirmDialog, fill, h, time, toast } from './dom.js';
+import { badge, confirmDialog, failed, fill, h, time, toast } from './dom.js';
 
 /** Forgets a node that no longer beats, after asking. */
 async function forget(node, refresh) {
@@ -17,7 +17,7 @@ async function forget(node, refresh) {
     await api(`/cluster/nodes/${encodeURIComponent(node.id)}`, { method: 'DELETE' });
     toast(`Forgot ${node.id}`);
   } catch (err) {
-    toast(`${err.code}: ${err.message}`, 'bad');
+    failed(err);
   }
   await refresh();
 }

@@ -155,6 +155,11 @@ export function toast(message, kind = 'ok') {
   setTimeout(() => el.remove(), kind === 'bad' ? 8000 : 4000);
 }
 
+/** Says what failed, with its code (an error from the API, or the network's). */
+export function failed(err) {
+  toast(`${err.code ?? 'ERROR'}: ${err.message}`, 'bad');
+}
+
 /** A modal confirmation; resolves true when confirmed. Keyboard: Enter confirms, Escape cancels. */
 export function confirmDialog(title, body, confirmLabel = 'Confirm') {
   return new Promise((resolve) => {

@@ -2,7 +2,7 @@
 // gauges, and a form to edit its namespace's limits.
 
 import { api } from './api.js';
-import { badge, bytes, fill, gauge, h, num, toast } from './dom.js';
+import { badge, bytes, failed, fill, gauge, h, num, toast } from './dom.js';
 
 const LIMITS = [
   ['maxMemoryMB', 'Memory (MB)'],
@@ -119,7 +119,7 @@ export async function namespacesView(main) {
           onclick: () => {
             if (editing.has(sb.namespace)) editing.delete(sb.namespace);
             else editing.add(sb.namespace);
-            void render();
+            render().catch(failed);
           },
         },
         editing.has(sb.namespace) ? 'Close' : 'Edit limits',
@@ -129,7 +129,7 @@ export async function namespacesView(main) {
         ? (card.querySelector('form') ??
           editForm(sb, () => {
             editing.delete(sb.namespace);
-            void render();
+            render().catch(failed);
           }))
         : null;
       fill(card, head, meta, gauges, toggle, form);

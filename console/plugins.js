@@ -6,6 +6,7 @@ import { api } from './api.js';
 import {
   bytes,
   confirmDialog,
+  failed,
   fill,
   findingsTable,
   h,
@@ -83,7 +84,7 @@ async function search() {
   try {
     if (params.size > 0) result = await api(`/plugins/search?${params}`);
   } catch (err) {
-    toast(`${err.code}: ${err.message}`, 'bad');
+    failed(err);
     return;
   }
   // an answer to an older query arriving late is not shown
@@ -140,11 +141,9 @@ async function install(file, out, reload) {
   fill(out, h('p', {}, `Installing ${file.name}…`));
   const form = new FormData();
   form.append('bundle', file, file.name);
+  let answer;
   try {
-    const { plugin, outcome } = await api('/plugins/install', { method: 'POST', body: form });
-    fill(out, h('p', { class: 'ok' }, `Installed ${plugin.id} ${plugin.version} (${outcome}).`));
-    toast(`Installed ${plugin.id} ${plugin.version}`);
-    await reload();
+    answer = await api('/plugins/install', { method: 'POST', body: form });
   } catch (err) {
     fill(
       out,
@@ -156,7 +155,12 @@ async function install(file, out, reload) {
       ),
       findingsTable(err.details?.findings ?? []),
     );
+    return;
   }
+  const { plugin, outcome } = answer;
+  fill(out, h('p', { class: 'ok' }, `Installed ${plugin.id} ${plugin.version} (${outcome}).`));
+  toast(`Installed ${plugin.id} ${plugin.version}`);
+  await reload().catch(failed);
 }
 
 export async function pluginsView(main) {
@@ -307,7 +311,7 @@ export async function pluginDetailView(main, id, onChange) {
       toast(label);
       onChange();
     } catch (err) {
-      toast(`${err.code}: ${err.message}`, 'bad');
+      failed(err);
     }
   };
   const actions = h(
@@ -375,7 +379,7 @@ export async function pluginDetailView(main, id, onChange) {
                   toast(`Uninstalled ${id}`);
                   location.hash = '#/plugins';
                 } catch (err) {
-                  toast(`${err.code}: ${err.message}`, 'bad');
+                  failed(err);
                 }
               },
             },
