@@ -3,7 +3,7 @@
 
 import { ApiError, api, followEvents, token } from './api.js';
 import { clusterView } from './cluster.js';
-import { fill, h, toast } from './dom.js';
+import { failed, fill, h, toast } from './dom.js';
 import { eventsView, recordEvent } from './events.js';
 import { flowView } from './flow.js';
 import { namespacesView } from './namespaces.js';
@@ -14,7 +14,8 @@ const live = document.getElementById('live');
 const alertCount = document.getElementById('alert-count');
 const storeDown = document.getElementById('store-down');
 let current = null; // the view on screen: { dispose?, onEvent? }
-let routing = 0;
+let routing = Promise.resolve();
+let wanted = 0;
 let unseenAlerts = 0;
 let stopEvents = null;
 
@@ -68,8 +69,18 @@ async function tryToken(t) {
   }
 }
 
-async function route() {
-  const seq = ++routing;
+/**
+ * Shows the view the address names. One view is made at a time, in order,
+ * and an address that changed again while one was loading is skipped for
+ * the newest, so the page always ends on the view the address names.
+ */
+function route() {
+  const seq = ++wanted;
+  routing = routing.then(() => (seq === wanted ? show() : undefined)).catch(failed);
+  return routing;
+}
+
+async function show() {
   current?.dispose?.();
   current = null;
   const hash = location.hash || '#/plugins';
@@ -83,22 +94,14 @@ async function route() {
     alertCount.hidden = true;
   }
   try {
-    let shown;
-    if (view === 'plugins' && arg) shown = await pluginDetailView(main, decodeURIComponent(arg), () => void route());
-    else if (view === 'namespaces') shown = await namespacesView(main);
-    else if (view === 'flow') shown = await flowView(main);
-    else if (view === 'events') shown = await eventsView(main);
-    else if (view === 'cluster') shown = await clusterView(main);
-    else shown = await pluginsView(main);
-    // the address changed again while this view loaded: the newer route owns the page
-    if (seq !== routing) {
-      shown?.dispose?.();
-      return;
-    }
-    current = shown;
+    if (view === 'plugins' && arg) current = await pluginDetailView(main, decodeURIComponent(arg), () => void route());
+    else if (view === 'namespaces') current = await namespacesView(main);
+    else if (view === 'flow') current = await flowView(main);
+    else if (view === 'events') current = await eventsView(main);
+    else if (view === 'cluster') current = await clusterView(main);
+    else current = await pluginsView(main);
     main.focus({ preventScroll: true });
   } catch (err) {
-    if (seq !== routing) return;
     if (err instanceof ApiError && err.status === 401) {
       token.clear();
       stopEvents?.();
