@@ -61,13 +61,26 @@ export function runCli(
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Waits until `check()` holds. The bound catches a hang, it times nothing:
- * it is generous because test files share two cores.
+ * Waits until `check()` gives a truthy value, and resolves with it. A check
+ * that throws is tried again (a server restarting, say); the last error is
+ * in the message if time runs out. The bound catches a hang, it times
+ * nothing: it is generous because test files share two cores.
  */
-export async function until(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
+export async function until<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs = 30_000,
+): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
   const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value as Exclude<T, false | 0 | '' | null | undefined>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
     await sleep(25);
   }
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Page } from 'playwright-core';
 import { packPlugin } from '../../src/plugin/bundle.ts';
-import { CHROMIUM, CHROMIUM_FLAGS, runCli, sleep, startServe, tempDir } from '../helpers.ts';
+import { CHROMIUM, CHROMIUM_FLAGS, runCli, startServe, tempDir, until } from '../helpers.ts';
 import { PG_MISSING, type PgServer, startPostgres } from '../pg.ts';
 import { makePlugin, newKey, sign, upperCode } from '../plugin-fixtures.ts';
 
@@ -22,25 +22,6 @@ interface Node {
   child: ChildProcess | null;
   base: string;
   token: string;
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const start = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
-    await sleep(100);
-  }
 }
 
 let pg: PgServer | null = null;
@@ -148,7 +129,7 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
       body: await bundle('1.0.0'),
     });
     assert.equal(v1.status, 201, JSON.stringify(v1.body));
-    const onB = await eventually('acme.shout active on B', async () => {
+    const onB = await until('acme.shout active on B', async () => {
       const p = await plugin(nodes.b);
       return p?.status === 'active' && p;
     });
@@ -160,9 +141,9 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
 
     // 2. disabled on B, it is disabled on A
     assert.equal((await api(nodes.b, '/api/plugins/acme.shout/disable', { method: 'PUT' })).status, 200);
-    await eventually('disabled on A', async () => (await plugin(nodes.a))?.enabled === false);
+    await until('disabled on A', async () => (await plugin(nodes.a))?.enabled === false);
     assert.equal((await api(nodes.a, '/api/plugins/acme.shout/enable', { method: 'PUT' })).status, 200);
-    await eventually('enabled again on B', async () => (await plugin(nodes.b))?.enabled === true);
+    await until('enabled again on B', async () => (await plugin(nodes.b))?.enabled === true);
 
     // 3. B down during an install catches up when it starts
     await stop(nodes.b);
@@ -187,7 +168,7 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
     // 4. the database restarted mid-way: nodes keep running and say the store is down; nothing is lost
     pg!.stop();
     try {
-      const health = await eventually('A reports the store down', async () => {
+      const health = await until('A reports the store down', async () => {
         const res = await fetch(`${nodes.a.base}/healthz`);
         const body = (await res.json()) as { status: string; store: { up: boolean } };
         return body.status === 'degraded' && body;
@@ -203,12 +184,12 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
     } finally {
       pg!.start();
     }
-    await eventually('A reports the store back', async () => {
+    await until('A reports the store back', async () => {
       const res = await fetch(`${nodes.a.base}/healthz`);
       return ((await res.json()) as { status: string }).status === 'ok';
     });
     await page?.locator('#store-down').waitFor({ state: 'hidden', timeout: 15_000 });
-    const v3 = await eventually('an install after the restart', async () => {
+    const v3 = await until('an install after the restart', async () => {
       const r = await api(nodes.a, '/api/plugins/install', {
         method: 'POST',
         headers: { 'content-type': 'application/gzip' },
@@ -217,10 +198,10 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
       return r.status === 201 && r;
     });
     assert.equal(v3.body.plugin.version, '1.2.0');
-    await eventually('1.2.0 on B after the restart', async () => (await plugin(nodes.b))?.version === '1.2.0');
+    await until('1.2.0 on B after the restart', async () => (await plugin(nodes.b))?.version === '1.2.0');
 
     // the cluster view: both nodes, what each runs, no drift
-    const cluster = await eventually('no drift', async () => {
+    const cluster = await until('no drift', async () => {
       const c = (await api(nodes.b, '/api/cluster')).body as {
         enabled: boolean;
         nodes: { id: string; alive: boolean; address: string; plugins: Record<string, { version: string }> }[];

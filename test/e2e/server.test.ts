@@ -312,7 +312,7 @@ describe('REST API', () => {
     await api.call('PUT', '/api/plugins/builtin.LogAttribute/disable');
     await Promise.race([
       read,
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`no event in: ${text}`)), 5000)),
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`no event in: ${text}`)), 20_000)),
     ]);
     controller.abort();
     assert.match(text, /event: plugin\.disabled\ndata: \{[^\n]*"pluginId":"builtin\.LogAttribute"/);
