@@ -23,27 +23,40 @@ import type { SandboxHost } from './sandbox-host.ts';
 
 let nextInstance = 1;
 
-export class RemoteProcessor implements Processor {
+/** A component of a sandboxed plugin, as the host holds it: where it lives, and what it declares. */
+abstract class RemoteComponent<I> {
   readonly host: SandboxHost;
   readonly pluginId: string;
   readonly component: string;
-  readonly #info: ProcessorInfo;
+  protected readonly info: I;
+
+  constructor(host: SandboxHost, pluginId: string, component: string, info: I) {
+    this.host = host;
+    this.pluginId = pluginId;
+    this.component = component;
+    this.info = info;
+  }
+
+  getInfo(): I {
+    return this.info;
+  }
+}
+
+/** A component with an instance in the sandbox from `initialize` to `onStopped`. */
+abstract class RemoteInstance<I> extends RemoteComponent<I> {
   instance = 0;
+
+  async onStopped(): Promise<void> {
+    if (this.instance) await this.host.stop(this.instance);
+    this.instance = 0;
+  }
+}
+
+export class RemoteProcessor extends RemoteInstance<ProcessorInfo> implements Processor {
   /** The processor's own validate() findings, from the sandbox. */
   findings: { property?: string; message: string }[] = [];
   /** The controller services it names; the flow sets them before `initialize`. */
   services: ServiceBinding[] = [];
-
-  constructor(host: SandboxHost, pluginId: string, component: string, info: ProcessorInfo) {
-    this.host = host;
-    this.pluginId = pluginId;
-    this.component = component;
-    this.#info = info;
-  }
-
-  getInfo(): ProcessorInfo {
-    return this.#info;
-  }
 
   async initialize(ctx: ProcessContext): Promise<void> {
     this.instance = nextInstance++;
@@ -53,7 +66,7 @@ export class RemoteProcessor implements Processor {
       component: this.component,
       processorId: ctx.processorId,
       properties: { ...ctx.getProperties() },
-      dynamicProperties: this.#info.dynamicProperties ?? false,
+      dynamicProperties: this.info.dynamicProperties ?? false,
       services: this.services,
     });
     this.findings = reply.findings;
@@ -62,35 +75,13 @@ export class RemoteProcessor implements Processor {
   onTrigger(): never {
     throw new Error(`${this.pluginId}/${this.component} runs in its sandbox, not on the host`);
   }
-
-  async onStopped(): Promise<void> {
-    if (this.instance) await this.host.stop(this.instance);
-    this.instance = 0;
-  }
 }
 
 export function isRemote(p: Processor): p is RemoteProcessor {
   return p instanceof RemoteProcessor;
 }
 
-export class RemoteReportingTask implements ReportingTask {
-  readonly host: SandboxHost;
-  readonly pluginId: string;
-  readonly component: string;
-  readonly #info: ReportingTaskInfo;
-  instance = 0;
-
-  constructor(host: SandboxHost, pluginId: string, component: string, info: ReportingTaskInfo) {
-    this.host = host;
-    this.pluginId = pluginId;
-    this.component = component;
-    this.#info = info;
-  }
-
-  getInfo(): ReportingTaskInfo {
-    return this.#info;
-  }
-
+export class RemoteReportingTask extends RemoteInstance<ReportingTaskInfo> implements ReportingTask {
   async initialize(ctx: ProcessContext): Promise<void> {
     this.instance = nextInstance++;
     await this.host.create({
@@ -107,31 +98,10 @@ export class RemoteReportingTask implements ReportingTask {
   async onTrigger(_ctx: ProcessContext, metrics: MetricsSnapshot): Promise<void> {
     await this.host.report(this.instance, metrics);
   }
-
-  async onStopped(): Promise<void> {
-    if (this.instance) await this.host.stop(this.instance);
-    this.instance = 0;
-  }
 }
 
 /** Where a sandboxed plugin's controller service is made: its sandbox, beside the processors that use it. */
-export class RemoteControllerService implements ControllerService {
-  readonly host: SandboxHost;
-  readonly pluginId: string;
-  readonly component: string;
-  readonly #info: ControllerServiceInfo;
-
-  constructor(host: SandboxHost, pluginId: string, component: string, info: ControllerServiceInfo) {
-    this.host = host;
-    this.pluginId = pluginId;
-    this.component = component;
-    this.#info = info;
-  }
-
-  getInfo(): ControllerServiceInfo {
-    return this.#info;
-  }
-}
+export class RemoteControllerService extends RemoteComponent<ControllerServiceInfo> implements ControllerService {}
 
 export function isRemoteService(s: ControllerService): s is RemoteControllerService {
   return s instanceof RemoteControllerService;
