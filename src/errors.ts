@@ -101,7 +101,10 @@ export const ERRORS = {
     400,
     (p) => `The flow has ${p.count} problem(s); the first: ${p.first}. details.findings lists them all`,
   ),
-  FLOW_DUPLICATE_PROCESSOR: spec<{ id: string }>(409, (p) => `The flow already has a processor "${p.id}"`),
+  FLOW_DUPLICATE_PROCESSOR: spec<{ id: string; kind?: string }>(
+    409,
+    (p) => `The flow already has a ${p.kind ?? 'processor'} "${p.id}"`,
+  ),
   FLOW_DUPLICATE_CONNECTION: spec<{ id: string }>(409, (p) => `The flow already has a connection "${p.id}"`),
   FLOW_UNKNOWN_PROCESSOR: spec<{ id: string }>(404, (p) => `The flow has no processor "${p.id}"`),
   FLOW_UNKNOWN_RELATIONSHIP: spec<{ processor: string; relationship: string; known: readonly string[] }>(

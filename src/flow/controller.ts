@@ -15,6 +15,7 @@ import { isRemote, isRemoteService } from '../sandbox/remote-processor.ts';
 import {
   type MetricsSnapshot,
   type Processor,
+  type PropertySpec,
   parseDataSize,
   parseDuration,
   type ValidationFinding,
@@ -289,18 +290,16 @@ export class FlowController {
    */
   addControllerService(config: ControllerServiceConfig): ServiceSummary {
     this.#assertOpen();
-    if (this.#services.has(config.id)) throw createError('FLOW_DUPLICATE_PROCESSOR', { id: config.id });
+    if (this.#services.has(config.id)) {
+      throw createError('FLOW_DUPLICATE_PROCESSOR', { id: config.id, kind: 'controller service' });
+    }
     const { instance, pluginId } = this.manager.registry.createControllerService(config.type);
-    const info = instance.getInfo();
-    const properties = withDefaults(info.properties, { ...(config.properties ?? {}) });
     const service = new ServiceNode({
       id: config.id,
       type: config.type,
       pluginId,
       instance,
-      properties,
-      findings: validateProperties(info.properties, properties),
-      logger: toSdkLogger(this.manager.log.child({ plugin: pluginId, service: config.id })),
+      ...this.#configured(pluginId, instance.getInfo().properties, config, 'service'),
     });
     this.#services.set(config.id, service);
     return service.summary();
@@ -309,23 +308,37 @@ export class FlowController {
   /** Places a reporting task in the flow; it runs while started (startAll starts it). */
   addReportingTask(config: ReportingTaskConfig): ReportingTaskSummary {
     this.#assertOpen();
-    if (this.#reporting.has(config.id)) throw createError('FLOW_DUPLICATE_PROCESSOR', { id: config.id });
+    if (this.#reporting.has(config.id)) {
+      throw createError('FLOW_DUPLICATE_PROCESSOR', { id: config.id, kind: 'reporting task' });
+    }
     const { instance, pluginId } = this.manager.registry.createReportingTask(config.type);
     const info = instance.getInfo();
-    const properties = withDefaults(info.properties, { ...(config.properties ?? {}) });
     const node = new ReportingNode({
       id: config.id,
       type: config.type,
       pluginId,
       task: instance,
-      properties,
       periodMs: durationMs(config.period ?? info.defaultPeriod, 30_000, 'period'),
-      findings: validateProperties(info.properties, properties),
-      logger: toSdkLogger(this.manager.log.child({ plugin: pluginId, reportingTask: config.id })),
+      ...this.#configured(pluginId, info.properties, config, 'reportingTask'),
     });
     if (node.periodMs < 10) throw createError('USAGE', { message: 'a reporting task period must be at least 10 ms' });
     this.#reporting.set(config.id, node);
     return node.summary();
+  }
+
+  /** A controller service's or reporting task's properties (defaults filled in), their findings, and its logger. */
+  #configured(
+    pluginId: string,
+    specs: readonly PropertySpec[],
+    config: ControllerServiceConfig | ReportingTaskConfig,
+    role: 'service' | 'reportingTask',
+  ) {
+    const properties = withDefaults(specs, { ...(config.properties ?? {}) });
+    return {
+      properties,
+      findings: validateProperties(specs, properties),
+      logger: toSdkLogger(this.manager.log.child({ plugin: pluginId, [role]: config.id })),
+    };
   }
 
   /** Starts a reporting task: refused while its configuration has findings. Its first run comes after one period. */

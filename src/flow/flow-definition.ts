@@ -163,12 +163,13 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
   const findings: FlowFinding[] = [];
   const add = (code: FlowFindingCode, pointer: string, message: string, severity: 'error' | 'warning' = 'error') =>
     findings.push({ code, severity, pointer, message });
-  const unavailable = (err: unknown, pointer: string): boolean => {
-    if (isDataBridgeError(err, 'COMPONENT_UNKNOWN')) add('FLOW_UNKNOWN_TYPE', pointer, err.message);
+  /** A component the flow could not place, as a finding on the field at fault (`usageAt`: where a USAGE error points). */
+  const unavailable = (err: unknown, at: string, usageAt = at): boolean => {
+    if (isDataBridgeError(err, 'COMPONENT_UNKNOWN')) add('FLOW_UNKNOWN_TYPE', `${at}/type`, err.message);
     else if (isDataBridgeError(err, 'PLUGIN_DISABLED') || isDataBridgeError(err, 'PLUGIN_FAILED')) {
-      add('FLOW_PLUGIN_UNAVAILABLE', pointer, err.message);
-    } else if (isDataBridgeError(err, 'FLOW_DUPLICATE_PROCESSOR')) add('FLOW_DUPLICATE_ID', pointer, err.message);
-    else if (isDataBridgeError(err, 'USAGE')) add('FLOW_SCHEDULE_INVALID', pointer, err.message);
+      add('FLOW_PLUGIN_UNAVAILABLE', `${at}/type`, err.message);
+    } else if (isDataBridgeError(err, 'FLOW_DUPLICATE_PROCESSOR')) add('FLOW_DUPLICATE_ID', `${at}/id`, err.message);
+    else if (isDataBridgeError(err, 'USAGE')) add('FLOW_SCHEDULE_INVALID', usageAt, err.message);
     else return false;
     return true;
   };
@@ -184,7 +185,7 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
     try {
       propertyFindings(at, controller.addControllerService(s).findings);
     } catch (err) {
-      if (!unavailable(err, `${at}/type`)) throw err;
+      if (!unavailable(err, at)) throw err;
     }
   });
   const placed = new Map<string, number>();
@@ -208,7 +209,7 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
         );
       }
     } catch (err) {
-      if (!unavailable(err, isDataBridgeError(err, 'USAGE') ? at : `${at}/type`)) throw err;
+      if (!unavailable(err, at)) throw err;
     }
   });
   (def.reportingTasks ?? []).forEach((r, i) => {
@@ -216,7 +217,7 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
     try {
       propertyFindings(at, controller.addReportingTask(r).findings);
     } catch (err) {
-      if (!unavailable(err, isDataBridgeError(err, 'USAGE') ? `${at}/period` : `${at}/type`)) throw err;
+      if (!unavailable(err, at, `${at}/period`)) throw err;
     }
   });
   const stats = () => controller.stats().processors;

@@ -125,6 +125,20 @@ test('a processor naming a missing or invalid service is a finding, and it does 
   assert.match(findings[1]!.message, /does not have/);
   const unknown = await validateFlow({ controllerServices: [{ id: 'x', type: 'Nope' }], processors: [] }, manager);
   assert.ok(unknown.some((f) => f.code === 'FLOW_SCHEMA' || f.code === 'FLOW_UNKNOWN_TYPE'));
+  const twice = await validateFlow(
+    {
+      controllerServices: [
+        { id: 'count', type: 'Counter' },
+        { id: 'count', type: 'Counter' },
+      ],
+      processors: [{ id: 'gen', type: 'GenerateFlowFile', autoTerminate: ['success'] }],
+    },
+    manager,
+  );
+  assert.deepEqual(
+    twice.filter((f) => f.severity === 'error').map((f) => [f.code, f.pointer, f.message]),
+    [['FLOW_DUPLICATE_ID', '/controllerServices/1/id', 'The flow already has a controller service "count"']],
+  );
 });
 
 test('a reporting task runs on its period over the flow metrics; a failing one is alerted and runs again', async (t) => {
