@@ -149,7 +149,22 @@ export const ERRORS = {
     503,
     (p) => `The sandbox of ${p.namespace} was given up: ${p.reason}`,
   ),
+  ISOLATION_UNAVAILABLE: spec<{ id: string; level: string; missing: readonly string[] }>(
+    503,
+    (p) =>
+      `Plugin "${p.id}" runs in a process sandbox, and this host cannot confine one fully (level ${p.level}); missing: ${p.missing.join('; ') || 'unknown'}. Install what is missing, list the plugin as trusted for a worker (--worker-plugin), or start with --allow-weak-isolation to run it with what holds`,
+  ),
   UNAUTHORIZED: spec(401, () => 'A valid bearer token is required: Authorization: Bearer <token>'),
+  FORBIDDEN_ROLE: spec<{ role: string; needed: string }>(
+    403,
+    (p) => `This token's role is ${p.role}; this needs the ${p.needed} role`,
+  ),
+  METHOD_NOT_ALLOWED: spec<{ method: string; allow: readonly string[] }>(
+    405,
+    (p) => `${p.method} is not allowed here; allowed: ${p.allow.join(', ')}`,
+  ),
+  BAD_REQUEST: spec<{ reason: string }>(400, (p) => `Bad request: ${p.reason}`),
+  URI_TOO_LONG: spec(414, () => 'The request target is too long'),
   BODY_TOO_LARGE: spec(413, () => 'The request body is over the upload cap'),
   UNSUPPORTED_MEDIA_TYPE: spec(415, () => 'That content type is not accepted here'),
   INTERNAL: spec(500, () => 'Internal error; the server log has the details'),

@@ -1,6 +1,7 @@
 /**
- * The Fastify application: bearer-token authentication on `/api` and
- * `/metrics`, one JSON error shape, the routes, an OpenAPI document made
+ * The Fastify application: authentication on the matched route, deny by
+ * default (src/server/auth.ts), one JSON error shape for ours and the
+ * framework's errors, the routes, an OpenAPI document made
  * from the route schemas, a page that renders it, and the web console at
  * `/`. A thin layer over the host API.
  */
@@ -13,17 +14,21 @@ import { createError, DataBridgeError } from '../errors.ts';
 import type { FlowController } from '../flow/controller.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 import { VERSION } from '../version.ts';
+import { type Authenticate, adminToken, installAuth, principalOf } from './auth.ts';
 import { consoleRoutes } from './console.ts';
 import { EventHub } from './events.ts';
 import { metricsRoutes } from './metrics.ts';
+import { routeTable } from './route-table.ts';
 import { namespaceRoutes, trustRoutes } from './routes/admin.ts';
 import { observeRoutes } from './routes/observe.ts';
 import { pluginRoutes } from './routes/plugins.ts';
-import { tokenMatches } from './token.ts';
 
 export interface ServerOptions {
   manager: PluginManager;
+  /** The admin token (`DATABRIDGE_TOKEN` or `<data dir>/admin.token`). */
   token: string;
+  /** Who a bearer secret names; default: the admin token alone. */
+  authenticate?: Authenticate;
   /** The flow the server runs, if any (`--flow`). */
   flow?: FlowController;
   /** Fastify's request log; off by default (the manager logs what matters). */
@@ -36,35 +41,45 @@ export interface Server {
   hub: EventHub;
 }
 
-const FASTIFY_CODES: Record<number, string> = {
-  413: 'BODY_TOO_LARGE',
-  415: 'UNSUPPORTED_MEDIA_TYPE',
-  404: 'ROUTE_NOT_FOUND',
-  405: 'USAGE',
+/** Fastify's own 4xx answers, in our shape (never its message: some echo the request). */
+const FRAMEWORK_ERRORS: Record<number, () => DataBridgeError> = {
+  400: () => createError('BAD_REQUEST', { reason: 'the request could not be read' }),
+  413: () => createError('BODY_TOO_LARGE', {}),
+  414: () => createError('URI_TOO_LONG', {}),
+  415: () => createError('UNSUPPORTED_MEDIA_TYPE', {}),
 };
 
-function needsToken(url: string): boolean {
-  return url === '/api' || url.startsWith('/api/') || url === '/metrics' || url.startsWith('/metrics?');
-}
+/** Longest path segment the router takes: the manifest's id limit (128) with room to spare. */
+const MAX_PARAM_LENGTH = 256;
 
 export async function buildServer(options: ServerOptions): Promise<Server> {
   const { manager, flow } = options;
+  const authenticate = options.authenticate ?? adminToken(options.token);
   const app = Fastify({
     logger: options.logRequests ? { level: 'info' } : false,
     bodyLimit: 1024 * 1024,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // a stop closes idle keep-alive connections instead of waiting on them
     forceCloseConnections: true,
     // query strings like ?tag=a&tag=b and ?enabled=true are coerced by the schemas
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
+    // errors the router raises before any hook (a path it cannot decode): 401 first, then our shape
+    frameworkErrors: (err, request, reply) => {
+      void principalOf(request, authenticate).then((principal) => {
+        const e = principal
+          ? (FRAMEWORK_ERRORS[err.statusCode ?? 400] ?? FRAMEWORK_ERRORS[400]!)()
+          : createError('UNAUTHORIZED', {});
+        // the reply is a framework error reply, untyped by any route
+        (reply as unknown as { status(n: number): { send(b: unknown): void } })
+          .status(e.status)
+          .send({ error: e.toJSON() });
+      });
+    },
   });
   const hub = new EventHub(manager);
   app.addHook('onClose', async () => hub.close());
-
-  app.addHook('onRequest', async (request) => {
-    if (!needsToken(request.url)) return;
-    const m = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '');
-    if (!m || !tokenMatches(m[1]!.trim(), options.token)) throw createError('UNAUTHORIZED', {});
-  });
+  installAuth(app, authenticate);
+  const routes = routeTable(app);
 
   app.setErrorHandler((err, request, reply) => {
     if (err instanceof DataBridgeError) return reply.status(err.status).send({ error: err.toJSON() });
@@ -72,18 +87,24 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
     if (e.validation)
       return reply.status(400).send({ error: { code: 'USAGE', message: e.message, details: e.validation } });
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
-      return reply
-        .status(e.statusCode)
-        .send({ error: { code: FASTIFY_CODES[e.statusCode] ?? 'USAGE', message: e.message, details: null } });
+      const known = FRAMEWORK_ERRORS[e.statusCode]?.();
+      const body = known?.toJSON() ?? { code: 'USAGE', message: e.message, details: null };
+      return reply.status(e.statusCode).send({ error: body });
     }
     manager.log.error({ err: e.message, url: request.url }, 'request failed');
-    return reply
-      .status(500)
-      .send({ error: { code: 'INTERNAL', message: 'Internal error; the server log has the details', details: null } });
+    return reply.status(500).send({ error: createError('INTERNAL', {}).toJSON() });
   });
 
   app.setNotFoundHandler((request, reply) => {
-    const err = createError('ROUTE_NOT_FOUND', { method: request.method, url: request.url.split('?')[0]! });
+    const path = request.url.split('?')[0]!;
+    const allow = routes.allowed(path);
+    const err = allow.length
+      ? createError('METHOD_NOT_ALLOWED', { method: request.method, allow })
+      : createError('ROUTE_NOT_FOUND', {
+          method: request.method,
+          url: path.length > 200 ? `${path.slice(0, 200)}…` : path,
+        });
+    if (allow.length) reply.header('allow', allow.join(', '));
     return reply.status(err.status).send({ error: err.toJSON() });
   });
 
@@ -107,17 +128,27 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
       security: [{ bearer: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs/api', uiConfig: { persistAuthorization: true } });
+  // the API's description is open, like the console's files: it holds no data (/api/openapi.json is the same, behind the token)
+  await app.register(async (docs) => {
+    docs.addHook('onRoute', (route) => {
+      route.config = { ...route.config, access: 'open' };
+    });
+    await docs.register(swaggerUi, { routePrefix: '/docs/api', uiConfig: { persistAuthorization: true } });
+  });
 
-  const actor = (request: FastifyRequest) => `api:${request.ip}`;
+  // the audit log names the token that acted
+  const actor = (request: FastifyRequest) =>
+    request.principal ? `token:${request.principal.name}` : `api:${request.ip}`;
   app.get(
     '/healthz',
     {
       schema: {
         tags: ['observe'],
-        summary: 'Liveness (no token needed); `degraded` while the state store is away',
+        summary:
+          'Liveness (no token needed); `degraded` while the state store is away; `isolation`: what this host can confine a process sandbox with (level, what is missing) and whether weaker isolation was accepted',
         security: [],
       },
+      config: { access: 'open' },
     },
     async () => {
       const store = await manager.storeStatus();
@@ -125,6 +156,7 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
         status: store.up ? 'ok' : 'degraded',
         version: VERSION,
         store: { kind: store.kind, up: store.up },
+        isolation: manager.isolationStatus(),
         ...(manager.cluster ? { node: manager.cluster.id } : {}),
       };
     },

@@ -45,6 +45,7 @@ export const consoleRoutes: FastifyPluginAsync = async (app) => {
   for (const name of readdirSync(CONSOLE_DIR)) if (TYPES[extname(name)]) files.set(name, load(name));
   const serve = (file: StaticFile) => ({
     schema: { hide: true },
+    config: { access: 'open' as const },
     handler: async (request: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
       reply
         .header('etag', file.etag)

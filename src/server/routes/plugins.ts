@@ -135,7 +135,10 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
 
   app.put<{ Params: { id: string } }>(
     '/:id/enable',
-    { schema: { tags: ['plugins'], summary: 'Enable a plugin', params: idParams, response: errors(401, 404) } },
+    {
+      schema: { tags: ['plugins'], summary: 'Enable a plugin', params: idParams, response: errors(401, 403, 404) },
+      config: { access: 'operator' },
+    },
     async (request) => manager.enable(request.params.id, { actor: actor(request) }),
   );
 
@@ -147,8 +150,9 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
         summary: 'Disable a plugin (409 while enabled plugins depend on it, unless force)',
         params: idParams,
         querystring: forceQuery,
-        response: errors(401, 404, 409),
+        response: errors(401, 403, 404, 409),
       },
+      config: { access: 'operator' },
     },
     async (request) => manager.disable(request.params.id, { actor: actor(request), force: request.query.force }),
   );
@@ -160,8 +164,9 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
         tags: ['plugins'],
         summary: 'Validate and load the plugin’s files again; on failure the loaded version keeps serving',
         params: idParams,
-        response: errors(401, 404, 409, 422),
+        response: errors(401, 403, 404, 409, 422),
       },
+      config: { access: 'operator' },
     },
     async (request) => manager.reload(request.params.id, { actor: actor(request) }),
   );
