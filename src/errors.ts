@@ -159,6 +159,8 @@ export const ERRORS = {
     403,
     (p) => `This token's role is ${p.role}; this needs the ${p.needed} role`,
   ),
+  TOKEN_EXISTS: spec<{ name: string }>(409, (p) => `A token named "${p.name}" already exists`),
+  TOKEN_NOT_FOUND: spec<{ name: string }>(404, (p) => `No token named "${p.name}"`),
   METHOD_NOT_ALLOWED: spec<{ method: string; allow: readonly string[] }>(
     405,
     (p) => `${p.method} is not allowed here; allowed: ${p.allow.join(', ')}`,

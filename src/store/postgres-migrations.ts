@@ -81,6 +81,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      heartbeat_at TEXT NOT NULL,
      plugins TEXT NOT NULL
    );`,
+  // API tokens: the secret's sha256 only, never the secret
+  `CREATE TABLE api_tokens (
+     name TEXT PRIMARY KEY,
+     role TEXT NOT NULL,
+     hash TEXT NOT NULL UNIQUE,
+     created_at TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     last_used_at TEXT
+   );`,
 ];
 
 /** The LISTEN/NOTIFY channel nodes tell each other their changes on. */

@@ -15,6 +15,7 @@ import {
   patchedNamespace,
   patchedPluginState,
   type Row,
+  toApiToken,
   toAudit,
   toInstall,
   toNamespace,
@@ -23,6 +24,7 @@ import {
   toTrustedKey,
 } from './rows.ts';
 import type {
+  ApiTokenRecord,
   AuditEntry,
   AuditInput,
   AuditQuery,
@@ -37,6 +39,7 @@ import type {
   PluginStateRecord,
   RevokedRelease,
   StateStore,
+  TokenRole,
   TrustedKey,
 } from './types.ts';
 
@@ -337,6 +340,39 @@ export class PostgresStore implements StateStore, ClusterBackend {
 
   async listRevokedReleases(): Promise<RevokedRelease[]> {
     return (await this.#query('SELECT * FROM revoked_releases ORDER BY plugin_id, version')).map(toRevoked);
+  }
+
+  async createToken(token: {
+    name: string;
+    role: TokenRole;
+    hash: string;
+    createdBy: string;
+  }): Promise<ApiTokenRecord> {
+    const now = new Date().toISOString();
+    const rows = await this.#query(
+      `INSERT INTO api_tokens (name, role, hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (name) DO NOTHING RETURNING name`,
+      [token.name, token.role, token.hash, now, token.createdBy],
+    );
+    if (rows.length === 0) throw createError('TOKEN_EXISTS', { name: token.name });
+    return { name: token.name, role: token.role, createdAt: now, createdBy: token.createdBy, lastUsedAt: null };
+  }
+
+  async findTokenByHash(hash: string): Promise<(ApiTokenRecord & { hash: string }) | undefined> {
+    const [row] = await this.#query('SELECT * FROM api_tokens WHERE hash = $1', [hash]);
+    return row ? { ...toApiToken(row), hash: String(row.hash) } : undefined;
+  }
+
+  async listTokens(): Promise<ApiTokenRecord[]> {
+    return (await this.#query('SELECT * FROM api_tokens ORDER BY name')).map(toApiToken);
+  }
+
+  async deleteToken(name: string): Promise<boolean> {
+    return (await this.#query('DELETE FROM api_tokens WHERE name = $1 RETURNING name', [name])).length > 0;
+  }
+
+  async touchToken(name: string, at: string): Promise<void> {
+    await this.#query('UPDATE api_tokens SET last_used_at = $1 WHERE name = $2', [at, name]);
   }
 
   async getScanResult(sha256: string, scanner: string): Promise<unknown> {

@@ -5,6 +5,7 @@
 
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import type {
+  ApiTokenRecord,
   AuditEntry,
   InstallRecord,
   NamespaceRecord,
@@ -74,6 +75,16 @@ export function toAudit(r: Row): AuditEntry {
     target: String(r.target),
     result: String(r.result) as AuditEntry['result'],
     details: json(r.details),
+  };
+}
+
+export function toApiToken(r: Row): ApiTokenRecord {
+  return {
+    name: String(r.name),
+    role: String(r.role) as ApiTokenRecord['role'],
+    createdAt: String(r.created_at),
+    createdBy: String(r.created_by),
+    lastUsedAt: text(r.last_used_at),
   };
 }
 

@@ -64,6 +64,15 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
      result TEXT NOT NULL,
      PRIMARY KEY (sha256, scanner)
    ) STRICT;`,
+  // API tokens: the secret's sha256 only, never the secret
+  `CREATE TABLE api_tokens (
+     name TEXT PRIMARY KEY,
+     role TEXT NOT NULL,
+     hash TEXT NOT NULL UNIQUE,
+     created_at TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     last_used_at TEXT
+   ) STRICT;`,
 ];
 
 /** Marks a database as DataBridge's own ("DBrg"), to tell it from another program's. */

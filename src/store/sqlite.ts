@@ -12,6 +12,7 @@ import type { ResourceLimits } from '../sandbox/limits.ts';
 import {
   patchedNamespace,
   patchedPluginState,
+  toApiToken,
   toAudit,
   toInstall,
   toNamespace,
@@ -21,6 +22,7 @@ import {
 } from './rows.ts';
 import { APPLICATION_ID, SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import type {
+  ApiTokenRecord,
   AuditEntry,
   AuditInput,
   AuditQuery,
@@ -31,6 +33,7 @@ import type {
   PluginStateRecord,
   RevokedRelease,
   StateStore,
+  TokenRole,
   TrustedKey,
 } from './types.ts';
 
@@ -288,6 +291,40 @@ export class SqliteStore implements StateStore {
 
   async listRevokedReleases(): Promise<RevokedRelease[]> {
     return this.#db.prepare('SELECT * FROM revoked_releases ORDER BY plugin_id, version').all().map(toRevoked);
+  }
+
+  async createToken(token: {
+    name: string;
+    role: TokenRole;
+    hash: string;
+    createdBy: string;
+  }): Promise<ApiTokenRecord> {
+    const now = new Date().toISOString();
+    const r = this.#db
+      .prepare(
+        `INSERT INTO api_tokens (name, role, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO NOTHING`,
+      )
+      .run(token.name, token.role, token.hash, now, token.createdBy);
+    if (r.changes === 0) throw createError('TOKEN_EXISTS', { name: token.name });
+    return { name: token.name, role: token.role, createdAt: now, createdBy: token.createdBy, lastUsedAt: null };
+  }
+
+  async findTokenByHash(hash: string): Promise<(ApiTokenRecord & { hash: string }) | undefined> {
+    const row = this.#db.prepare('SELECT * FROM api_tokens WHERE hash = ?').get(hash);
+    return row ? { ...toApiToken(row), hash: String(row.hash) } : undefined;
+  }
+
+  async listTokens(): Promise<ApiTokenRecord[]> {
+    return this.#db.prepare('SELECT * FROM api_tokens ORDER BY name').all().map(toApiToken);
+  }
+
+  async deleteToken(name: string): Promise<boolean> {
+    return this.#db.prepare('DELETE FROM api_tokens WHERE name = ?').run(name).changes > 0;
+  }
+
+  async touchToken(name: string, at: string): Promise<void> {
+    this.#db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE name = ?').run(at, name);
   }
 
   async getScanResult(sha256: string, scanner: string): Promise<unknown> {

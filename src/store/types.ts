@@ -86,6 +86,20 @@ export interface RevokedRelease {
   at: string;
 }
 
+/** What an API token may do (src/server/auth.ts): each role may do all that the ones before it may. */
+export type TokenRole = 'viewer' | 'operator' | 'admin';
+
+/** A named API token as the store keeps it: never its secret, only the secret's sha256. */
+export interface ApiTokenRecord {
+  name: string;
+  role: TokenRole;
+  createdAt: string;
+  /** Who made it, as the audit log names actors (`token:admin`, `cli:alice`). */
+  createdBy: string;
+  /** When a request last used it (recorded at most about once a minute); null if never. */
+  lastUsedAt: string | null;
+}
+
 /**
  * Where DataBridge keeps what must survive a restart.
  *
@@ -134,6 +148,16 @@ export interface StateStore {
   revokeKey(keyId: string, reason: string): Promise<boolean>;
   revokeRelease(pluginId: string, version: string, reason: string): Promise<RevokedRelease>;
   listRevokedReleases(): Promise<RevokedRelease[]>;
+
+  /** Keeps a new API token; TOKEN_EXISTS when the name is taken. `hash` is the secret's sha256 (hex). */
+  createToken(token: { name: string; role: TokenRole; hash: string; createdBy: string }): Promise<ApiTokenRecord>;
+  /** The token whose secret has this sha256 (hex), with the hash as stored. */
+  findTokenByHash(hash: string): Promise<(ApiTokenRecord & { hash: string }) | undefined>;
+  listTokens(): Promise<ApiTokenRecord[]>;
+  /** Removes a token; false when the name is unknown. */
+  deleteToken(name: string): Promise<boolean>;
+  /** Records that a request used the token at `at`. */
+  touchToken(name: string, at: string): Promise<void>;
 
   /** What a scanner found in a file with this sha256 (the result depends on the bytes only). */
   getScanResult(sha256: string, scanner: string): Promise<unknown>;

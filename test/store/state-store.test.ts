@@ -142,6 +142,36 @@ for (const backend of BACKENDS)
       await store.ping();
     });
 
+    test('API tokens: created once by name, found by the hash, listed without it, touched, deleted', async (t) => {
+      const store = await openStore(t);
+      const made = await store.createToken({ name: 'dash', role: 'viewer', hash: 'h1', createdBy: 'token:admin' });
+      assert.equal(made.lastUsedAt, null);
+      await assert.rejects(
+        store.createToken({ name: 'dash', role: 'admin', hash: 'h2', createdBy: 'cli' }),
+        (e: unknown) => isDataBridgeError(e, 'TOKEN_EXISTS'),
+      );
+      await store.createToken({ name: 'oncall', role: 'operator', hash: 'h3', createdBy: 'cli:bob' });
+      const found = await store.findTokenByHash('h1');
+      assert.equal(found?.name, 'dash');
+      assert.equal(found?.role, 'viewer');
+      assert.equal(found?.hash, 'h1');
+      assert.equal(await store.findTokenByHash('h2'), undefined);
+      const list = await store.listTokens();
+      assert.deepEqual(
+        list.map((k) => [k.name, k.role, k.createdBy]),
+        [
+          ['dash', 'viewer', 'token:admin'],
+          ['oncall', 'operator', 'cli:bob'],
+        ],
+      );
+      assert.ok(list.every((k) => !('hash' in k)));
+      await store.touchToken('dash', '2026-01-02T03:04:05.000Z');
+      assert.equal((await store.findTokenByHash('h1'))?.lastUsedAt, '2026-01-02T03:04:05.000Z');
+      assert.equal(await store.deleteToken('dash'), true);
+      assert.equal(await store.deleteToken('dash'), false);
+      assert.equal(await store.findTokenByHash('h1'), undefined);
+    });
+
     test('the state survives closing and reopening the file', async (t) => {
       const location = backend.fresh(t);
       const a = await backend.open(location);
