@@ -46,6 +46,9 @@ export default { processors: { Flip: () => ({
 `;
 }
 
+/** The operator's trust that puts bench.flip in a worker (a plugin folder set up as `process` stays there). */
+const TRUSTED = { workerPlugins: ['bench.flip'] };
+
 async function setup(
   root: string,
   isolation: 'worker' | 'process',
@@ -65,7 +68,8 @@ async function setup(
       type: 'processor',
       entryPoint: 'index.js',
       provides: { processors: ['Flip'] },
-      isolation,
+      // a worker is the operator's trust (TRUSTED below), never the manifest's; asking process keeps it there
+      ...(isolation === 'process' ? { isolation } : {}),
       limits: { maxConcurrentTasks: IN_FLIGHT, maxExecutionMS: 10_000, maxMemoryMB: 256 },
       ...extraManifest,
     }),
@@ -109,7 +113,11 @@ async function flowRate(manager: PluginManager): Promise<number> {
 }
 
 async function modeRate(dirs: { dataDir: string; pluginDir: string }, inline: boolean): Promise<number> {
-  const manager = await createPluginManager({ ...dirs, logLevel: false, inlinePlugins: inline ? ['bench.flip'] : [] });
+  const manager = await createPluginManager({
+    ...dirs,
+    logLevel: false,
+    ...(inline ? { inlinePlugins: ['bench.flip'] } : TRUSTED),
+  });
   try {
     return await flowRate(manager);
   } finally {
@@ -185,7 +193,7 @@ async function recovery(root: string): Promise<{ recoveryMs: number; spawnMs: nu
   });
   const recoveries: number[] = [];
   for (let i = 0; i < 3; i++) {
-    const manager = await createPluginManager({ ...dirs, logLevel: false });
+    const manager = await createPluginManager({ ...dirs, logLevel: false, ...TRUSTED });
     try {
       const sandbox = manager.sandboxOf('bench.flip')!;
       await sandbox.create({
@@ -241,7 +249,7 @@ async function reloadLost(
   root: string,
 ): Promise<{ lost: number; duplicated: number; delivered: number; reloads: number }> {
   const dirs = await setup(join(root, 'reload'), 'worker');
-  const manager = await createPluginManager({ ...dirs, logLevel: false });
+  const manager = await createPluginManager({ ...dirs, logLevel: false, ...TRUSTED });
   const seen = new Set<string>();
   let duplicated = 0;
   const countSink = helperInfo('CountSink', [], 'required');

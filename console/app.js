@@ -13,6 +13,7 @@ const main = document.getElementById('view');
 const live = document.getElementById('live');
 const alertCount = document.getElementById('alert-count');
 const storeDown = document.getElementById('store-down');
+const isolationBanner = document.getElementById('isolation-banner');
 let current = null; // the view on screen: { dispose?, onEvent? }
 let routing = Promise.resolve();
 let wanted = 0;
@@ -142,6 +143,24 @@ function start() {
   watchStore();
 }
 
+/**
+ * Every page says so when this host cannot confine process sandboxes fully:
+ * a warning when the operator accepted weaker isolation (plugins run with
+ * what holds), a note when such plugins are refused instead.
+ */
+function showIsolation(isolation) {
+  const missing = isolation?.missing?.join('; ') ?? '';
+  if (!isolation || isolation.level === 'full') {
+    isolationBanner.hidden = true;
+    return;
+  }
+  isolationBanner.hidden = false;
+  isolationBanner.className = `isolation-banner ${isolation.weakAccepted ? 'weak' : 'refusing'}`;
+  isolationBanner.textContent = isolation.weakAccepted
+    ? `Weaker isolation accepted: this host confines process sandboxes only partly (${isolation.level}); plugins run with what holds. Missing: ${missing}.`
+    : `This host cannot confine process sandboxes fully (${isolation.level}): plugins that need one are refused (ISOLATION_UNAVAILABLE). Missing: ${missing}.`;
+}
+
 /** Every page says so while the state store is away (the node runs on; changes are refused). */
 let storeTimer = null;
 function watchStore() {
@@ -154,6 +173,7 @@ function watchStore() {
         health.store?.up === false
           ? `The ${health.store.kind} state store does not answer: plugins keep running, changes are refused until it is back`
           : '';
+      showIsolation(health.isolation);
     } catch {
       // the server itself is away: the live indicator says so
     }

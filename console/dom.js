@@ -55,7 +55,27 @@ export function signatureBadge(sig) {
   );
 }
 
-export const modeBadge = (mode) => badge(mode, mode === 'inline' ? 'neutral' : 'info', `Runs ${mode}`);
+const MODE_TITLE = {
+  process: 'Runs in a child process confined by the OS (bubblewrap, cgroups)',
+  worker:
+    'Runs in a worker thread because the operator trusts it: fault, heap and deadline containment, not a security boundary',
+  inline: 'Runs on the host’s thread because the operator trusts it (or it is built in): no sandbox',
+};
+export const modeBadge = (mode) =>
+  badge(mode, mode === 'inline' ? 'neutral' : 'info', MODE_TITLE[mode] ?? `Runs ${mode}`);
+
+/**
+ * A plugin's mode and what holds it: `process · full` (confined), `process ·
+ * none` (refused, or weak where the operator accepted it), `worker · trusted`.
+ */
+export function isolationBadge(plugin) {
+  const c = plugin.confinement;
+  if (!c) return modeBadge(plugin.isolation);
+  const kind = c.level === 'full' ? 'ok' : c.level === 'trusted' ? 'neutral' : 'bad';
+  const text = `${plugin.isolation} · ${c.level === 'trusted' ? 'trusted' : c.level}${c.weak ? ' (weak)' : ''}`;
+  const title = `${MODE_TITLE[plugin.isolation] ?? ''}. ${c.summary}`;
+  return h('span', { class: `badge badge-${kind}`, title, dataset: { isolation: plugin.isolation } }, text);
+}
 
 export function bytes(n) {
   if (n === null || n === undefined) return '–';

@@ -10,8 +10,8 @@ import {
   fill,
   findingsTable,
   h,
+  isolationBadge,
   lineChart,
-  modeBadge,
   num,
   signatureBadge,
   statusBadge,
@@ -123,7 +123,7 @@ function renderRows() {
         h('td', {}, statusBadge(p.status), p.statusReason ? h('div', { class: 'muted small' }, p.statusReason) : null),
         h('td', {}, p.enabled ? 'yes' : 'no'),
         h('td', {}, signatureBadge(p.signature)),
-        h('td', {}, modeBadge(p.isolation)),
+        h('td', {}, isolationBadge(p)),
       ),
     ),
   );
@@ -279,14 +279,49 @@ function kv(pairs) {
   );
 }
 
-function permissionsList(p) {
+/** What holds the plugin where it runs, in words (the operator's choice, the host's confinement). */
+function isolationList(plugin) {
+  const c = plugin.confinement;
+  return kv([
+    ['Mode', plugin.isolation],
+    ['Level', c ? c.level : null],
+    ['What holds', c ? c.summary : null],
+    [
+      'Missing',
+      c?.missing?.length
+        ? h(
+            'ul',
+            {},
+            c.missing.map((m) => h('li', {}, m)),
+          )
+        : null,
+    ],
+    ['Weaker isolation', c?.weak ? 'accepted by the operator: this plugin is not confined as it should be' : null],
+  ]);
+}
+
+/**
+ * The permissions a manifest asks for. Only a process sandbox the OS
+ * confines holds a plugin to them; a worker or inline plugin has the
+ * host's reach whatever it declares.
+ */
+function permissionsList(p, plugin) {
+  const confined = plugin.isolation === 'process' && plugin.confinement?.level === 'full';
   const items = [];
   if (p.fs?.read?.length) items.push(`read: ${p.fs.read.join(', ')}`);
   if (p.fs?.write?.length) items.push(`write: ${p.fs.write.join(', ')}`);
   if (p.network) items.push('network access');
   if (p.childProcess) items.push('child processes');
   if (p.env?.length) items.push(`environment: ${p.env.join(', ')}`);
-  if (items.length === 0) return h('p', {}, 'None: no file system, network, child processes or environment.');
+  if (items.length === 0) {
+    return h(
+      'p',
+      {},
+      confined
+        ? 'None: its sandbox gives it no file system beyond its own folder, no network, no child processes and an empty environment.'
+        : `None declared, but nothing holds it to that: a ${plugin.isolation} plugin runs with the host’s own access (trusted, not a security boundary${plugin.isolation === 'process' ? '; this host cannot confine it fully' : ''}).`,
+    );
+  }
   return h(
     'ul',
     {},
@@ -403,7 +438,7 @@ export async function pluginDetailView(main, id, onChange) {
       ' ',
       signatureBadge(plugin.signature),
       ' ',
-      modeBadge(plugin.isolation),
+      isolationBadge(plugin),
     ),
     plugin.statusReason ? h('p', { class: 'refused', role: 'alert' }, plugin.statusReason) : null,
     actions,
@@ -437,7 +472,8 @@ export async function pluginDetailView(main, id, onChange) {
           ),
         ),
       ),
-      section('Permissions requested', permissionsList(manifest.permissions)),
+      section('Isolation', isolationList(plugin)),
+      section('Permissions requested', permissionsList(manifest.permissions ?? {}, plugin)),
       section(
         'Dependencies',
         Object.keys(plugin.dependencies ?? {}).length

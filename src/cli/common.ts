@@ -21,6 +21,8 @@ export interface StateOptions {
   allowUnsigned?: boolean;
   trustedPublisher?: string[];
   inlinePlugin?: string[];
+  workerPlugin?: string[];
+  allowWeakIsolation?: boolean;
   store?: string;
   json?: boolean;
 }
@@ -42,10 +44,18 @@ export function withStateOptions(command: Command): Command {
     .option('--allow-unsigned', 'accept plugins without a signature (checksums still apply)')
     .option('--trusted-publisher <name>', 'accept only these publishers’ keys (repeatable)', collect, [])
     .option(
+      '--worker-plugin <id>',
+      'trust this external plugin to run in a worker thread: not a security boundary (repeatable or comma-separated; acme.* and * match many; env DATABRIDGE_WORKER_PLUGINS)',
+      collectList,
+    )
+    .option(
       '--inline-plugin <id>',
-      'run this external plugin inline, on the host’s thread, unsandboxed (repeatable)',
-      collect,
-      [],
+      'trust this external plugin to run inline, on the host’s thread, unsandboxed (repeatable or comma-separated; acme.* and * match many; env DATABRIDGE_INLINE_PLUGINS)',
+      collectList,
+    )
+    .option(
+      '--allow-weak-isolation',
+      'where this host cannot confine a process sandbox fully (no bubblewrap, no cgroups), run plugins with what holds instead of refusing them (env DATABRIDGE_ALLOW_WEAK_ISOLATION=1)',
     )
     .option('--json', 'machine-readable output');
 }
@@ -54,13 +64,27 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** A repeatable flag whose values may also be comma-separated; undefined when not given, so the environment applies. */
+function collectList(value: string, previous: string[] | undefined): string[] {
+  return [
+    ...(previous ?? []),
+    ...value
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean),
+  ];
+}
+
 export function managerOptions(opts: StateOptions, extra: PluginManagerOptions = {}): PluginManagerOptions {
   return {
     dataDir: opts.dataDir,
     pluginDir: opts.pluginDir,
     allowUnsigned: opts.allowUnsigned ?? false,
     trustedPublishers: opts.trustedPublisher ?? [],
-    inlinePlugins: opts.inlinePlugin ?? [],
+    // unset flags leave the lists and the weak-isolation switch to the environment (config.ts reads it)
+    ...(opts.inlinePlugin ? { inlinePlugins: opts.inlinePlugin } : {}),
+    ...(opts.workerPlugin ? { workerPlugins: opts.workerPlugin } : {}),
+    ...(opts.allowWeakIsolation ? { allowWeakIsolation: true } : {}),
     ...(opts.store ? { store: opts.store } : {}),
     logLevel: 'warn',
     ...extra,

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { createError } from '../errors.ts';
-import { PLUGIN_SOURCES, PLUGIN_STATUSES, PLUGIN_TYPES, type PluginQuery } from '../plugin/types.ts';
+import { PLUGIN_SOURCES, PLUGIN_STATUSES, PLUGIN_TYPES, type PluginInfo, type PluginQuery } from '../plugin/types.ts';
 import { print, type StateOptions, table, withManager, withStateOptions } from './common.ts';
 
 interface ListOptions extends StateOptions {
@@ -34,19 +34,35 @@ export function registerPluginList(plugin: Command): void {
         plugins.length === 0
           ? 'No plugins match.'
           : table(
-              ['ID', 'VERSION', 'TYPE', 'SOURCE', 'STATUS', 'ENABLED'],
+              ['ID', 'VERSION', 'TYPE', 'SOURCE', 'ISOLATION', 'STATUS', 'ENABLED'],
               plugins.map((p) => [
                 p.id,
                 p.version,
                 p.type,
                 p.source,
+                isolationCell(p),
                 p.statusReason ? `${p.status} (${p.statusReason})` : p.status,
                 p.enabled ? 'yes' : 'no',
               ]),
             ),
       );
+      const isolation = manager.isolationStatus();
+      if (!opts.json && isolation.level !== 'full') {
+        process.stderr.write(
+          isolation.weakAccepted
+            ? `warning: weaker isolation accepted: process sandboxes run with ${isolation.level} confinement; missing ${isolation.missing.join('; ')}\n`
+            : `note: this host cannot confine process sandboxes fully (${isolation.level}): plugins that need one are refused with ISOLATION_UNAVAILABLE; missing ${isolation.missing.join('; ')}\n`,
+        );
+      }
     });
   });
+}
+
+/** `process (full)`, `process (none, weak)`, `worker (trusted)`. */
+function isolationCell(p: PluginInfo): string {
+  const c = p.confinement;
+  if (!c) return p.isolation;
+  return `${p.isolation} (${c.level}${c.weak ? ', weak' : ''})`;
 }
 
 function toQuery(opts: ListOptions & { disabled?: boolean }): PluginQuery {

@@ -6,8 +6,10 @@
 import { resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import { createError } from '../errors.ts';
+import type { ConfinementReport } from '../sandbox/confinement.ts';
 import { DEFAULT_LIMITS, LIMIT_KEYS, type ResourceLimits } from '../sandbox/limits.ts';
 import { type BundleLimits, DEFAULT_BUNDLE_LIMITS } from './bundle.ts';
+import { TRUST_PATTERN } from './isolation.ts';
 import type { ScannerHook } from './scanner.ts';
 
 /** Options of `createPluginManager()`; every field has a default. */
@@ -36,8 +38,32 @@ export interface PluginManagerOptions {
   scanners?: readonly ScannerHook[];
   /** Caps on bundles (size, expansion, file count). */
   bundleLimits?: Partial<BundleLimits>;
-  /** External plugins the operator trusts to run inline, on the host's thread (no sandbox). */
+  /**
+   * External plugins the operator trusts to run inline, on the host's
+   * thread: no sandbox, no boundary. Ids, `prefix.*` or `*` (env
+   * DATABRIDGE_INLINE_PLUGINS, comma-separated). Default none.
+   */
   inlinePlugins?: readonly string[];
+  /**
+   * External plugins the operator trusts to run in a worker thread: fault,
+   * heap and deadline containment, not a security boundary. Ids,
+   * `prefix.*` or `*` (env DATABRIDGE_WORKER_PLUGINS, comma-separated).
+   * Every other external plugin runs in an OS-confined process. Default none.
+   */
+  workerPlugins?: readonly string[];
+  /**
+   * Run process-sandboxed plugins with what holds where this host cannot
+   * confine them fully (no bubblewrap, a cgroup controller not writable),
+   * instead of refusing them with ISOLATION_UNAVAILABLE; every status,
+   * `/healthz` and the console say so (env DATABRIDGE_ALLOW_WEAK_ISOLATION=1).
+   * Default false.
+   */
+  allowWeakIsolation?: boolean;
+  /**
+   * @internal For tests: this report instead of probing the host's
+   * confinement. Not read from the environment.
+   */
+  confinementReport?: ConfinementReport;
   /**
    * After an upgrade, a version that crashes its sandbox, hits a limit, or
    * fails `maxFailures` sessions within `probationMs` is replaced by the
@@ -74,6 +100,10 @@ export interface PluginManagerConfig {
   scanners: ScannerHook[];
   bundleLimits: BundleLimits;
   inlinePlugins: string[];
+  workerPlugins: string[];
+  allowWeakIsolation: boolean;
+  /** @internal */
+  confinementReport: ConfinementReport | null;
   autoRollback: { enabled: boolean; probationMs: number; maxFailures: number };
   watchDebounceMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | false;
@@ -88,6 +118,8 @@ const limitsSchema = {
   additionalProperties: false,
   properties: Object.fromEntries(LIMIT_KEYS.map((k) => [k, { type: 'integer', minimum: 1 }])),
 };
+
+const trustList = { type: 'array', items: { type: 'string', pattern: TRUST_PATTERN } };
 
 const optionsSchema = {
   type: 'object',
@@ -125,7 +157,17 @@ const optionsSchema = {
       ),
     },
     watchDebounceMs: { type: 'integer', minimum: 0, maximum: 60_000 },
-    inlinePlugins: { type: 'array', items: { type: 'string', minLength: 1 } },
+    inlinePlugins: trustList,
+    workerPlugins: trustList,
+    allowWeakIsolation: { type: 'boolean' },
+    confinementReport: {
+      type: 'object',
+      required: ['bwrap', 'cgroup', 'prlimit', 'level', 'missing'],
+      properties: {
+        level: { enum: ['full', 'partial', 'none'] },
+        missing: { type: 'array', items: { type: 'string' } },
+      },
+    },
     autoRollback: {
       type: 'object',
       additionalProperties: false,
@@ -191,7 +233,10 @@ export function resolveConfig(
     scanners: [...(options.scanners ?? [])],
     bundleLimits: { ...DEFAULT_BUNDLE_LIMITS, ...options.bundleLimits },
     watchDebounceMs: options.watchDebounceMs ?? 300,
-    inlinePlugins: [...(options.inlinePlugins ?? [])],
+    inlinePlugins: [...(options.inlinePlugins ?? envList(env, 'DATABRIDGE_INLINE_PLUGINS', 'inlinePlugins'))],
+    workerPlugins: [...(options.workerPlugins ?? envList(env, 'DATABRIDGE_WORKER_PLUGINS', 'workerPlugins'))],
+    allowWeakIsolation: options.allowWeakIsolation ?? envFlag(env, 'DATABRIDGE_ALLOW_WEAK_ISOLATION'),
+    confinementReport: options.confinementReport ?? null,
     autoRollback: {
       enabled: options.autoRollback?.enabled ?? true,
       probationMs: options.autoRollback?.probationMs ?? 120_000,
@@ -202,4 +247,22 @@ export function resolveConfig(
     store: store ?? null,
     heartbeatMs: options.heartbeatMs ?? 5000,
   };
+}
+
+/** A comma-separated list of trust patterns from the environment; a bad entry is CONFIG_INVALID naming the variable. */
+function envList(env: NodeJS.ProcessEnv, name: string, field: string): string[] {
+  const items = (env[name] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const bad = items.find((i) => !new RegExp(TRUST_PATTERN).test(i));
+  if (bad !== undefined) {
+    const problems = [{ field, message: `${name} holds "${bad}", which is not a plugin id, prefix.* or *` }];
+    throw createError('CONFIG_INVALID', { summary: `${field} ${problems[0]!.message}` }, { details: { problems } });
+  }
+  return items;
+}
+
+function envFlag(env: NodeJS.ProcessEnv, name: string): boolean {
+  return ['1', 'true', 'yes'].includes((env[name] ?? '').trim().toLowerCase());
 }

@@ -3,13 +3,17 @@
  * validated (in parallel) and loaded (dependencies first); a broken one is
  * registered in `error` with its finding codes and the rest load. Reloads
  * validate and load the new files beside the old registration and swap
- * only when they succeed.
+ * only when they succeed. Each plugin runs in the mode the operator's
+ * trust lists and its manifest give it (isolation.ts); one that needs a
+ * process sandbox on a host that cannot confine it is refused with
+ * ISOLATION_UNAVAILABLE unless the operator accepted weaker isolation.
  */
 
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
+import type { ConfinementReport } from '../sandbox/confinement.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import type { ComponentInfos } from '../sandbox/protocol.ts';
 import { RemoteControllerService, RemoteProcessor, RemoteReportingTask } from '../sandbox/remote-processor.ts';
@@ -18,6 +22,7 @@ import type { StateStore } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { type Finding, finding } from './findings.ts';
 import { isReservedName } from './installer.ts';
+import { isolationUnavailable, modeOf } from './isolation.ts';
 import { dependencyOrder, loadPlugin, registrationOf } from './loader.ts';
 import { componentNames, type PluginManifest } from './manifest.ts';
 import type { PluginRegistry } from './registry.ts';
@@ -32,8 +37,14 @@ export interface ExternalPluginsOptions {
   policy: TrustPolicy;
   scanners: readonly ScannerHook[];
   log: PinoLogger;
-  /** Plugin ids the operator trusts to run on the host's thread. */
+  /** Plugins (ids, `prefix.*`, `*`) the operator trusts to run on the host's thread. */
   inlinePlugins: readonly string[];
+  /** Plugins the operator trusts to run in a worker thread. */
+  workerPlugins: readonly string[];
+  /** What this host can confine a process sandbox with (probed once, at start). */
+  confinement: ConfinementReport;
+  /** Load process-mode plugins with what holds when the confinement is not full. */
+  allowWeakIsolation: boolean;
   defaultLimits: () => ResourceLimits;
   onAlert: (alert: SandboxAlert) => void;
 }
@@ -57,6 +68,8 @@ export class ExternalPlugins {
   readonly #records = new Map<string, ExternalRecord>();
   readonly #sandboxes = new Map<string, SandboxHost>();
   readonly #retiring = new Set<SandboxHost>();
+  /** Whether each loaded plugin's manifest declares `network` (its sandbox then shares the host's network). */
+  readonly #network = new Map<string, boolean>();
 
   constructor(options: ExternalPluginsOptions) {
     this.#o = options;
@@ -147,8 +160,21 @@ export class ExternalPlugins {
     }
     let registration: PluginRegistration | null = null;
     let sandbox: SandboxHost | null = null;
+    const { confinement, allowWeakIsolation } = this.#o;
+    if (!findings.some((f) => f.severity === 'error') && manifest) {
+      const mode = this.isolationOf(manifest);
+      if (mode === 'process' && confinement.level !== 'full' && !allowWeakIsolation) {
+        findings = [...findings, finding('ISOLATION_UNAVAILABLE', isolationUnavailable(id, confinement).message)];
+      }
+    }
     if (!findings.some((f) => f.severity === 'error')) {
       const mode = this.isolationOf(report.manifest!);
+      if (mode === 'process' && confinement.level !== 'full') {
+        log.warn(
+          { plugin: id, level: confinement.level, missing: confinement.missing },
+          'plugin runs with weaker isolation: the operator accepted it',
+        );
+      }
       const loaded = mode === 'inline' ? await loadPlugin(dir, report) : await this.#loadSandboxed(dir, report, mode);
       registration = loaded.registration;
       sandbox = 'sandbox' in loaded ? (loaded.sandbox as SandboxHost | null) : null;
@@ -165,6 +191,7 @@ export class ExternalPlugins {
         const old = this.#sandboxes.get(id);
         if (sandbox) this.#sandboxes.set(id, sandbox);
         else this.#sandboxes.delete(id);
+        this.#network.set(id, manifest?.permissions?.network === true);
         if (old && old !== sandbox) this.#retire(old);
         log.info({ plugin: id, version: registration.version, isolation: registration.isolation }, 'plugin loaded');
         return true;
@@ -188,6 +215,7 @@ export class ExternalPlugins {
         description: manifest?.description,
         tags: manifest?.tags,
         enabled: state?.enabled ?? true,
+        isolation: manifest ? this.isolationOf(manifest) : 'process',
       });
       registry.setLoadState(id, { failure: reason });
     }
@@ -220,6 +248,7 @@ export class ExternalPlugins {
 
   forget(id: string): void {
     this.#records.delete(id);
+    this.#network.delete(id);
     const sandbox = this.#sandboxes.get(id);
     this.#sandboxes.delete(id);
     if (sandbox) this.#retire(sandbox);
@@ -233,6 +262,11 @@ export class ExternalPlugins {
   /** The sandbox a plugin runs in, if any. */
   sandboxOf(id: string): SandboxHost | undefined {
     return this.#sandboxes.get(id);
+  }
+
+  /** Whether the loaded release of a plugin declares the `network` permission. */
+  declaresNetwork(id: string): boolean {
+    return this.#network.get(id) ?? false;
   }
 
   sandboxes(): SandboxHost[] {
@@ -255,15 +289,12 @@ export class ExternalPlugins {
   }
 
   /**
-   * Where a plugin runs: inline only when the operator lists it as trusted;
-   * a child process when its manifest asks for it or for fs, network or
-   * child-process access; a worker otherwise.
+   * Where a plugin runs: a process sandbox unless the operator lists it as
+   * trusted for a worker or inline; its manifest's `isolation` can only
+   * make that stricter.
    */
   isolationOf(manifest: PluginManifest): SandboxMode {
-    if (this.#o.inlinePlugins.includes(manifest.id)) return 'inline';
-    const p = manifest.permissions;
-    const wantsAccess = Boolean(p?.fs?.read?.length || p?.fs?.write?.length || p?.network || p?.childProcess);
-    return manifest.isolation === 'process' || wantsAccess ? 'process' : 'worker';
+    return modeOf(manifest.id, manifest.isolation, this.#o);
   }
 
   async #loadSandboxed(

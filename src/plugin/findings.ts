@@ -28,6 +28,7 @@ export const FINDING_CODES = [
   'SCANNER_FAILED',
   'SCANNER_FINDING',
   'LOAD_FAILED',
+  'ISOLATION_UNAVAILABLE',
 ] as const;
 
 export type FindingCode = (typeof FINDING_CODES)[number];

@@ -14,6 +14,7 @@ import { createError } from '../errors.ts';
 import type { Alert } from '../flow/controller.ts';
 import { createLogger, type PinoLogger } from '../log.ts';
 import { BUILTIN_PROCESSORS, builtInPluginId } from '../processors/index.ts';
+import { type ConfinementReport, overrideConfinement, probeConfinement } from '../sandbox/confinement.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import { ResourceMonitor, type UsageSample } from '../sandbox/monitor.ts';
 import { Namespaces } from '../sandbox/namespaces.ts';
@@ -36,6 +37,14 @@ import {
   recoverInstalls,
   removePluginFolder,
 } from './installer.ts';
+import {
+  type ConfinementInfo,
+  confinementOf,
+  type IsolationStatus,
+  isolationStatus,
+  type SandboxIsolation,
+  sandboxIsolation,
+} from './isolation.ts';
 import { KeyedQueue } from './keyed-queue.ts';
 import { type PluginStatistics, PluginStats } from './plugin-stats.ts';
 import { PluginRegistry, type RegistryListener } from './registry.ts';
@@ -106,6 +115,7 @@ export class PluginManager {
   #store: StateStore | undefined;
   #state: 'new' | 'initializing' | 'ready' | 'closed' = 'new';
   #external: ExternalPlugins | undefined;
+  #confinement: ConfinementReport | undefined;
   #cluster: ClusterNode | null = null;
   /** Changes to one plugin, one at a time. */
   readonly #locks = new KeyedQueue();
@@ -146,6 +156,21 @@ export class PluginManager {
       }
       await this.#restoreEnabledStates();
       mkdirSync(this.config.pluginDir, { recursive: true });
+      // a report given for tests stands for the probe's, for the spawn path too (process-wide, as the probe's cache is)
+      if (this.config.confinementReport) overrideConfinement(this.config.confinementReport);
+      this.#confinement = await probeOrNone();
+      if (this.#confinement.level !== 'full') {
+        this.log.warn(
+          {
+            level: this.#confinement.level,
+            missing: this.#confinement.missing,
+            weakAccepted: this.config.allowWeakIsolation,
+          },
+          this.config.allowWeakIsolation
+            ? 'process sandboxes run with weaker isolation: the operator accepted it'
+            : 'process sandboxes cannot be confined fully: plugins that need one are refused (ISOLATION_UNAVAILABLE)',
+        );
+      }
       this.#external = new ExternalPlugins({
         pluginDir: this.config.pluginDir,
         registry: this.registry,
@@ -154,6 +179,9 @@ export class PluginManager {
         scanners: this.config.scanners,
         log: this.log,
         inlinePlugins: this.config.inlinePlugins,
+        workerPlugins: this.config.workerPlugins,
+        confinement: this.#confinement,
+        allowWeakIsolation: this.config.allowWeakIsolation,
         defaultLimits: () => this.config.defaultLimits,
         onAlert: (a) => {
           for (const plugin of a.plugins.length ? a.plugins : [a.namespace]) {
@@ -257,7 +285,44 @@ export class PluginManager {
   }
 
   #signed(info: PluginInfo): PluginInfo {
-    return { ...info, signature: this.signatureOf(info.id) };
+    const confinement = this.#confinement ? this.#confinementOfInfo(info) : undefined;
+    return { ...info, signature: this.signatureOf(info.id), ...(confinement ? { confinement } : {}) };
+  }
+
+  /**
+   * What this host can confine a process sandbox with, probed once at start
+   * (or the report the manager was given).
+   */
+  get confinement(): ConfinementReport {
+    if (!this.#confinement) throw createError('MANAGER_SHUT_DOWN', {});
+    return this.#confinement;
+  }
+
+  /** The host's isolation, as `/healthz` shows it: the level, what is missing, whether weaker isolation was accepted. */
+  isolationStatus(): IsolationStatus {
+    return isolationStatus(this.confinement, this.config.allowWeakIsolation);
+  }
+
+  /**
+   * What holds a plugin: for a process sandbox, the host's confinement
+   * level and what is missing; for a worker, inline or built-in plugin,
+   * `trusted` (not a security boundary).
+   */
+  confinementOf(id: string): ConfinementInfo {
+    return this.#confinementOfInfo(this.registry.get(id));
+  }
+
+  /** What holds a running sandbox: its mode, level, what holds (bwrap, cgroup, prlimit, network) and what is missing. */
+  sandboxIsolation(sandbox: SandboxHost): SandboxIsolation {
+    const declaresNetwork = sandbox.plugins.some((id) => this.#external?.declaresNetwork(id));
+    return sandboxIsolation(sandbox.mode, this.confinement, this.config.allowWeakIsolation, declaresNetwork);
+  }
+
+  #confinementOfInfo(plugin: PluginInfo): ConfinementInfo {
+    const info = confinementOf(plugin.isolation, this.confinement, this.config.allowWeakIsolation);
+    return plugin.source === 'builtin'
+      ? { ...info, summary: "built in: ships with DataBridge and runs on the host's thread" }
+      : info;
   }
 
   stats(): RegistryStats {
@@ -449,6 +514,7 @@ export class PluginManager {
       lastCrash: string | null;
       usage: UsageSample | null;
       history: UsageSample[];
+      isolation: SandboxIsolation;
     };
   } {
     this.registry.get(id);
@@ -466,6 +532,7 @@ export class PluginManager {
             lastCrash: s.stats.lastCrash,
             usage: this.#monitor?.latest(s.namespace) ?? null,
             history: this.#monitor?.history(s.namespace) ?? [],
+            isolation: this.sandboxIsolation(s),
           }
         : null,
     };
@@ -815,6 +882,7 @@ export class PluginManager {
     await this.#watcher?.close();
     await this.#locks.drain();
     await this.#external?.closeAll();
+    if (this.config.confinementReport) overrideConfinement(null);
     await this.#store?.close();
     this.#store = undefined;
     this.log.flush?.();
@@ -828,6 +896,22 @@ export class PluginManager {
 
   #assertOpen(): void {
     if (this.#state === 'closed') throw createError('MANAGER_SHUT_DOWN', {});
+  }
+}
+
+/** The host's confinement; a probe that fails is a host that confines nothing, said so. */
+async function probeOrNone(): Promise<ConfinementReport> {
+  try {
+    return await probeConfinement();
+  } catch (err) {
+    const detail = `the probe failed: ${(err as Error).message}`;
+    return {
+      bwrap: { ok: false, path: null, detail },
+      cgroup: { version: null, memory: false, cpu: false, pids: false, detail },
+      prlimit: false,
+      level: 'none',
+      missing: [`confinement (${detail})`],
+    };
   }
 }
 

@@ -448,7 +448,7 @@ export class PluginRegistry {
       statusReason: entry.statusReason ?? entry.notice,
       enabled: entry.enabled,
       dependencies: { ...(r.dependencies ?? {}) },
-      isolation: r.isolation ?? (r.source === 'builtin' ? 'inline' : 'worker'),
+      isolation: r.isolation ?? (r.source === 'builtin' ? 'inline' : 'process'),
       components: {
         processors: Object.keys(r.processors ?? {}),
         controllerServices: Object.keys(r.controllerServices ?? {}),

@@ -11,6 +11,7 @@ import type {
   ReportingTask,
   ReportingTaskInfo,
 } from '../sdk/index.ts';
+import type { ConfinementInfo } from './isolation.ts';
 
 export type PluginType = 'processor' | 'controller-service' | 'reporting-task';
 export const PLUGIN_TYPES: readonly PluginType[] = ['processor', 'controller-service', 'reporting-task'];
@@ -72,6 +73,12 @@ export interface PluginInfo {
   stats: { instancesCreated: number; errors: number };
   /** How the loaded release is signed (the manager fills it in; the registry does not know). */
   signature?: SignatureInfo;
+  /**
+   * What holds it where it runs (the manager fills it in): `full`, `partial`
+   * or `none` OS confinement of its process sandbox, with what is missing;
+   * `trusted` for worker, inline and built-in plugins: not a security boundary.
+   */
+  confinement?: ConfinementInfo;
 }
 
 /**

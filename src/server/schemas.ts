@@ -27,3 +27,71 @@ export const forceQuery = {
 export function errors(...statuses: number[]): Record<number, typeof errorSchema> {
   return Object.fromEntries(statuses.map((s) => [s, errorSchema]));
 }
+
+const stringList = { type: 'array', items: { type: 'string' } } as const;
+
+/** What holds a plugin or sandbox (`ConfinementInfo`). */
+export const confinementSchema = {
+  type: 'object',
+  properties: {
+    level: {
+      enum: ['full', 'partial', 'none', 'trusted'],
+      description:
+        'full, partial or none: the OS confinement of a process sandbox on this host; trusted: a worker, inline or built-in plugin, not a security boundary',
+    },
+    missing: { ...stringList, description: 'what is missing, each with how to get it' },
+    weak: { type: 'boolean', description: 'runs with less than full confinement because the operator accepted it' },
+    summary: { type: 'string' },
+  },
+  required: ['level', 'missing', 'weak', 'summary'],
+} as const;
+
+/** `GET /api/sandboxes`: one entry per running sandbox. */
+export const sandboxListSchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    properties: {
+      namespace: { type: 'string' },
+      defined: { type: 'boolean', description: 'whether the namespace was made by an operator (else default limits)' },
+      plugins: stringList,
+      mode: { enum: ['worker', 'process'] },
+      state: { type: 'string' },
+      limits: { type: 'object', additionalProperties: { type: 'integer' } },
+      inFlight: { type: 'integer' },
+      restarts: { type: 'integer' },
+      crashes: { type: 'integer' },
+      usage: { anyOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] },
+      isolation: {
+        type: 'object',
+        properties: {
+          ...confinementSchema.properties,
+          mode: { enum: ['worker', 'process'] },
+          holds: {
+            type: 'object',
+            properties: {
+              bwrap: { type: 'boolean' },
+              cgroup: {
+                anyOf: [
+                  {
+                    type: 'object',
+                    properties: {
+                      version: { anyOf: [{ enum: [1, 2] }, { type: 'null' }] },
+                      memory: { type: 'boolean' },
+                      cpu: { type: 'boolean' },
+                      pids: { type: 'boolean' },
+                    },
+                  },
+                  { type: 'null' },
+                ],
+              },
+              prlimit: { type: 'boolean' },
+              network: { enum: ['isolated', 'host'] },
+            },
+          },
+        },
+        required: [...confinementSchema.required, 'mode', 'holds'],
+      },
+    },
+  },
+} as const;

@@ -6,7 +6,7 @@
  *
  * It runs the processor in a real (in-memory) flow of a private plugin host:
  * in-process for a processor you pass as a factory, or from a plugin folder
- * in the sandbox its manifest asks for (worker or child process).
+ * in a process sandbox, as a host runs a plugin it does not trust.
  *
  * @example
  * import { TestRunner } from 'databridge/sdk/testing';

@@ -101,9 +101,11 @@ export class TestRunner {
 
   /**
    * A runner for processor `component` of the plugin folder `dir` (built:
-   * its manifest and entry module), loaded as the host loads it, in the
-   * sandbox its manifest asks for; `inline: true` runs it in this process.
-   * The folder is copied and signed with a throwaway key trusted for it.
+   * its manifest and entry module), loaded as the host loads it: in a
+   * process sandbox, as a host runs every plugin it does not trust (with
+   * what confinement this machine has: a plugin's own tests accept weaker
+   * isolation); `inline: true` runs it in this process. The folder is
+   * copied and signed with a throwaway key trusted for it.
    */
   static async forPlugin(
     dir: string,

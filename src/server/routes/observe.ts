@@ -5,7 +5,7 @@ import { createError } from '../../errors.ts';
 import type { FlowController } from '../../flow/controller.ts';
 import type { PluginManager } from '../../plugin/manager.ts';
 import type { EventHub } from '../events.ts';
-import { errors } from '../schemas.ts';
+import { errors, sandboxListSchema } from '../schemas.ts';
 
 export interface ObserveRoutesOptions {
   manager: PluginManager;
@@ -102,8 +102,9 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
     {
       schema: {
         tags: ['observe'],
-        summary: 'Running sandboxes: namespace, plugins, mode, state, limits and latest usage',
-        response: errors(401),
+        summary:
+          'Running sandboxes: namespace, plugins, mode, state, limits, latest usage, and isolation: its level, what holds (bwrap, cgroup, prlimit, network) and what is missing',
+        response: { 200: sandboxListSchema, ...errors(401) },
       },
     },
     async () => {
@@ -123,6 +124,7 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
             restarts: s.stats.restarts,
             crashes: s.stats.crashes,
             usage: manager.monitor?.latest(s.namespace) ?? null,
+            isolation: manager.sandboxIsolation(s),
           },
         ];
       });
