@@ -32,6 +32,8 @@ export interface BwrapOptions {
   binds: readonly Bind[];
   /** bwrap 0.8 and later can stop the sandbox making user namespaces of its own. */
   disableUserns: boolean;
+  /** The only environment inside (the rest is cleared). */
+  env?: Readonly<Record<string, string>>;
 }
 
 function real(path: string): string | null {
@@ -123,6 +125,7 @@ export function bwrapArgs(o: BwrapOptions): string[] {
     '--die-with-parent',
     '--new-session',
     '--clearenv',
+    ...Object.entries(o.env ?? {}).flatMap(([k, v]) => ['--setenv', k, v]),
     '--cap-drop',
     'ALL',
     '--hostname',

@@ -14,7 +14,7 @@
  * manages the host's cgroup can still remove it.
  */
 
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export type Controller = 'memory' | 'cpu' | 'pids';
@@ -213,11 +213,13 @@ export class SandboxCgroup {
   readonly version: 1 | 2;
   /** The `cgroup.procs` files to write the process's pid into, before it execs. */
   readonly procsFiles: string[];
+  readonly limits: Readonly<CgroupLimits>;
   readonly #dirs: Partial<Record<Controller | 'cpuacct', string>>;
   #removed = false;
 
-  private constructor(version: 1 | 2, dirs: Partial<Record<Controller | 'cpuacct', string>>) {
+  private constructor(version: 1 | 2, dirs: Partial<Record<Controller | 'cpuacct', string>>, limits: CgroupLimits) {
     this.version = version;
+    this.limits = { ...limits };
     this.#dirs = dirs;
     this.procsFiles = [...new Set(Object.values(dirs))].map((d) => join(d, 'cgroup.procs'));
   }
@@ -226,8 +228,8 @@ export class SandboxCgroup {
   static create(layout: CgroupLayout, name: string, limits: CgroupLimits): SandboxCgroup {
     const dirs: Partial<Record<Controller | 'cpuacct', string>> = {};
     if (layout.version === 2) for (const c of layout.controllers) dirs[c] = join(layout.base, name);
-    else for (const [c, base] of Object.entries(layout.bases)) dirs[c as Controller] = join(base, name);
-    const group = new SandboxCgroup(layout.version, dirs);
+    else for (const [c, base] of Object.entries(layout.bases)) dirs[c as Controller | 'cpuacct'] = join(base, name);
+    const group = new SandboxCgroup(layout.version, dirs, limits);
     try {
       for (const dir of new Set(Object.values(dirs))) makeDir(dir, layout.version === 2 ? layout.controllers : []);
       group.#limit(limits);
@@ -336,5 +338,38 @@ function makeDir(dir: string, enable: readonly Controller[]): void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || i >= 3) throw err;
     }
+  }
+}
+
+/**
+ * Removes the empty cgroups a host that died left behind (named
+ * `<its pid>-<n>`); a live host's are left alone, even one not yet joined.
+ */
+export function removeStale(layout: CgroupLayout): string[] {
+  const bases = layout.version === 2 ? [layout.base] : Object.values(layout.bases);
+  const removed: string[] = [];
+  for (const base of bases) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(base);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const owner = Number(/^(\d+)-\d+$/.exec(name)?.[1]);
+      if (!owner || owner === process.pid || alive(owner)) continue;
+      if (removeDir(join(base, name))) removed.push(join(base, name));
+    }
+    removeDir(base);
+  }
+  return removed;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { bwrapArgs, SANDBOX_UID } from './bwrap.ts';
-import { type CgroupLayout, detectCgroups } from './cgroups.ts';
+import { type CgroupLayout, detectCgroups, removeStale } from './cgroups.ts';
 
 export interface ConfinementReport {
   bwrap: { ok: boolean; path: string | null; detail: string };
@@ -104,6 +104,8 @@ function missingOf(report: Omit<ConfinementReport, 'missing' | 'level'>): string
 async function probe(): Promise<ConfinementState> {
   const [bwrap, prlimitPath] = await Promise.all([probeBwrap(), probePrlimit()]);
   const { layout, detail } = detectCgroups();
+  // a host that was killed could not remove its sandboxes' cgroups; they would be there for good
+  if (layout) removeStale(layout);
   const has = (c: 'memory' | 'cpu' | 'pids'): boolean => layout?.controllers.includes(c) ?? false;
   const partial: Omit<ConfinementReport, 'missing' | 'level'> = {
     bwrap: bwrap.report,

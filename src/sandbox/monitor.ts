@@ -1,10 +1,12 @@
 /**
- * ResourceMonitor: every `monitorInterval`, samples each sandbox (CPU from
- * `worker.cpuUsage()` or the child's `process.cpuUsage()`, heap, open
- * handles, tasks in flight, restarts), keeps a history for the console's
- * charts, and enforces what is enforced by watching: a namespace over its
- * CPU share gets no tasks until a sample shows it back under; a worker over
- * its file handles raises an alert (a process has a hard limit instead).
+ * ResourceMonitor: every `monitorInterval`, samples each sandbox as the host
+ * measures it (a worker's own counters; a process's cgroup or /proc, never
+ * what the child says: CPU, memory, open handles), with tasks in flight and
+ * restarts, keeps a history for the console's charts, and enforces what is
+ * enforced by watching: where no cgroup CPU quota holds a sandbox (a
+ * worker, or a host without the cpu controller), a namespace over its CPU
+ * share gets no tasks until a sample shows it back under; a worker over its
+ * file handles raises an alert (a process has a hard limit instead).
  */
 
 import type { SandboxAlert, SandboxHost } from './sandbox-host.ts';
@@ -32,6 +34,7 @@ export class ResourceMonitor {
   readonly #o: ResourceMonitorOptions;
   readonly #history = new Map<string, UsageSample[]>();
   readonly #last = new Map<SandboxHost, { at: number; cpu: number }>();
+  readonly #lastThrottled = new Map<SandboxHost, number>();
   readonly #alerting = new Map<string, Set<string>>();
   #timer: NodeJS.Timeout | undefined;
   #sampling = false;
@@ -83,14 +86,26 @@ export class ResourceMonitor {
       this.#last.set(host, { at: now, cpu: total });
     }
     const limits = host.limits;
-    const overCpu = cpuPercent !== null && limits.maxCPUPercent !== undefined && cpuPercent > limits.maxCPUPercent;
-    // no new tasks until a sample shows the namespace back under its share
-    host.throttledUntil = overCpu ? Date.now() + this.#o.intervalMs : 0;
+    const quota = host.confinement?.controllers.includes('cpu') ?? false;
+    let overCpu: boolean;
+    if (quota) {
+      // the kernel holds the cap; the sample says whether it had to in this interval
+      const before = this.#lastThrottled.get(host);
+      if (usage.throttled !== null) this.#lastThrottled.set(host, usage.throttled);
+      overCpu = before !== undefined && usage.throttled !== null && usage.throttled > before;
+      host.throttledUntil = 0;
+    } else {
+      overCpu = cpuPercent !== null && limits.maxCPUPercent !== undefined && cpuPercent > limits.maxCPUPercent;
+      // no new tasks until a sample shows the namespace back under its share
+      host.throttledUntil = overCpu ? Date.now() + this.#o.intervalMs : 0;
+    }
     this.#edge(
       host,
       'CPU_LIMIT',
       overCpu,
-      `CPU at ${cpuPercent?.toFixed(0)} % of a core, over its ${limits.maxCPUPercent} %; throttled`,
+      quota
+        ? `CPU held at its quota of ${limits.maxCPUPercent} % of a core by its cgroup`
+        : `CPU at ${cpuPercent?.toFixed(0)} % of a core, over its ${limits.maxCPUPercent} %; throttled`,
     );
     const overHandles =
       host.mode === 'worker' &&

@@ -17,10 +17,17 @@ import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
 import type { PluginPermissions } from '../plugin/manifest.ts';
 import type { MetricsSnapshot } from '../sdk/index.ts';
+import { confinementState } from './confinement.ts';
 import { narrowLimits, type ResourceLimits } from './limits.ts';
 import type { CreateRequest, HostMessage, LoadRequest, SandboxMessage } from './protocol.ts';
 import { PROTOCOL_VERSION } from './protocol.ts';
-import { spawnProcess, spawnWorker, type Transport, type TransportEvents } from './transport.ts';
+import {
+  type SandboxConfinement,
+  spawnProcess,
+  spawnWorker,
+  type Transport,
+  type TransportEvents,
+} from './transport.ts';
 
 export type SandboxState = 'idle' | 'starting' | 'ready' | 'restarting' | 'failed' | 'closed';
 
@@ -193,21 +200,35 @@ export class SandboxHost {
     return this.#request(message, { transfer, timeoutMs: this.limits.maxExecutionMS, trigger: true });
   }
 
+  /** What the process sandbox's confinement is (bwrap, cgroup, network), once started; null for a worker. */
+  get confinement(): SandboxConfinement | null {
+    return this.#transport?.confinement ?? null;
+  }
+
+  /**
+   * The sandbox's usage, as the host measures it. A process sandbox is never
+   * asked: CPU and memory come from its cgroup (or /proc), `heapUsed` is
+   * then all its memory (heap and off-heap, what its limit holds), handles
+   * are its runtime's open descriptors, `throttled` the periods its CPU
+   * quota held it back. A worker shares the host's process: its own
+   * counters, and its handle count from the runtime inside.
+   */
   async usage(): Promise<{
     cpu: { user: number; system: number } | null;
     heapUsed: number | null;
     handles: number | null;
+    throttled: number | null;
   }> {
     const t = this.#transport;
-    if (!t || this.#state !== 'ready') return { cpu: null, heapUsed: null, handles: null };
+    if (!t || this.#state !== 'ready') return { cpu: null, heapUsed: null, handles: null, throttled: null };
+    const measured = await t.measure();
+    if (t.mode === 'process')
+      return { cpu: measured.cpu, heapUsed: measured.memory, handles: measured.handles, throttled: measured.throttled };
     const reply = (await this.#request({ type: 'usage', id: 0 }, { timeoutMs: 2000 }).catch(() => null)) as Extract<
       SandboxMessage,
       { type: 'usage' }
     > | null;
-    const cpu =
-      t.mode === 'worker' ? await t.cpuUsage() : reply ? { user: reply.cpuUser, system: reply.cpuSystem } : null;
-    const heapUsed = t.mode === 'worker' ? await t.heapUsed() : (reply?.heapUsed ?? null);
-    return { cpu, heapUsed, handles: reply?.handles ?? null };
+    return { cpu: measured.cpu, heapUsed: measured.memory, handles: reply?.handles ?? null, throttled: null };
   }
 
   /** Stops the sandbox for good: in-flight requests are rejected, and so rolled back. */
@@ -268,7 +289,9 @@ export class SandboxHost {
     });
   }
 
-  #spawn(): Promise<Transport> {
+  async #spawn(): Promise<Transport> {
+    // the probe runs once per host; a process sandbox gets what it found (the mode policy refused what it lacks)
+    const confinement = this.mode === 'process' ? await confinementState() : null;
     return new Promise<Transport>((resolve, reject) => {
       let transport: Transport | null = null;
       let ready = false;
@@ -299,8 +322,19 @@ export class SandboxHost {
           if (line.trim()) this.#o.log.warn({ namespace: this.namespace, plugins: this.plugins }, `sandbox: ${line}`);
         },
       };
-      const spawnOptions = { limits: this.limits, readPaths: this.#o.readPaths, permissions: this.#o.permissions };
-      transport = this.mode === 'worker' ? spawnWorker(spawnOptions, events) : spawnProcess(spawnOptions, events);
+      const spawnOptions = {
+        limits: this.limits,
+        readPaths: this.#o.readPaths,
+        permissions: this.#o.permissions,
+        confinement,
+      };
+      try {
+        transport = this.mode === 'worker' ? spawnWorker(spawnOptions, events) : spawnProcess(spawnOptions, events);
+      } catch (err) {
+        // e.g. its cgroup could not be made: no start, and no timer left behind
+        clearTimeout(timer);
+        reject(err);
+      }
     });
   }
 

@@ -1,31 +1,51 @@
 /**
  * Starting a sandbox: a worker thread with a hard heap cap, or a child
- * process under Node's permission model (only the paths its manifest
- * declares), in a network namespace of its own unless it may use the
- * network, with a hard file-descriptor limit, an empty environment and no
- * inherited descriptors but stdio pipes and the IPC channel.
+ * process confined by the OS where the host's probe found the means
+ * (bubblewrap namespaces, a cgroup with memory, CPU and pids limits; see
+ * process-command.ts), under Node's permission model (only the paths its
+ * manifest declares), with a hard file-descriptor limit, an empty
+ * environment and no inherited descriptors but stdio pipes and the IPC
+ * channel. A process sandbox's usage is measured by the host (its cgroup,
+ * /proc), never taken from what the sandbox says.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { constants } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { PluginPermissions } from '../plugin/manifest.ts';
-import type { ResourceLimits } from './limits.ts';
+import { DEFAULT_PIDS_MAX, SandboxCgroup } from './cgroups.ts';
+import { cpuTime, findNodeProcess, openDescriptors, residentBytes } from './proc-usage.ts';
+import {
+  ATTACH_FAILED,
+  type ProcessCommandOptions,
+  processCommand,
+  type SandboxConfinement,
+} from './process-command.ts';
 import type { HostMessage, SandboxMessage } from './protocol.ts';
 
-const SRC = resolve(import.meta.dirname, '..');
-const ROOT = resolve(SRC, '..');
+export { processCommand, type SandboxConfinement };
+
+/** What the host measures of a sandbox, without asking it. */
+export interface HostMeasure {
+  /** CPU time (µs). */
+  cpu: { user: number; system: number } | null;
+  /** Memory in bytes: a process's cgroup charge (heap and off-heap) or RSS; a worker's heap. */
+  memory: number | null;
+  /** Open descriptors (process mode). */
+  handles: number | null;
+  /** Periods its CPU quota throttled it so far (cgroup cpu controller only). */
+  throttled: number | null;
+}
 
 export interface Transport {
   readonly mode: 'worker' | 'process';
   send(message: HostMessage, transfer?: ArrayBuffer[]): void;
-  /** CPU time of the sandbox (µs), where the host can read it directly. */
-  cpuUsage(): Promise<{ user: number; system: number } | null>;
-  /** Heap in use (bytes), where the host can read it directly. */
-  heapUsed(): Promise<number | null>;
+  /** The sandbox's usage as the host reads it (worker: the Worker's counters; process: cgroup, /proc). */
+  measure(): Promise<HostMeasure>;
   terminate(): Promise<void>;
   readonly pid: number | null;
+  /** Process mode: the confinement it got. */
+  readonly confinement: SandboxConfinement | null;
 }
 
 export interface TransportEvents {
@@ -35,11 +55,9 @@ export interface TransportEvents {
   stderr(line: string): void;
 }
 
-export interface SpawnOptions {
-  limits: ResourceLimits;
-  /** Process mode: folders the sandbox may read (the plugins' own). */
-  readPaths: readonly string[];
-  permissions: PluginPermissions;
+export interface SpawnOptions extends ProcessCommandOptions {
+  /** Process mode: the pids limit of its cgroup. Default 64. */
+  pidsMax?: number;
 }
 
 function lines(stream: NodeJS.ReadableStream | null, fn: (line: string) => void): void {
@@ -84,110 +102,123 @@ export function spawnWorker(options: SpawnOptions, events: TransportEvents): Tra
   return {
     mode: 'worker',
     pid: null,
+    confinement: null,
     send: (message, transfer = []) => {
       if (!gone) worker.postMessage(message, transfer);
     },
     // a worker can die between the check and the call (out of memory): then there is no reading
-    cpuUsage: async () => (gone ? null : worker.cpuUsage().catch(() => null)),
-    heapUsed: async () =>
-      gone
+    measure: async () => ({
+      cpu: gone ? null : await worker.cpuUsage().catch(() => null),
+      memory: gone
         ? null
-        : worker
+        : await worker
             .getHeapStatistics()
             .then((h) => h.used_heap_size)
             .catch(() => null),
+      handles: null,
+      throttled: null,
+    }),
     terminate: async () => {
       if (!gone) await worker.terminate();
     },
   };
 }
 
-function real(path: string): string | null {
-  try {
-    return realpathSync(path);
-  } catch {
-    return null;
-  }
+let cgroupSeq = 0;
+
+/** Makes the sandbox's cgroup where the probe found one can be made; a failure here fails the start. */
+function makeCgroup(options: SpawnOptions): SandboxCgroup | null {
+  const layout = options.confinement?.layout;
+  if (!layout) return null;
+  // named after the host's pid: two hosts on one machine never share a name
+  return SandboxCgroup.create(layout, `${process.pid}-${++cgroupSeq}`, {
+    memoryMB: options.limits.maxMemoryMB,
+    cpuPercent: options.limits.maxCPUPercent,
+    pidsMax: options.pidsMax ?? DEFAULT_PIDS_MAX,
+  });
 }
 
-/** The command line of a process sandbox: prlimit → unshare -n → node --permission …. */
-export function processCommand(options: SpawnOptions): { command: string; args: string[] } {
-  const p = options.permissions;
-  const node = [
-    '--permission',
-    `--allow-fs-read=${SRC}`,
-    `--allow-fs-read=${join(ROOT, 'package.json')}`,
-    ...options.readPaths.map((r) => `--allow-fs-read=${real(r) ?? r}`),
-    // grant real paths: a link inside a granted folder must not lead out of it
-    ...(p.fs?.read ?? [])
-      .map((r) => real(r))
-      .filter((r): r is string => r !== null)
-      .map((r) => `--allow-fs-read=${r}`),
-    ...(p.fs?.write ?? [])
-      .map((w) => real(w))
-      .filter((w): w is string => w !== null)
-      .flatMap((w) => [`--allow-fs-write=${w}`, `--allow-fs-read=${w}`]),
-    ...(p.childProcess ? ['--allow-child-process'] : []),
-    // node:sqlite writes anywhere, whatever the permission model says
-    '--no-experimental-sqlite',
-    ...(options.limits.maxMemoryMB ? [`--max-old-space-size=${options.limits.maxMemoryMB}`] : []),
-    join(SRC, 'sandbox', 'process-entry.ts'),
-  ];
-  let command = process.execPath;
-  let args = node;
-  if (!p.network && existsSync('/usr/bin/unshare')) {
-    args = ['-n', '--', command, ...args];
-    command = '/usr/bin/unshare';
-  }
-  if (options.limits.maxFileHandles && existsSync('/usr/bin/prlimit')) {
-    const n = options.limits.maxFileHandles;
-    args = [`--nofile=${n}:${n}`, '--', command, ...args];
-    command = '/usr/bin/prlimit';
-  }
-  return { command, args };
+/** Why a sandbox process ended, as people read it. Under bwrap a signal arrives as 128 + its number. */
+function exitReason(code: number | null, signal: NodeJS.Signals | null, cgroup: SandboxCgroup | null): string {
+  const limit = cgroup?.limits.memoryMB;
+  if (cgroup && cgroup.usage().oomKills > 0)
+    return `out of memory (killed at its memory limit of ${limit} MiB, heap and off-heap)`;
+  if (code === ATTACH_FAILED && cgroup) return 'could not start: it could not join its cgroup';
+  if (signal) return `killed by ${signal}`;
+  if (code === 134 || code === 133) return 'out of memory';
+  const name = code !== null && code > 128 ? signalName(code - 128) : null;
+  return name ? `killed by ${name}` : `exited with code ${code}`;
+}
+
+function signalName(n: number): string | null {
+  return Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? null;
 }
 
 export function spawnProcess(options: SpawnOptions, events: TransportEvents): Transport {
-  const { command, args } = processCommand(options);
-  const child: ChildProcess = spawn(command, args, {
-    env: {},
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    serialization: 'advanced',
-    detached: false,
-  });
+  const cgroup = makeCgroup(options);
+  const { command, args, confinement, skipped } = processCommand(options, cgroup?.procsFiles ?? []);
+  for (const reason of skipped) events.stderr(`declared path not bound: ${reason}`);
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, {
+      env: {},
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'advanced',
+      detached: false,
+    });
+  } catch (err) {
+    void cgroup?.remove();
+    throw err;
+  }
   let gone = false;
-  let lastUsage: { user: number; system: number } | null = null;
-  child.on('message', (m: SandboxMessage) => {
-    if (m.type === 'usage') lastUsage = { user: m.cpuUser, system: m.cpuSystem };
-    events.message(m);
-  });
-  child.on('exit', (code, signal) => {
+  // removing the cgroup waits for its last process; terminate() waits for that
+  let removed: Promise<unknown> = Promise.resolve();
+  const ended = (reason: string): void => {
+    if (gone) return;
     gone = true;
-    events.exit(
-      signal ? `killed by ${signal}` : code === 134 || code === 133 ? 'out of memory' : `exited with code ${code}`,
-    );
-  });
-  child.on('error', (err) => {
-    gone = true;
-    events.exit(`could not start: ${err.message}`);
-  });
+    if (cgroup) removed = cgroup.remove();
+    events.exit(reason);
+  };
+  child.on('message', (m: SandboxMessage) => events.message(m));
+  child.on('exit', (code, signal) => ended(exitReason(code, signal, cgroup)));
+  child.on('error', (err) => ended(`could not start: ${err.message}`));
   lines(child.stderr, events.stderr);
   lines(child.stdout, events.stderr);
+  const node = realpathSync(process.execPath);
+  let nodePid: number | null = null;
+  const measure = async (): Promise<HostMeasure> => {
+    if (gone || !child.pid) return { cpu: null, memory: null, handles: null, throttled: null };
+    // under bwrap and sh the runtime is a descendant; found once, its pid stays for its life
+    nodePid ??= findNodeProcess(child.pid, node);
+    const fromCgroup = cgroup?.usage();
+    return {
+      cpu: fromCgroup?.cpu ?? (nodePid ? cpuTime(nodePid) : null),
+      memory: fromCgroup?.memory ?? (nodePid ? residentBytes(nodePid) : null),
+      handles: nodePid ? openDescriptors(nodePid) : null,
+      throttled: fromCgroup?.throttled ?? null,
+    };
+  };
   return {
     mode: 'process',
     get pid() {
       return child.pid ?? null;
     },
+    confinement: {
+      ...confinement,
+      cgroup: cgroup?.version ?? null,
+      controllers: cgroup ? (options.confinement?.layout?.controllers ?? []) : [],
+    },
     send: (message) => {
       if (!gone && child.connected) child.send(message);
     },
-    cpuUsage: async () => lastUsage,
-    heapUsed: async () => null,
+    measure,
     terminate: async () => {
-      if (gone) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGKILL');
-      await exited;
+      if (!gone) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      await removed;
     },
   };
 }
