@@ -102,7 +102,7 @@ export function startServe(
     let out = '';
     const collect = (d: string) => {
       out += d;
-      const m = /open:\s+(http:\/\/[^/]+)\/\?token=(\S+)/.exec(out);
+      const m = /open:\s+(https?:\/\/[^/]+)\/\?token=(\S+)/.exec(out);
       if (m) resolve({ child, base: m[1]!, token: m[2]!, output: () => out });
     };
     child.stdout!.setEncoding('utf8').on('data', collect);

@@ -14,6 +14,7 @@ import { registerPluginProject } from './plugin-project.ts';
 import { registerPluginValidate } from './plugin-validate.ts';
 import { registerRun } from './run.ts';
 import { registerServe } from './serve.ts';
+import { registerToken } from './token.ts';
 import { registerTrust } from './trust.ts';
 
 export function buildProgram(): Command {
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerKeygen(program);
   registerTrust(program);
+  registerToken(program);
   return program;
 }
 

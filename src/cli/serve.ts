@@ -14,6 +14,7 @@ import { loadFlow, readFlowFile } from '../flow/flow-definition.ts';
 import { createPluginManager, type PluginManager } from '../plugin/manager.ts';
 import { keyIdOf } from '../plugin/signing.ts';
 import { buildServer } from '../server/app.ts';
+import { readTlsFiles } from '../server/tls.ts';
 import { resolveToken } from '../server/token.ts';
 import { PACKAGE_ROOT } from '../version.ts';
 import { managerOptions, type StateOptions, withStateOptions } from './common.ts';
@@ -24,6 +25,8 @@ interface ServeOptions extends StateOptions {
   flow?: string;
   watch?: boolean;
   seedExamples?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 const EXAMPLES = join(PACKAGE_ROOT, 'examples');
@@ -60,6 +63,16 @@ export function registerServe(program: Command): void {
       .option('--port <port>', 'port; 0 picks a free one (env DATABRIDGE_PORT)', process.env.DATABRIDGE_PORT ?? '8080')
       .option('--flow <file>', 'run this flow (env DATABRIDGE_FLOW)', process.env.DATABRIDGE_FLOW)
       .option('--watch', 'watch the plugin directory and hot-reload changed plugins')
+      .option(
+        '--tls-cert <file>',
+        'serve HTTPS with this PEM certificate (chain); needs --tls-key (env DATABRIDGE_TLS_CERT)',
+        process.env.DATABRIDGE_TLS_CERT || undefined,
+      )
+      .option(
+        '--tls-key <file>',
+        'the PEM private key of --tls-cert (env DATABRIDGE_TLS_KEY)',
+        process.env.DATABRIDGE_TLS_KEY || undefined,
+      )
       .option('--seed-examples', 'trust the example key for acme.* and install the example plugins (npm start does)'),
   ).action(async (opts: ServeOptions) => {
     const port = Number(opts.port);
@@ -68,6 +81,8 @@ export function registerServe(program: Command): void {
     }
     if (opts.flow && !existsSync(opts.flow))
       throw createError('USAGE', { message: `the flow file ${opts.flow} does not exist` });
+    const https = readTlsFiles(opts.tlsCert, opts.tlsKey);
+    const scheme = https ? 'https' : 'http';
     const manager = await createPluginManager(
       managerOptions(opts, { logLevel: 'info', watchChanges: opts.watch ?? false }),
     );
@@ -80,13 +95,13 @@ export function registerServe(program: Command): void {
         await loadFlow(flow, readFlowFile(opts.flow), { baseDir: dirname(resolve(opts.flow)) });
       }
       const token = resolveToken(manager.config.dataDir);
-      server = await buildServer({ manager, token, flow });
+      server = await buildServer({ manager, token, flow, https });
       await server.app.listen({ host: opts.host, port });
       if (flow) await flow.startAll();
       const address = server.app.server.address();
       const actualPort = typeof address === 'object' && address ? address.port : port;
       const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-      manager.cluster?.setAddress(`http://${shownHost}:${actualPort}`);
+      manager.cluster?.setAddress(`${scheme}://${shownHost}:${actualPort}`);
       const stats = manager.stats();
       process.stdout.write(
         [
@@ -95,8 +110,8 @@ export function registerServe(program: Command): void {
           `  data:    ${manager.config.dataDir}`,
           ...(manager.cluster ? [`  cluster: node ${manager.cluster.id}, store ${manager.store.location}`] : []),
           `  plugins: ${manager.config.pluginDir}${opts.watch ? ' (watched)' : ''}`,
-          `  API:     http://${shownHost}:${actualPort}/api (docs: /docs/api)`,
-          `  open:    http://${shownHost}:${actualPort}/?token=${token}`,
+          `  API:     ${scheme}://${shownHost}:${actualPort}/api (docs: /docs/api)`,
+          `  open:    ${scheme}://${shownHost}:${actualPort}/?token=${token}`,
           '',
         ].join('\n'),
       );

@@ -14,7 +14,7 @@ import { createError, DataBridgeError } from '../errors.ts';
 import type { FlowController } from '../flow/controller.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 import { VERSION } from '../version.ts';
-import { type Authenticate, adminToken, installAuth, principalOf } from './auth.ts';
+import { type Authenticate, installAuth, principalOf } from './auth.ts';
 import { consoleRoutes } from './console.ts';
 import { EventHub } from './events.ts';
 import { metricsRoutes } from './metrics.ts';
@@ -22,15 +22,20 @@ import { routeTable } from './route-table.ts';
 import { namespaceRoutes, trustRoutes } from './routes/admin.ts';
 import { observeRoutes } from './routes/observe.ts';
 import { pluginRoutes } from './routes/plugins.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import type { TlsFiles } from './tls.ts';
+import { ApiTokens, tokenAuthenticator } from './tokens.ts';
 
 export interface ServerOptions {
   manager: PluginManager;
   /** The admin token (`DATABRIDGE_TOKEN` or `<data dir>/admin.token`). */
   token: string;
-  /** Who a bearer secret names; default: the admin token alone. */
+  /** Who a bearer secret names; default: the admin token (named `admin`) or a named token in the state store. */
   authenticate?: Authenticate;
   /** The flow the server runs, if any (`--flow`). */
   flow?: FlowController;
+  /** Serve HTTPS with this certificate and key (`--tls-cert`, `--tls-key`); default plain HTTP. */
+  https?: TlsFiles;
   /** Fastify's request log; off by default (the manager logs what matters). */
   logRequests?: boolean;
 }
@@ -54,10 +59,12 @@ const MAX_PARAM_LENGTH = 256;
 
 export async function buildServer(options: ServerOptions): Promise<Server> {
   const { manager, flow } = options;
-  const authenticate = options.authenticate ?? adminToken(options.token);
+  const tokens = new ApiTokens(() => manager.store);
+  const authenticate = options.authenticate ?? tokenAuthenticator(options.token, tokens);
   const app = Fastify({
     logger: options.logRequests ? { level: 'info' } : false,
     bodyLimit: 1024 * 1024,
+    https: options.https ?? null,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // a stop closes idle keep-alive connections instead of waiting on them
     forceCloseConnections: true,
@@ -65,15 +72,18 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
     // errors the router raises before any hook (a path it cannot decode): 401 first, then our shape
     frameworkErrors: (err, request, reply) => {
-      void principalOf(request, authenticate).then((principal) => {
-        const e = principal
-          ? (FRAMEWORK_ERRORS[err.statusCode ?? 400] ?? FRAMEWORK_ERRORS[400]!)()
-          : createError('UNAUTHORIZED', {});
-        // the reply is a framework error reply, untyped by any route
-        (reply as unknown as { status(n: number): { send(b: unknown): void } })
-          .status(e.status)
-          .send({ error: e.toJSON() });
-      });
+      // a store that fails to answer for a named token must not leave the request hanging
+      void principalOf(request, authenticate)
+        .catch(() => null)
+        .then((principal) => {
+          const e = principal
+            ? (FRAMEWORK_ERRORS[err.statusCode ?? 400] ?? FRAMEWORK_ERRORS[400]!)()
+            : createError('UNAUTHORIZED', {});
+          // the reply is a framework error reply, untyped by any route
+          (reply as unknown as { status(n: number): { send(b: unknown): void } })
+            .status(e.status)
+            .send({ error: e.toJSON() });
+        });
     },
   });
   const hub = new EventHub(manager);
@@ -165,6 +175,7 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
   await app.register(namespaceRoutes, { prefix: '/api/namespaces', manager, actor });
   await app.register(trustRoutes, { prefix: '/api/trust', manager, actor });
   await app.register(observeRoutes, { prefix: '/api', manager, flow, hub });
+  await app.register(tokenRoutes, { prefix: '/api', tokens, actor });
   await app.register(metricsRoutes, { manager, flow });
   await app.register(consoleRoutes);
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
