@@ -11,6 +11,7 @@
 
 import { createError } from '../errors.ts';
 import type { ConfinementReport } from '../sandbox/confinement.ts';
+import type { SandboxConfinement } from '../sandbox/transport.ts';
 import type { SandboxMode } from './types.ts';
 
 /** A plugin id, `prefix.*` (the ids under it) or `*` (every plugin). */
@@ -107,6 +108,8 @@ export function isolationUnavailable(id: string, report: ConfinementReport) {
 /** One sandbox's isolation, as `GET /api/sandboxes` shows it: its mode, level and what holds. */
 export interface SandboxIsolation extends ConfinementInfo {
   mode: 'worker' | 'process';
+  /** true: what the running sandbox got; false: what it will get when it starts (from the host's probe). */
+  actual: boolean;
   holds: {
     /** bubblewrap's namespaces, read-only binds, private /tmp, unprivileged uid. */
     bwrap: boolean;
@@ -119,25 +122,52 @@ export interface SandboxIsolation extends ConfinementInfo {
   };
 }
 
-/** What holds a sandbox of `mode` for a plugin that did or did not declare `network`. */
+/**
+ * What holds a sandbox of `mode`: what the running process got where it
+ * has started (`actual`), else what the host's probe says it will get (a
+ * plugin that declared `network` shares the host's).
+ */
 export function sandboxIsolation(
   mode: 'worker' | 'process',
   report: ConfinementReport,
   allowWeak: boolean,
   declaresNetwork: boolean,
+  actual: SandboxConfinement | null,
 ): SandboxIsolation {
   const info = confinementOf(mode, report, allowWeak);
   if (mode === 'worker') {
-    return { ...info, mode, holds: { bwrap: false, cgroup: null, prlimit: false, network: 'host' } };
+    return { ...info, mode, actual: false, holds: { bwrap: false, cgroup: null, prlimit: false, network: 'host' } };
+  }
+  if (actual) {
+    const has = (c: 'memory' | 'cpu' | 'pids') => actual.controllers.includes(c);
+    const held = [actual.bwrap, has('memory'), has('cpu'), has('pids')];
+    const level = held.every(Boolean) ? 'full' : held.some(Boolean) ? 'partial' : 'none';
+    return {
+      ...info,
+      level,
+      weak: level !== 'full' && allowWeak,
+      mode,
+      actual: true,
+      holds: {
+        bwrap: actual.bwrap,
+        cgroup: actual.cgroup
+          ? { version: actual.cgroup, memory: has('memory'), cpu: has('cpu'), pids: has('pids') }
+          : null,
+        prlimit: report.prlimit,
+        network: actual.network ? 'host' : 'isolated',
+      },
+    };
   }
   const { version, memory, cpu, pids } = report.cgroup;
   return {
     ...info,
     mode,
+    actual: false,
     holds: {
       bwrap: report.bwrap.ok,
       cgroup: memory || cpu || pids ? { version, memory, cpu, pids } : null,
       prlimit: report.prlimit,
+      // without bwrap the spawn keeps the network away with unshare -n where it can; not promised here
       network: declaresNetwork || !report.bwrap.ok ? 'host' : 'isolated',
     },
   };

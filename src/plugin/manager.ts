@@ -315,7 +315,13 @@ export class PluginManager {
   /** What holds a running sandbox: its mode, level, what holds (bwrap, cgroup, prlimit, network) and what is missing. */
   sandboxIsolation(sandbox: SandboxHost): SandboxIsolation {
     const declaresNetwork = sandbox.plugins.some((id) => this.#external?.declaresNetwork(id));
-    return sandboxIsolation(sandbox.mode, this.confinement, this.config.allowWeakIsolation, declaresNetwork);
+    return sandboxIsolation(
+      sandbox.mode,
+      this.confinement,
+      this.config.allowWeakIsolation,
+      declaresNetwork,
+      sandbox.confinement,
+    );
   }
 
   #confinementOfInfo(plugin: PluginInfo): ConfinementInfo {

@@ -361,7 +361,6 @@ export function scaffoldFiles(id: string, type: ScaffoldType = 'processor'): Rec
     entryPoint: 'index.js',
     provides: template.provides,
     engines: { databridge: `>=${VERSION}` },
-    isolation: 'worker',
     limits: { maxMemoryMB: 64, maxExecutionMS: 5000 },
     tags: [type === 'processor' ? 'text' : type === 'controller' ? 'lookup' : 'metrics'],
   };

@@ -67,6 +67,10 @@ export const sandboxListSchema = {
         properties: {
           ...confinementSchema.properties,
           mode: { enum: ['worker', 'process'] },
+          actual: {
+            type: 'boolean',
+            description: 'true: what the running sandbox got; false: what it will get when it starts',
+          },
           holds: {
             type: 'object',
             properties: {
@@ -90,7 +94,7 @@ export const sandboxListSchema = {
             },
           },
         },
-        required: [...confinementSchema.required, 'mode', 'holds'],
+        required: [...confinementSchema.required, 'mode', 'actual', 'holds'],
       },
     },
   },

@@ -114,6 +114,9 @@ describe('the web console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} 
         join(dir, 'data'),
         '--plugin-dir',
         join(dir, 'plugins'),
+        // one trusted plugin, to show a worker beside the process sandboxes
+        '--worker-plugin',
+        'acme.upper',
       ],
       { DATABRIDGE_TOKEN: '' },
     );
@@ -143,8 +146,10 @@ describe('the web console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} 
     const upper = page.locator('tr[data-plugin="acme.upper"]');
     assert.match((await upper.textContent()) ?? '', /active/);
     assert.match((await upper.textContent()) ?? '', /signed · acme/);
-    assert.match((await upper.textContent()) ?? '', /worker/);
-    assert.match((await page.locator('tr[data-plugin="acme.reverse"]').textContent()) ?? '', /process/);
+    assert.match((await upper.textContent()) ?? '', /worker · trusted/);
+    assert.match((await page.locator('tr[data-plugin="acme.reverse"]').textContent()) ?? '', /process · full/);
+    // this host confines fully: no isolation banner
+    assert.equal(await page.locator('#isolation-banner').isVisible(), false);
     await shot('plugins');
   });
 
@@ -264,7 +269,7 @@ describe('the web console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} 
     await page.locator('li.processor[data-processor="upper"]').waitFor();
     assert.ok((await page.locator('li.processor').count()) >= 4);
     assert.ok((await page.locator('strong.queued').count()) >= 3);
-    // the RateTable runs in acme.rates' worker, beside ConvertCurrency
+    // the RateTable runs in acme.rates' sandbox, beside ConvertCurrency
     assert.match((await page.locator('li[data-service="rates"]').textContent()) ?? '', /RateTable.*sandboxed/);
     assert.match((await page.locator('li[data-reporting-task="metrics"]').textContent()) ?? '', /LogMetrics.*running/);
     await shot('flow');

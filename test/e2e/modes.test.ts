@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ROOT, runCli, tempDir } from '../helpers.ts';
 
-test('the example flow runs an external plugin in each mode: worker, process and inline', async (t) => {
+test('the example flow runs an external plugin in each mode: process by default, worker and inline where the operator trusts it', async (t) => {
   const dir = tempDir(t);
   cpSync(join(ROOT, 'examples'), join(dir, 'examples'), {
     recursive: true,
@@ -17,6 +17,9 @@ test('the example flow runs an external plugin in each mode: worker, process and
     join(dir, 'plugins'),
     '--inline-plugin',
     'acme.stamp',
+    // acme.reverse asks for process in its manifest: listing it for a worker does not loosen that
+    '--worker-plugin',
+    'acme.upper,acme.reverse',
   ];
   const trust = await runCli([
     'trust',
@@ -35,12 +38,22 @@ test('the example flow runs an external plugin in each mode: worker, process and
   const list = JSON.parse((await runCli(['plugin', 'list', '--source', 'external', '--json', ...state])).stdout) as {
     id: string;
     isolation: string;
+    confinement: { level: string; weak: boolean };
   }[];
   assert.deepEqual(Object.fromEntries(list.map((p) => [p.id, p.isolation])), {
     'acme.reverse': 'process',
     'acme.stamp': 'inline',
     'acme.upper': 'worker',
   });
+  for (const p of list.filter((p) => p.isolation !== 'process')) assert.equal(p.confinement.level, 'trusted', p.id);
+  // with no list, every one of them runs in a process sandbox
+  const plain = JSON.parse(
+    (await runCli(['plugin', 'list', '--source', 'external', '--json', ...state.slice(0, 4)])).stdout,
+  ) as { id: string; isolation: string }[];
+  assert.deepEqual(
+    plain.map((p) => p.isolation),
+    ['process', 'process', 'process'],
+  );
   const run = await runCli(['run', join(dir, 'examples', 'flows', 'modes.json'), '--json', ...state]);
   assert.equal(run.code, 0, run.stderr);
   const summary = JSON.parse(run.stdout) as { processors: Record<string, { in: number; errors: number }> };

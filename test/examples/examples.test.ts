@@ -1,5 +1,5 @@
 // The example plugins, each tested with the harness authors use
-// (databridge/sdk/testing), in the sandbox its manifest asks for.
+// (databridge/sdk/testing), in a process sandbox as a host runs them.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,11 +35,11 @@ test('every example plugin is signed by the example key and validates against it
   }
 });
 
-describe('acme.upper: a pure transform in a worker', () => {
+describe('acme.upper: a pure transform, in a process sandbox like every untrusted plugin', () => {
   test('upper-cases content and keeps attributes', async (t) => {
     const runner = await TestRunner.forPlugin(example('acme.upper'), 'UpperCase');
     t.after(() => runner.close());
-    assert.equal(runner.isolation, 'worker');
+    assert.equal(runner.isolation, 'process');
     runner.enqueue('hello', { filename: 'a.txt' }).enqueue('');
     await runner.run();
     runner.assertAllFlowFilesTransferred('success', 2);
@@ -91,7 +91,7 @@ describe('acme.rates: a controller service used by a processor', () => {
       properties: { 'Rate Table': 'rates' },
     });
     t.after(() => runner.close());
-    assert.equal(runner.isolation, 'worker');
+    assert.equal(runner.isolation, 'process');
     runner.addControllerService('rates', 'RateTable', { Rates: 'EUR=1.10, GBP=1.25' });
     runner
       .enqueue('', { amount: '10', currency: 'eur' })

@@ -321,7 +321,7 @@ test('a sandboxed plugin: its processors use its own service in the sandbox, its
     logDestination: { write: (l) => void lines.push(l) },
   });
   t.after(() => manager.shutdown());
-  assert.equal(manager.get('acme.greet').isolation, 'worker');
+  assert.equal(manager.get('acme.greet').isolation, 'process');
   assert.deepEqual(manager.get('acme.greet').components, {
     processors: ['Greet'],
     controllerServices: ['Greeting'],

@@ -102,7 +102,7 @@ describe('TestRunner (databridge/sdk/testing)', () => {
   test('a plugin folder runs in its real sandbox', async (t) => {
     const runner = await TestRunner.forPlugin(join(ROOT, 'examples', 'plugins', 'acme.upper'), 'UpperCase');
     t.after(() => runner.close());
-    assert.equal(runner.isolation, 'worker');
+    assert.equal(runner.isolation, 'process');
     runner.enqueue('shout', { filename: 'x.txt' });
     await runner.run();
     runner.assertAllFlowFilesTransferred('success', 1);

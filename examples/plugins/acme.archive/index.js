@@ -1,6 +1,7 @@
 // A processor in process mode that reads and writes the one folder its
-// manifest declares (/tmp/databridge-archive): Node's permission model
-// refuses every other path, so a Directory outside it fails, and says so.
+// manifest declares (/tmp/databridge-archive): its sandbox grants that
+// folder and nothing else of the host, so a Directory outside it fails,
+// and says so.
 
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';

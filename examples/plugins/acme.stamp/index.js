@@ -1,5 +1,6 @@
 // Sets the attribute named by "Attribute" to the value of "Value". Runs in a
-// worker by default, inline when the operator lists it (--inline-plugin).
+// process sandbox by default, inline when the operator trusts it
+// (--inline-plugin acme.stamp).
 const info = {
   name: 'Stamp',
   version: '1.0.0',
