@@ -8,12 +8,15 @@ import { eventsView, recordEvent } from './events.js';
 import { flowView } from './flow.js';
 import { namespacesView } from './namespaces.js';
 import { pluginDetailView, pluginsView } from './plugins.js';
+import { session } from './session.js';
+import { tokensView } from './tokens.js';
 
 const main = document.getElementById('view');
 const live = document.getElementById('live');
 const alertCount = document.getElementById('alert-count');
 const storeDown = document.getElementById('store-down');
 const isolationBanner = document.getElementById('isolation-banner');
+const whoami = document.getElementById('whoami');
 let current = null; // the view on screen: { dispose?, onEvent? }
 let routing = Promise.resolve();
 let wanted = 0;
@@ -22,6 +25,8 @@ let stopEvents = null;
 
 function loginView(message) {
   document.getElementById('logout').hidden = true;
+  session.set(null);
+  whoami.hidden = true;
   const input = h('input', {
     type: 'password',
     id: 'token',
@@ -61,7 +66,7 @@ function loginView(message) {
 async function tryToken(t) {
   if (!t) return false;
   try {
-    await api('/plugins/stats', { tokenOverride: t });
+    session.set(await api('/whoami', { tokenOverride: t }));
     token.set(t);
     return true;
   } catch (err) {
@@ -100,6 +105,7 @@ async function show() {
     else if (view === 'flow') current = await flowView(main);
     else if (view === 'events') current = await eventsView(main);
     else if (view === 'cluster') current = await clusterView(main);
+    else if (view === 'tokens') current = await tokensView(main);
     else current = await pluginsView(main);
     main.focus({ preventScroll: true });
   } catch (err) {
@@ -107,6 +113,11 @@ async function show() {
       token.clear();
       stopEvents?.();
       loginView('Your session has ended; sign in again.');
+      return;
+    }
+    if (err instanceof ApiError && err.status === 403) {
+      // a page this token's role may not see: said plainly, not as a failure
+      fill(main, h('h1', {}, 'Not for this token'), h('p', { role: 'status' }, err.message));
       return;
     }
     fill(
@@ -133,6 +144,11 @@ function onEvent(e) {
 
 function start() {
   document.getElementById('logout').hidden = false;
+  const who = session.get();
+  whoami.hidden = !who;
+  whoami.textContent = who ? `${who.name} · ${who.role}` : '';
+  whoami.title = who ? `Signed in with the token ${who.name} (role ${who.role})` : '';
+  document.getElementById('nav-tokens').hidden = !session.can('admin');
   stopEvents?.();
   stopEvents = followEvents(onEvent, (state) => {
     live.textContent = state === 'live' ? '● live' : '○ reconnecting';

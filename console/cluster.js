@@ -4,6 +4,7 @@
 
 import { api } from './api.js';
 import { badge, confirmDialog, failed, fill, h, time, toast } from './dom.js';
+import { session } from './session.js';
 
 /** Forgets a node that no longer beats, after asking. */
 async function forget(node, refresh) {
@@ -108,7 +109,7 @@ export async function clusterView(main) {
                   badge(n.alive ? 'alive' : 'silent', n.alive ? 'ok' : 'bad'),
                   ' ',
                   time(n.heartbeatAt),
-                  n.alive || n.self
+                  n.alive || n.self || !session.can('admin')
                     ? null
                     : [' ', h('button', { type: 'button', class: 'link', onclick: () => forget(n, render) }, 'Forget')],
                 ),

@@ -3,6 +3,7 @@
 
 import { api } from './api.js';
 import { badge, bytes, failed, fill, gauge, h, num, toast } from './dom.js';
+import { session } from './session.js';
 
 const LIMITS = [
   ['maxMemoryMB', 'Memory (MB)'],
@@ -111,19 +112,22 @@ export async function namespacesView(main) {
         `plugins: ${sb.plugins.join(', ')} · restarts ${num(sb.restarts)} · crashes ${num(sb.crashes)} · execution limit ${num(sb.limits.maxExecutionMS)} ms`,
         sb.defined ? '' : ' · default limits',
       );
-      const toggle = h(
-        'button',
-        {
-          type: 'button',
-          'aria-expanded': editing.has(sb.namespace),
-          onclick: () => {
-            if (editing.has(sb.namespace)) editing.delete(sb.namespace);
-            else editing.add(sb.namespace);
-            render().catch(failed);
-          },
-        },
-        editing.has(sb.namespace) ? 'Close' : 'Edit limits',
-      );
+      // limits are the admin's to change
+      const toggle = !session.can('admin')
+        ? null
+        : h(
+            'button',
+            {
+              type: 'button',
+              'aria-expanded': editing.has(sb.namespace),
+              onclick: () => {
+                if (editing.has(sb.namespace)) editing.delete(sb.namespace);
+                else editing.add(sb.namespace);
+                render().catch(failed);
+              },
+            },
+            editing.has(sb.namespace) ? 'Close' : 'Edit limits',
+          );
       // an open form is kept as it is (with what was typed) while the usage refreshes
       const form = editing.has(sb.namespace)
         ? (card.querySelector('form') ??

@@ -17,6 +17,7 @@ import {
   statusBadge,
   toast,
 } from './dom.js';
+import { session } from './session.js';
 
 const COLUMNS = [
   ['name', 'Plugin'],
@@ -227,8 +228,8 @@ export async function pluginsView(main) {
   fill(
     main,
     h('h1', {}, 'Plugins'),
-    drop,
-    result,
+    // installing is the admin's
+    session.can('admin') ? [drop, result] : null,
     h(
       'div',
       { class: 'filters', role: 'search' },
@@ -352,28 +353,31 @@ export async function pluginDetailView(main, id, onChange) {
   const actions = h(
     'div',
     { class: 'actions' },
-    plugin.enabled
-      ? h(
-          'button',
-          {
-            type: 'button',
-            id: 'disable',
-            onclick: () =>
-              act(`Disabled ${id}`, () => api(`/plugins/${encodeURIComponent(id)}/disable`, { method: 'PUT' })),
-          },
-          'Disable',
-        )
-      : h(
-          'button',
-          {
-            type: 'button',
-            id: 'enable',
-            onclick: () =>
-              act(`Enabled ${id}`, () => api(`/plugins/${encodeURIComponent(id)}/enable`, { method: 'PUT' })),
-          },
-          'Enable',
-        ),
-    plugin.source === 'external'
+    !session.can('operator')
+      ? null
+      : plugin.enabled
+        ? h(
+            'button',
+            {
+              type: 'button',
+              id: 'disable',
+              onclick: () =>
+                act(`Disabled ${id}`, () => api(`/plugins/${encodeURIComponent(id)}/disable`, { method: 'PUT' })),
+            },
+            'Disable',
+          )
+        : h(
+            'button',
+            {
+              type: 'button',
+              id: 'enable',
+              onclick: () =>
+                act(`Enabled ${id}`, () => api(`/plugins/${encodeURIComponent(id)}/enable`, { method: 'PUT' })),
+            },
+            'Enable',
+          ),
+    // reloading is the operator's, uninstalling the admin's
+    plugin.source === 'external' && session.can('operator')
       ? [
           h(
             'button',
@@ -385,41 +389,47 @@ export async function pluginDetailView(main, id, onChange) {
             },
             'Reload',
           ),
-          h(
-            'button',
-            {
-              type: 'button',
-              id: 'uninstall',
-              class: 'danger',
-              onclick: async () => {
-                const dependents = validation.dependents ?? [];
-                const ok = await confirmDialog(
-                  `Uninstall ${plugin.name}?`,
-                  dependents.length
-                    ? h(
-                        'p',
-                        {},
-                        'These enabled plugins depend on it and will stop working: ',
-                        h('strong', {}, dependents.join(', ')),
-                        '.',
-                      )
-                    : h('p', {}, `${id} ${plugin.version} will be removed from this node. No plugin depends on it.`),
-                  'Uninstall',
-                );
-                if (!ok) return;
-                try {
-                  await api(`/plugins/${encodeURIComponent(id)}${dependents.length ? '?force=true' : ''}`, {
-                    method: 'DELETE',
-                  });
-                  toast(`Uninstalled ${id}`);
-                  location.hash = '#/plugins';
-                } catch (err) {
-                  failed(err);
-                }
-              },
-            },
-            'Uninstall…',
-          ),
+          !session.can('admin')
+            ? null
+            : h(
+                'button',
+                {
+                  type: 'button',
+                  id: 'uninstall',
+                  class: 'danger',
+                  onclick: async () => {
+                    const dependents = validation.dependents ?? [];
+                    const ok = await confirmDialog(
+                      `Uninstall ${plugin.name}?`,
+                      dependents.length
+                        ? h(
+                            'p',
+                            {},
+                            'These enabled plugins depend on it and will stop working: ',
+                            h('strong', {}, dependents.join(', ')),
+                            '.',
+                          )
+                        : h(
+                            'p',
+                            {},
+                            `${id} ${plugin.version} will be removed from this node. No plugin depends on it.`,
+                          ),
+                      'Uninstall',
+                    );
+                    if (!ok) return;
+                    try {
+                      await api(`/plugins/${encodeURIComponent(id)}${dependents.length ? '?force=true' : ''}`, {
+                        method: 'DELETE',
+                      });
+                      toast(`Uninstalled ${id}`);
+                      location.hash = '#/plugins';
+                    } catch (err) {
+                      failed(err);
+                    }
+                  },
+                },
+                'Uninstall…',
+              ),
         ]
       : null,
   );

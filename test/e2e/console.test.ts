@@ -288,12 +288,49 @@ describe('the web console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} 
     await page.locator('tr[data-plugin="acme.upper"]').waitFor();
     assert.equal(await page.evaluate('document.activeElement?.id'), 'view');
     const reached: string[] = [];
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 8; i++) {
       await page.keyboard.press('Shift+Tab');
       reached.push((await page.evaluate("document.activeElement?.textContent?.trim() ?? ''")) as string);
     }
     for (const name of ['Plugins', 'Namespaces', 'Flow'])
       assert.ok(reached.includes(name), `${name} by Tab: ${reached}`);
+  });
+
+  test('an admin makes a token on the Tokens page; a viewer token sees who it is and is offered no change', async () => {
+    await page.locator('a[data-nav="tokens"]').click();
+    assert.equal(await page.locator('#whoami').textContent(), 'admin · admin');
+    await page.locator('#token-name').fill('wall-screen');
+    await page.locator('#token-role').selectOption('viewer');
+    await page.getByRole('button', { name: 'Make token' }).click();
+    await page.locator('tr[data-token="wall-screen"]').waitFor();
+    const secret = (await page.locator('#new-token').textContent()) ?? '';
+    assert.match(secret, /^dbt_/);
+    await shot('tokens');
+
+    const other = await context.browser()!.newContext();
+    const p = await other.newPage();
+    watch(p);
+    await p.goto(`${server.base}/?token=${secret}`);
+    await p.locator('tr[data-plugin="acme.upper"]').waitFor();
+    assert.equal(await p.locator('#whoami').textContent(), 'wall-screen · viewer');
+    assert.equal(await p.locator('#dropzone').count(), 0, 'no install for a viewer');
+    assert.equal(await p.getByText('Install a bundle').count(), 0);
+    assert.equal(await p.locator('a[data-nav="tokens"]').isVisible(), false);
+    await p.locator('tr[data-plugin="acme.upper"] a').click();
+    await p.getByText('Install history').waitFor();
+    for (const id of ['enable', 'disable', 'reload', 'uninstall'])
+      assert.equal(await p.locator(`#${id}`).count(), 0, `no ${id} for a viewer`);
+    await p.locator('a[data-nav="namespaces"]').click();
+    await p.locator('section[data-namespace="acme.upper"]').waitFor();
+    assert.equal(await p.getByRole('button', { name: 'Edit limits' }).count(), 0);
+    // a page the role may not see (a link an admin shared) is said plainly: no crash, no error page
+    provoked.add(403);
+    await p.goto(`${server.base}/#/tokens`);
+    await p.getByRole('heading', { name: 'Not for this token' }).waitFor();
+    assert.match((await p.locator('#view').textContent()) ?? '', /needs the admin role/);
+    assert.equal(await p.getByText('Something went wrong').count(), 0);
+    provoked.delete(403);
+    await other.close();
   });
 
   test('no console errors on any page', () => {
