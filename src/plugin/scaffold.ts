@@ -117,7 +117,7 @@ test('a blank greeting is refused', async (t) => {
   await runner.assertNotValid();
 });
 ${sandboxTest(
-  'the built plugin runs in its worker sandbox',
+  'the built plugin runs in its process sandbox',
   `  const runner = await TestRunner.forPlugin(dist, '${name}');
   t.after(() => runner.close());
   runner.enqueue('in a sandbox');
@@ -241,7 +241,7 @@ test('a processor without its service does not start', async (t) => {
   await runner.assertNotValid();
 });
 ${sandboxTest(
-  'the built plugin runs service and processor in its worker sandbox',
+  'the built plugin runs service and processor in its process sandbox',
   `  const runner = await TestRunner.forPlugin(dist, '${processor}', { properties: { Dictionary: 'words' } });
   t.after(() => runner.close());
   runner.addControllerService('words', '${service}', { Entries: 'cat=chat' });
@@ -327,7 +327,7 @@ test('a threshold that is not a number is refused', async (t) => {
   await runner.assertNotValid();
 });
 ${sandboxTest(
-  'the built plugin reports from its worker sandbox',
+  'the built plugin reports from its process sandbox',
   `  const runner = await ReportingTaskRunner.forPlugin(dist, '${name}');
   t.after(() => runner.close());
   await runner.run({ queued: 1 });
@@ -399,7 +399,7 @@ export function scaffoldFiles(id: string, type: ScaffoldType = 'processor'): Rec
     'package.json': `${JSON.stringify(pkg, null, 2)}\n`,
     'tsconfig.json': `${JSON.stringify(tsconfig, null, 2)}\n`,
     '.gitignore': 'node_modules/\ndist/\n*.tgz\n',
-    'README.md': `# ${id}\n\n${manifest.description}.\n\n\`\`\`sh\nnpm install                      # links databridge (the SDK and the test harness)\nnpx databridge plugin build .    # bundles src/ into dist/ (esbuild)\nnpx databridge plugin test .     # the tests, in-process and in the worker sandbox\nnpx databridge plugin pack . --key <your.key>   # signs dist/ and writes the .tgz\n\`\`\`\n\nSee DataBridge's docs/writing-a-plugin.md.\n`,
+    'README.md': `# ${id}\n\n${manifest.description}.\n\n\`\`\`sh\nnpm install                      # links databridge (the SDK and the test harness)\nnpx databridge plugin build .    # bundles src/ into dist/ (esbuild)\nnpx databridge plugin test .     # the tests, in-process and in the process sandbox\nnpx databridge plugin pack . --key <your.key>   # signs dist/ and writes the .tgz\n\`\`\`\n\nSee DataBridge's docs/writing-a-plugin.md.\n`,
   };
 }
 
