@@ -138,6 +138,11 @@ export const ERRORS = {
   BUNDLE_INVALID: spec<{ codes: readonly string[] }>(422, (p) => `The bundle was refused: ${p.codes.join(', ')}`),
   KEY_INVALID: spec<{ file: string; reason: string }>(400, (p) => `${p.file}: ${p.reason}`),
   KEY_NOT_FOUND: spec<{ keyId: string }>(404, (p) => `No key ${p.keyId} in the trust store`),
+  KEY_EXISTS: spec<{ keyId: string; publisher: string }>(
+    409,
+    (p) =>
+      `Key ${p.keyId} is already trusted for publisher ${p.publisher}; moving it to another publisher needs an explicit replace`,
+  ),
   LIMIT_EXCEEDED: spec<{ limit: string; value: number; max: number }>(429, (p) =>
     p.limit === 'aborted' ? 'The task was aborted' : `${p.limit} exceeded: ${p.value}, the most is ${p.max}`,
   ),
@@ -167,6 +172,8 @@ export const ERRORS = {
   ),
   BAD_REQUEST: spec<{ reason: string }>(400, (p) => `Bad request: ${p.reason}`),
   URI_TOO_LONG: spec(414, () => 'The request target is too long'),
+  HEADERS_TOO_LARGE: spec(431, () => 'The request’s headers are over the cap (16 KiB)'),
+  REQUEST_TIMEOUT: spec(408, () => 'The request did not arrive in time'),
   BODY_TOO_LARGE: spec(413, () => 'The request body is over the upload cap'),
   UNSUPPORTED_MEDIA_TYPE: spec(415, () => 'That content type is not accepted here'),
   INTERNAL: spec(500, () => 'Internal error; the server log has the details'),

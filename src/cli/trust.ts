@@ -19,8 +19,9 @@ export function registerTrust(program: Command): void {
         'plugin ids the key may sign: acme.*, acme.upper or * (repeatable; default <publisher>.*)',
         (v: string, p: string[]) => [...p, v],
         [],
-      ),
-  ).action(async (opts: StateOptions & { publisher: string; key: string; namespace: string[] }) => {
+      )
+      .option('--replace', 'move a key already trusted for another publisher to this one (else refused: KEY_EXISTS)'),
+  ).action(async (opts: StateOptions & { publisher: string; key: string; namespace: string[]; replace?: boolean }) => {
     let pem: string;
     try {
       pem = readFileSync(opts.key, 'utf8');
@@ -29,7 +30,11 @@ export function registerTrust(program: Command): void {
     }
     const key = await withManager(
       opts,
-      (m) => m.trust.addKey({ publisher: opts.publisher, publicKeyPem: pem, namespaces: opts.namespace }, cliActor()),
+      (m) =>
+        m.trust.addKey(
+          { publisher: opts.publisher, publicKeyPem: pem, namespaces: opts.namespace, replace: opts.replace },
+          cliActor(),
+        ),
       { autoLoad: false },
     );
     print(opts.json, key, () => `trusted key ${key.keyId} of ${key.publisher} for ${key.namespaces.join(', ')}`);

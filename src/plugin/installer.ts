@@ -126,11 +126,18 @@ function refuse(findings: Finding[]): never {
  * Installs a bundle (file or bytes) or a folder. Throws INSTALL_REFUSED (with
  * every finding) or INSTALL_CONFLICT (rollback, same version with other bytes,
  * or that very release already installed) and leaves everything as it was.
+ *
+ * `settle` runs inside the plugin's lock once the plugin is in place: what
+ * the caller records and answers about the install (history, audit, the
+ * plugin as registered) must be done before a racing change to the same
+ * plugin (an uninstall) may start, or the answer describes a later state
+ * (an install audited as done answered 404 when an uninstall slipped in).
  */
 export async function install(
   ctx: InstallContext,
   source: { bundle: string | Buffer } | { folder: string },
   options: InstallOptions,
+  settle?: (outcome: InstallOutcome) => Promise<void>,
 ): Promise<InstallOutcome> {
   const stagingRoot = join(ctx.pluginDir, STAGING);
   await mkdir(stagingRoot, { recursive: true });
@@ -149,7 +156,11 @@ export async function install(
     const report = await ctx.validate(staged, { force: options.force ?? false, replica: options.replica ?? false });
     if (!report.valid) refuse(report.findings);
     const manifest = report.manifest!;
-    return await ctx.lock(manifest.id, () => moveIn(ctx, report, staged, stagingRoot, options));
+    return await ctx.lock(manifest.id, async () => {
+      const outcome = await moveIn(ctx, report, staged, stagingRoot, options);
+      await settle?.(outcome);
+      return outcome;
+    });
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -668,36 +668,44 @@ export class PluginManager {
     const actor = options.actor ?? 'embed';
     const from = typeof source === 'string' && statSync(source).isDirectory() ? { folder: source } : { bundle: source };
     let outcome: InstallOutcome;
+    let settled: { plugin: PluginInfo } | Error | null = null;
+    // recorded, audited and read back inside the plugin's lock: an uninstall racing this install
+    // comes after all of it, so the answer is the plugin as this install left it
+    const settle = async (done: InstallOutcome) => {
+      try {
+        await this.store.recordInstall({
+          pluginId: done.id,
+          version: done.version,
+          digest: done.digest,
+          action: done.action,
+          actor,
+        });
+        if (done.action === 'upgrade') this.#startProbation(done.id, done.version);
+        await this.store.appendAudit({
+          actor,
+          action: 'install',
+          target: done.id,
+          result: 'ok',
+          details: { version: done.version, digest: done.digest, kind: done.action, force: options.force ?? false },
+        });
+        this.log.info({ plugin: done.id, version: done.version, actor }, `plugin ${done.action}`);
+        await this.#share(() => this.#cluster?.published(done.id), done.id);
+        settled = { plugin: this.registry.get(done.id) };
+      } catch (err) {
+        // the plugin is in: a failure of the bookkeeping is not a refused install
+        settled = err as Error;
+      }
+    };
     try {
       // a store that is away refuses the change before anything moves
       await this.store.ping();
-      outcome = await install(this.#installContext(), from, { force: options.force });
+      outcome = await install(this.#installContext(), from, { force: options.force }, settle);
     } catch (err) {
       return this.#refused(actor, 'install', typeof source === 'string' ? source : '(upload)', err);
     }
-    await this.store.recordInstall({
-      pluginId: outcome.id,
-      version: outcome.version,
-      digest: outcome.digest,
-      action: outcome.action,
-      actor,
-    });
-    if (outcome.action === 'upgrade') this.#startProbation(outcome.id, outcome.version);
-    await this.store.appendAudit({
-      actor,
-      action: 'install',
-      target: outcome.id,
-      result: 'ok',
-      details: {
-        version: outcome.version,
-        digest: outcome.digest,
-        kind: outcome.action,
-        force: options.force ?? false,
-      },
-    });
-    this.log.info({ plugin: outcome.id, version: outcome.version, actor }, `plugin ${outcome.action}`);
-    await this.#share(() => this.#cluster?.published(outcome.id), outcome.id);
-    return { plugin: this.registry.get(outcome.id), outcome };
+    const result = settled as { plugin: PluginInfo } | Error | null;
+    if (result instanceof Error || !result) throw result ?? createError('INTERNAL', {});
+    return { plugin: result.plugin, outcome };
   }
 
   /** Uninstalls an external plugin; refused while enabled plugins depend on it, unless forced. */

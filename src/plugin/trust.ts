@@ -14,9 +14,16 @@ export class TrustStore {
     this.#changed = changed;
   }
 
-  /** Trusts a publisher's Ed25519 public key (PEM) for plugin ids matching `namespaces`. */
+  /**
+   * Trusts a publisher's Ed25519 public key (PEM) for plugin ids matching
+   * `namespaces`. A key already trusted for another publisher is refused
+   * with KEY_EXISTS unless `replace` says to move it (silently moving it
+   * would let whoever re-adds a key take over what it signs); for the same
+   * publisher, adding it again sets its namespaces.
+   */
   async addKey(
-    input: { publisher: string; publicKeyPem: string; namespaces: readonly string[] },
+    input: { publisher: string; publicKeyPem: string; namespaces: readonly string[]; replace?: boolean },
+
     actor = 'embed',
   ): Promise<TrustedKey> {
     let keyId: string;
@@ -40,6 +47,14 @@ export class TrustStore {
       }
     }
     const store = this.#store();
+    const held = await store.getTrustedKey(keyId);
+    if (held && held.publisher !== input.publisher && !input.replace) {
+      throw createError(
+        'KEY_EXISTS',
+        { keyId, publisher: held.publisher },
+        { details: { keyId, publisher: held.publisher, namespaces: held.namespaces } },
+      );
+    }
     const key = await store.addTrustedKey({ keyId, publisher: input.publisher, publicKey, namespaces });
     this.#changed();
     await store.appendAudit({
@@ -47,7 +62,9 @@ export class TrustStore {
       action: 'trust.add',
       target: keyId,
       result: 'ok',
-      details: { publisher: input.publisher, namespaces },
+      details: held
+        ? { publisher: input.publisher, namespaces, was: { publisher: held.publisher, namespaces: held.namespaces } }
+        : { publisher: input.publisher, namespaces },
     });
     return key;
   }

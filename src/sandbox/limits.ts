@@ -24,6 +24,46 @@ export const LIMIT_KEYS = [
   'maxExecutionMS',
 ] as const satisfies readonly (keyof ResourceLimits)[];
 
+/**
+ * The most each limit may be set to (a namespace, the default limits): past
+ * these a number means nothing a host can hold (64 GiB of heap, 128 cores,
+ * a day per task), and a huge one (1e308) is a mistake, not a wish.
+ */
+export const LIMIT_MAXIMA: Readonly<Required<ResourceLimits>> = Object.freeze({
+  maxMemoryMB: 65_536,
+  maxCPUPercent: 12_800,
+  maxConcurrentTasks: 1024,
+  maxFileHandles: 65_536,
+  maxExecutionMS: 86_400_000,
+});
+
+const LIMIT_DESCRIPTIONS: Readonly<Record<keyof ResourceLimits, string>> = {
+  maxMemoryMB: 'Heap (and, in a process sandbox, cgroup memory) cap, in MiB',
+  maxCPUPercent: 'CPU over the monitoring window, in percent of one core',
+  maxConcurrentTasks: 'Tasks in flight at once in the namespace',
+  maxFileHandles: 'Open file descriptors',
+  maxExecutionMS: 'Deadline of one task, in milliseconds',
+};
+
+/** The JSON Schema of a limits object: integers from 1 to each limit's maximum; unknown keys refused. */
+export function limitsJsonSchema() {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    properties: Object.fromEntries(
+      LIMIT_KEYS.map((k) => [
+        k,
+        {
+          type: 'integer',
+          minimum: 1,
+          maximum: LIMIT_MAXIMA[k],
+          description: `${LIMIT_DESCRIPTIONS[k]} (1 to ${LIMIT_MAXIMA[k]})`,
+        },
+      ]),
+    ),
+  } as const;
+}
+
 /** What a namespace gets when nobody says otherwise. */
 export const DEFAULT_LIMITS: Readonly<Required<ResourceLimits>> = Object.freeze({
   maxMemoryMB: 256,

@@ -6,7 +6,7 @@
 
 import { createError } from '../errors.ts';
 import type { NamespaceRecord, StateStore } from '../store/types.ts';
-import { LIMIT_KEYS, type ResourceLimits } from './limits.ts';
+import { LIMIT_KEYS, LIMIT_MAXIMA, type ResourceLimits } from './limits.ts';
 
 // plugin ids name their own namespaces by default, so dots are allowed
 const NAME = /^[a-z0-9][a-z0-9.-]{0,127}$/;
@@ -20,8 +20,9 @@ function checkLimits(limits: unknown): ResourceLimits {
     if (!(LIMIT_KEYS as readonly string[]).includes(key)) {
       throw createError('USAGE', { message: `"${key}" is not a limit (${LIMIT_KEYS.join(', ')})` });
     }
-    if (!Number.isInteger(value) || (value as number) < 1) {
-      throw createError('USAGE', { message: `${key} must be a positive integer` });
+    const max = LIMIT_MAXIMA[key as keyof ResourceLimits];
+    if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > max) {
+      throw createError('USAGE', { message: `${key} must be an integer from 1 to ${max}` });
     }
     out[key as keyof ResourceLimits] = value as number;
   }

@@ -6,6 +6,8 @@
  * `/`. A thin layer over the host API.
  */
 
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -18,6 +20,7 @@ import { type Authenticate, installAuth, principalOf } from './auth.ts';
 import { consoleRoutes } from './console.ts';
 import { EventHub } from './events.ts';
 import { metricsRoutes } from './metrics.ts';
+import { documentResponses, healthSchema } from './responses.ts';
 import { routeTable } from './route-table.ts';
 import { namespaceRoutes, trustRoutes } from './routes/admin.ts';
 import { observeRoutes } from './routes/observe.ts';
@@ -25,6 +28,7 @@ import { pluginRoutes } from './routes/plugins.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import type { TlsFiles } from './tls.ts';
 import { ApiTokens, tokenAuthenticator } from './tokens.ts';
+import { validatorCompiler } from './validation.ts';
 
 export interface ServerOptions {
   manager: PluginManager;
@@ -54,6 +58,35 @@ const FRAMEWORK_ERRORS: Record<number, () => DataBridgeError> = {
   415: () => createError('UNSUPPORTED_MEDIA_TYPE', {}),
 };
 
+/** Errors of reading a body, by the framework's code: 400 BAD_REQUEST with what was wrong, never the body. */
+const BODY_ERRORS: Record<string, () => DataBridgeError> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: () => createError('BAD_REQUEST', { reason: 'the body is not valid JSON' }),
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => createError('BAD_REQUEST', { reason: 'the JSON body is empty' }),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: () =>
+    createError('BAD_REQUEST', { reason: 'the body’s length does not match Content-Length' }),
+};
+
+/**
+ * Requests Node's HTTP parser refuses (headers over the cap, a request
+ * that took too long, a malformed request line): no route, no token to
+ * check, so the answer says only what was wrong, in the one shape.
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? createError('HEADERS_TOO_LARGE', {})
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? createError('REQUEST_TIMEOUT', {})
+        : createError('BAD_REQUEST', { reason: 'the request could not be parsed' });
+  const body = JSON.stringify({ error: e.toJSON() });
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  socket.destroy();
+}
+
 /** Longest path segment the router takes: the manifest's id limit (128) with room to spare. */
 const MAX_PARAM_LENGTH = 256;
 
@@ -68,8 +101,8 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // a stop closes idle keep-alive connections instead of waiting on them
     forceCloseConnections: true,
-    // query strings like ?tag=a&tag=b and ?enabled=true are coerced by the schemas
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
+    // what Node's HTTP parser refuses before Fastify sees a request (431, 408, 400): our shape where it can still be written
+    clientErrorHandler: clientError,
     // errors the router raises before any hook (a path it cannot decode): 401 first, then our shape
     frameworkErrors: (err, request, reply) => {
       // a store that fails to answer for a named token must not leave the request hanging
@@ -86,9 +119,13 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
         });
     },
   });
+  // JSON bodies are not coerced; query strings and path parameters are (src/server/validation.ts)
+  app.setValidatorCompiler(validatorCompiler);
   const hub = new EventHub(manager);
   app.addHook('onClose', async () => hub.close());
   installAuth(app, authenticate);
+  // after installAuth: the error answers a route documents follow from the access it sets
+  documentResponses(app);
   const routes = routeTable(app);
 
   app.setErrorHandler((err, request, reply) => {
@@ -97,9 +134,9 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
     if (e.validation)
       return reply.status(400).send({ error: { code: 'USAGE', message: e.message, details: e.validation } });
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
-      const known = FRAMEWORK_ERRORS[e.statusCode]?.();
-      const body = known?.toJSON() ?? { code: 'USAGE', message: e.message, details: null };
-      return reply.status(e.statusCode).send({ error: body });
+      // never the framework's message or code: a JSON parse error's message quotes the body
+      const known = (BODY_ERRORS[e.code ?? ''] ?? FRAMEWORK_ERRORS[e.statusCode] ?? FRAMEWORK_ERRORS[400]!)();
+      return reply.status(known.status).send({ error: known.toJSON() });
     }
     manager.log.error({ err: e.message, url: request.url }, 'request failed');
     return reply.status(500).send({ error: createError('INTERNAL', {}).toJSON() });
@@ -132,7 +169,8 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
       info: {
         title: 'DataBridge',
         version: VERSION,
-        description: 'The plugin host’s REST API. Every /api route needs Authorization: Bearer <token>.',
+        description:
+          'The plugin host’s REST API. Every /api route needs `Authorization: Bearer <token>`; a request without a valid one gets 401 before any other answer. Every error is `{ "error": { "code", "message", "details" } }` (codes in docs/errors.md). Besides each operation’s own answers: 404 ROUTE_NOT_FOUND for a path no route has, 405 METHOD_NOT_ALLOWED with `Allow` for a known path and another method, 414 URI_TOO_LONG for a path segment over 256 characters, and, before any route is matched, 431 HEADERS_TOO_LARGE, 408 REQUEST_TIMEOUT and 400 BAD_REQUEST for requests Node’s HTTP parser refuses.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
@@ -157,6 +195,7 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
         summary:
           'Liveness (no token needed); `degraded` while the state store is away; `isolation`: what this host can confine a process sandbox with (level, what is missing) and whether weaker isolation was accepted',
         security: [],
+        response: { 200: healthSchema },
       },
       config: { access: 'open' },
     },

@@ -5,6 +5,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { FlowController } from '../flow/controller.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 import { PLUGIN_STATUSES } from '../plugin/types.ts';
+import { textBody } from './responses.ts';
 
 export interface MetricsOptions {
   manager: PluginManager;
@@ -131,7 +132,13 @@ export const metricsRoutes: FastifyPluginAsync<MetricsOptions> = async (app, { m
   app.addHook('onClose', async () => off());
   app.get(
     '/metrics',
-    { schema: { tags: ['observe'], summary: 'Prometheus metrics (needs the bearer token)' } },
+    {
+      schema: {
+        tags: ['observe'],
+        summary: 'Prometheus metrics (needs the bearer token)',
+        response: { 200: textBody('text/plain', 'Prometheus text exposition format 0.0.4') },
+      },
+    },
     async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()),
   );
 };

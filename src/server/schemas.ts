@@ -5,10 +5,17 @@ export const errorSchema = {
   properties: {
     error: {
       type: 'object',
-      properties: { code: { type: 'string' }, message: { type: 'string' }, details: {} },
-      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string', description: 'a stable code (docs/errors.md)' },
+        message: { type: 'string' },
+        details: {
+          description: 'more about it, by code (findings, dependents, what failed validation); null when none',
+        },
+      },
+      required: ['code', 'message', 'details'],
     },
   },
+  required: ['error'],
 } as const;
 
 export const idParams = {

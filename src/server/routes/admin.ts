@@ -2,8 +2,15 @@
 
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { PluginManager } from '../../plugin/manager.ts';
-import { LIMIT_KEYS } from '../../sandbox/limits.ts';
-import { errors } from '../schemas.ts';
+import { limitsJsonSchema } from '../../sandbox/limits.ts';
+import {
+  errorResponses,
+  namespaceSchema,
+  noBody,
+  revokedReleaseSchema,
+  trustedKeySchema,
+  trustSchema,
+} from '../responses.ts';
 
 export interface AdminRoutesOptions {
   manager: PluginManager;
@@ -11,20 +18,49 @@ export interface AdminRoutesOptions {
 }
 
 const limitsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: Object.fromEntries(LIMIT_KEYS.map((k) => [k, { type: 'integer', minimum: 1 }])),
+  ...limitsJsonSchema(),
+  description: 'Limits the namespace holds its plugins to; each an integer within its documented maximum',
 };
 const nameParams = {
   type: 'object',
-  properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9.-]{0,127}$' } },
+  properties: {
+    name: {
+      type: 'string',
+      pattern: '^[a-z0-9][a-z0-9.-]{0,127}$',
+      description: 'lower-case letters, digits, "." and "-"; a plugin id names its own namespace',
+    },
+  },
   required: ['name'],
+} as const;
+const displayName = { type: 'string', minLength: 1, maxLength: 200 } as const;
+
+/** The manifest's id syntax (schemas/plugin-manifest.schema.json). */
+const pluginId = {
+  type: 'string',
+  maxLength: 128,
+  pattern: '^[a-z0-9]+(?:-[a-z0-9]+)*(?:\\.[a-z0-9]+(?:[-_][a-z0-9]+)*)+$',
+  description: 'a plugin id, in the manifest’s syntax: <publisher namespace>.<name>, lower case',
+} as const;
+
+/** A semantic version (semver.org's own expression). */
+const semverVersion = {
+  type: 'string',
+  maxLength: 64,
+  pattern:
+    '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-((?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\\.(?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$',
+  description: 'a semantic version, e.g. 1.2.0',
 } as const;
 
 export const namespaceRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, { manager, actor }) => {
   app.get(
     '/',
-    { schema: { tags: ['namespaces'], summary: 'Namespaces with their limits', response: errors(401) } },
+    {
+      schema: {
+        tags: ['namespaces'],
+        summary: 'Namespaces with their limits',
+        response: { 200: { type: 'array', items: namespaceSchema, description: 'Every namespace' } },
+      },
+    },
     async () => manager.namespaces.list(),
   );
   app.post<{ Body: { name: string; displayName?: string; limits?: Record<string, number> } }>(
@@ -39,11 +75,11 @@ export const namespaceRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (ap
           required: ['name'],
           properties: {
             name: nameParams.properties.name,
-            displayName: { type: 'string', maxLength: 200 },
+            displayName,
             limits: limitsSchema,
           },
         },
-        response: errors(400, 401, 409),
+        response: { 201: { ...namespaceSchema, description: 'Created' }, ...errorResponses(409, 503) },
       },
     },
     async (request, reply) => {
@@ -53,7 +89,14 @@ export const namespaceRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (ap
   );
   app.get<{ Params: { name: string } }>(
     '/:name',
-    { schema: { tags: ['namespaces'], summary: 'One namespace', params: nameParams, response: errors(401, 404) } },
+    {
+      schema: {
+        tags: ['namespaces'],
+        summary: 'One namespace',
+        params: nameParams,
+        response: { 200: { ...namespaceSchema, description: 'The namespace' }, ...errorResponses(404) },
+      },
+    },
     async (request) => manager.namespaces.get(request.params.name),
   );
   app.put<{ Params: { name: string }; Body: { displayName?: string; limits?: Record<string, number> } }>(
@@ -66,16 +109,23 @@ export const namespaceRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (ap
         body: {
           type: 'object',
           additionalProperties: false,
-          properties: { displayName: { type: 'string', maxLength: 200 }, limits: limitsSchema },
+          properties: { displayName, limits: limitsSchema },
         },
-        response: errors(400, 401, 404),
+        response: { 200: { ...namespaceSchema, description: 'Updated' }, ...errorResponses(404, 503) },
       },
     },
     async (request) => manager.namespaces.update(request.params.name, request.body, actor(request)),
   );
   app.delete<{ Params: { name: string } }>(
     '/:name',
-    { schema: { tags: ['namespaces'], summary: 'Delete a namespace', params: nameParams, response: errors(401, 404) } },
+    {
+      schema: {
+        tags: ['namespaces'],
+        summary: 'Delete a namespace',
+        params: nameParams,
+        response: { 204: noBody('Deleted'), ...errorResponses(404, 503) },
+      },
+    },
     async (request, reply) => {
       await manager.namespaces.delete(request.params.name, actor(request));
       return reply.status(204).send();
@@ -86,29 +136,63 @@ export const namespaceRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (ap
 export const trustRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, { manager, actor }) => {
   app.get(
     '/',
-    { schema: { tags: ['trust'], summary: 'Trusted keys and revoked releases', response: errors(401) } },
+    {
+      schema: {
+        tags: ['trust'],
+        summary: 'Trusted keys and revoked releases',
+        response: { 200: { ...trustSchema, description: 'The trust store' } },
+      },
+    },
     async () => ({
       keys: await manager.trust.list(),
       revokedReleases: await manager.trust.listRevokedReleases(),
     }),
   );
-  app.post<{ Body: { publisher: string; publicKey: string; namespaces?: string[] } }>(
+  app.post<{
+    Body: { publisher: string; publicKey: string; namespaces?: string[] };
+    Querystring: { replace: boolean };
+  }>(
     '/keys',
     {
       schema: {
         tags: ['trust'],
         summary: 'Trust a publisher’s Ed25519 public key (SPKI PEM) for some plugin id namespaces',
+        description:
+          'Adding a key already trusted for the same publisher sets its namespaces. A key trusted for another publisher is refused (409 KEY_EXISTS) unless `replace=true` moves it.',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            replace: {
+              type: 'boolean',
+              default: false,
+              description: 'move a key already trusted for another publisher to this one',
+            },
+          },
+        },
         body: {
           type: 'object',
           additionalProperties: false,
           required: ['publisher', 'publicKey'],
           properties: {
-            publisher: { type: 'string', maxLength: 64 },
-            publicKey: { type: 'string', maxLength: 4096 },
-            namespaces: { type: 'array', maxItems: 50, items: { type: 'string', maxLength: 128 } },
+            publisher: {
+              type: 'string',
+              pattern: '^[a-z0-9][a-z0-9-]{0,63}$',
+              description: 'lower-case letters, digits and "-", as plugin manifests name it',
+            },
+            publicKey: { type: 'string', minLength: 1, maxLength: 4096, description: 'Ed25519, SPKI PEM' },
+            namespaces: {
+              type: 'array',
+              maxItems: 50,
+              items: { type: 'string', maxLength: 128, pattern: '^(\\*|[a-z0-9][a-z0-9._-]*(\\.\\*)?)$' },
+              description: 'plugin ids the key may sign: acme.*, acme.upper or *; default <publisher>.*',
+            },
           },
         },
-        response: errors(400, 401),
+        response: {
+          201: { ...trustedKeySchema, description: 'Trusted' },
+          ...errorResponses(409, 503),
+        },
       },
     },
     async (request, reply) => {
@@ -117,7 +201,7 @@ export const trustRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
         .status(201)
         .send(
           await manager.trust.addKey(
-            { publisher, publicKeyPem: publicKey, namespaces: namespaces ?? [] },
+            { publisher, publicKeyPem: publicKey, namespaces: namespaces ?? [], replace: request.query.replace },
             actor(request),
           ),
         );
@@ -139,7 +223,7 @@ export const trustRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
           additionalProperties: false,
           properties: { reason: { type: 'string', maxLength: 500 } },
         },
-        response: errors(400, 401, 404),
+        response: { 200: { ...trustedKeySchema, description: 'The key, revoked' }, ...errorResponses(404, 503) },
       },
     },
     async (request) =>
@@ -156,12 +240,12 @@ export const trustRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
           additionalProperties: false,
           required: ['pluginId', 'version'],
           properties: {
-            pluginId: { type: 'string', maxLength: 128 },
-            version: { type: 'string', maxLength: 64 },
+            pluginId,
+            version: semverVersion,
             reason: { type: 'string', maxLength: 500 },
           },
         },
-        response: errors(400, 401),
+        response: { 201: { ...revokedReleaseSchema, description: 'Revoked' }, ...errorResponses(503) },
       },
     },
     async (request, reply) => {

@@ -5,6 +5,15 @@ import { createError } from '../../errors.ts';
 import type { FlowController } from '../../flow/controller.ts';
 import type { PluginManager } from '../../plugin/manager.ts';
 import type { EventHub } from '../events.ts';
+import {
+  alertListSchema,
+  auditListSchema,
+  clusterSchema,
+  errorResponses,
+  flowSchema,
+  noBody,
+  textBody,
+} from '../responses.ts';
 import { errors, sandboxListSchema } from '../schemas.ts';
 
 export interface ObserveRoutesOptions {
@@ -32,7 +41,7 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
           additionalProperties: false,
           properties: { limit: { type: 'integer', minimum: 1, maximum: 500 } },
         },
-        response: errors(400, 401),
+        response: { 200: { ...alertListSchema, description: 'Recent alerts, newest first' } },
       },
     },
     async (request) => hub.alerts(request.query.limit ?? 100),
@@ -45,7 +54,12 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
         tags: ['observe'],
         summary:
           'A Server-Sent Events stream: plugin status changes, installs, reloads, alerts (send the bearer token; browsers read it with fetch)',
-        response: errors(401),
+        response: {
+          200: textBody(
+            'text/event-stream',
+            'Events: hello, plugin.registered, plugin.enabled, plugin.disabled, plugin.status, plugin.unregistered, alert; each data line is JSON with `at`',
+          ),
+        },
       },
     },
     (request, reply) => {
@@ -91,7 +105,7 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
             limit: { type: 'integer', minimum: 1, maximum: 1000 },
           },
         },
-        response: errors(400, 401),
+        response: { 200: { ...auditListSchema, description: 'Audit entries, newest first' } },
       },
     },
     async (request) => manager.store.listAudit(request.query),
@@ -133,7 +147,13 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
 
   app.get(
     '/flow',
-    { schema: { tags: ['observe'], summary: 'The running flow: processors, queues, counts', response: errors(401) } },
+    {
+      schema: {
+        tags: ['observe'],
+        summary: 'The running flow: processors, queues, counts',
+        response: { 200: { ...flowSchema, description: 'The flow’s statistics (empty without a flow)' } },
+      },
+    },
     async () => (flow ? flow.stats() : { processors: {}, connections: [], orphaned: 0 }),
   );
 
@@ -144,7 +164,7 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
         tags: ['observe'],
         summary:
           'The cluster: each node with its address, version and, per plugin, the version and status it runs; drift is where a node differs from the database',
-        response: errors(401),
+        response: { 200: { ...clusterSchema, description: 'The cluster (enabled: false for a node on its own)' } },
       },
     },
     async () => {
@@ -167,7 +187,7 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
         tags: ['observe'],
         summary: 'Forget a node that no longer beats (a stopped or lost machine); a live node is refused',
         params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 100 } } },
-        response: errors(401, 404, 409, 503),
+        response: { 204: noBody('Forgotten'), ...errorResponses(404, 409, 503) },
       },
     },
     async (request, reply) => {

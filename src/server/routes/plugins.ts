@@ -7,11 +7,24 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { createError } from '../../errors.ts';
+import { createError, DataBridgeError } from '../../errors.ts';
 import type { FlowController } from '../../flow/controller.ts';
 import type { PluginManager } from '../../plugin/manager.ts';
 import { PLUGIN_SOURCES, PLUGIN_STATUSES, PLUGIN_TYPES } from '../../plugin/types.ts';
-import { errors, forceQuery, idParams } from '../schemas.ts';
+import {
+  errorResponses,
+  installSchema,
+  noBody,
+  pluginListSchema,
+  pluginSchema,
+  pluginStatusSchema,
+  registryStatsSchema,
+  validationSchema,
+} from '../responses.ts';
+import { forceQuery, idParams } from '../schemas.ts';
+import { bodyReadByRoute } from '../validation.ts';
+
+const bundleBytes = { type: 'string', format: 'binary', description: 'the plugin’s .tgz bundle' } as const;
 
 export interface PluginRoutesOptions {
   manager: PluginManager;
@@ -34,7 +47,10 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
       schema: {
         tags: ['plugins'],
         summary: 'Every registered plugin (with an ETag: a poll that changed nothing gets 304)',
-        response: errors(401),
+        response: {
+          200: { ...pluginListSchema, description: 'Every registered plugin, with an ETag header' },
+          304: noBody('Nothing changed since the ETag given in If-None-Match'),
+        },
       },
     },
     async (request, reply) => {
@@ -75,7 +91,7 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
             source: { enum: [...PLUGIN_SOURCES] },
           },
         },
-        response: errors(400, 401),
+        response: { 200: { ...pluginListSchema, description: 'The plugins that match every filter given' } },
       },
     },
     async (request) => {
@@ -93,7 +109,13 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
 
   app.get(
     '/stats',
-    { schema: { tags: ['plugins'], summary: 'Counts by type, status and source', response: errors(401) } },
+    {
+      schema: {
+        tags: ['plugins'],
+        summary: 'Counts by type, status and source',
+        response: { 200: { ...registryStatsSchema, description: 'Counts' } },
+      },
+    },
     async () => manager.stats(),
   );
 
@@ -101,20 +123,35 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
     '/install',
     {
       bodyLimit: manager.config.bundleLimits.maxBytes,
+      // the route reads the bundle itself: the body schema documents what it takes
+      validatorCompiler: bodyReadByRoute,
       schema: {
         tags: ['plugins'],
         summary: 'Install a .tgz bundle (body as application/gzip, or multipart with one file)',
         querystring: forceQuery,
-        response: errors(400, 401, 409, 413, 415, 422),
+        body: {
+          content: {
+            'application/gzip': { schema: bundleBytes },
+            'application/x-gzip': { schema: bundleBytes },
+            'application/octet-stream': { schema: bundleBytes },
+            'multipart/form-data': {
+              schema: {
+                type: 'object',
+                properties: { bundle: { ...bundleBytes, description: 'the .tgz (one file; any field name)' } },
+              },
+            },
+          },
+        },
+        response: {
+          201: { ...installSchema, description: 'Installed: the plugin as registered and what the install did' },
+          ...errorResponses(409, 413, 415, 422, 503),
+        },
       },
     },
     async (request, reply) => {
       let bundle: Buffer;
-      if (request.isMultipart()) {
-        const file = await request.file();
-        if (!file) throw createError('USAGE', { message: 'the multipart body holds no file' });
-        bundle = await file.toBuffer();
-      } else if (Buffer.isBuffer(request.body)) bundle = request.body;
+      if (request.isMultipart()) bundle = await multipartBundle(request);
+      else if (Buffer.isBuffer(request.body)) bundle = request.body;
       else
         throw createError(
           'UNSUPPORTED_MEDIA_TYPE',
@@ -129,14 +166,26 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
 
   app.get<{ Params: { id: string } }>(
     '/:id',
-    { schema: { tags: ['plugins'], summary: 'One plugin', params: idParams, response: errors(401, 404) } },
+    {
+      schema: {
+        tags: ['plugins'],
+        summary: 'One plugin',
+        params: idParams,
+        response: { 200: { ...pluginSchema, description: 'The plugin' }, ...errorResponses(404) },
+      },
+    },
     async (request) => manager.get(request.params.id),
   );
 
   app.put<{ Params: { id: string } }>(
     '/:id/enable',
     {
-      schema: { tags: ['plugins'], summary: 'Enable a plugin', params: idParams, response: errors(401, 403, 404) },
+      schema: {
+        tags: ['plugins'],
+        summary: 'Enable a plugin',
+        params: idParams,
+        response: { 200: { ...pluginSchema, description: 'The plugin, enabled' }, ...errorResponses(404, 503) },
+      },
       config: { access: 'operator' },
     },
     async (request) => manager.enable(request.params.id, { actor: actor(request) }),
@@ -150,7 +199,7 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
         summary: 'Disable a plugin (409 while enabled plugins depend on it, unless force)',
         params: idParams,
         querystring: forceQuery,
-        response: errors(401, 403, 404, 409),
+        response: { 200: { ...pluginSchema, description: 'The plugin, disabled' }, ...errorResponses(404, 409, 503) },
       },
       config: { access: 'operator' },
     },
@@ -164,7 +213,10 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
         tags: ['plugins'],
         summary: 'Validate and load the plugin’s files again; on failure the loaded version keeps serving',
         params: idParams,
-        response: errors(401, 403, 404, 409, 422),
+        response: {
+          200: { ...pluginSchema, description: 'The plugin, loaded again' },
+          ...errorResponses(404, 409, 422, 503),
+        },
       },
       config: { access: 'operator' },
     },
@@ -179,7 +231,7 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
         summary: 'Uninstall a plugin (409 while enabled plugins depend on it, unless force)',
         params: idParams,
         querystring: forceQuery,
-        response: errors(401, 404, 409),
+        response: { 204: noBody('Uninstalled'), ...errorResponses(404, 409, 503) },
       },
     },
     async (request, reply) => {
@@ -195,7 +247,7 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
         tags: ['plugins'],
         summary: 'Live status and resource use',
         params: idParams,
-        response: errors(401, 404),
+        response: { 200: { ...pluginStatusSchema, description: 'Live status' }, ...errorResponses(404) },
       },
     },
     async (request) => {
@@ -232,7 +284,7 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
         tags: ['plugins'],
         summary: 'The findings of the plugin’s last validation',
         params: idParams,
-        response: errors(401, 404),
+        response: { 200: { ...validationSchema, description: 'The last validation' }, ...errorResponses(404) },
       },
     },
     async (request) => {
@@ -251,6 +303,22 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
     },
   );
 };
+
+/**
+ * The one file of a multipart upload. A body the parser cannot read (no
+ * boundary, cut short) is the client's fault: 400, never 500.
+ */
+async function multipartBundle(request: FastifyRequest): Promise<Buffer> {
+  try {
+    const file = await request.file();
+    if (!file) throw createError('USAGE', { message: 'the multipart body holds no file' });
+    return await file.toBuffer();
+  } catch (err) {
+    if (err instanceof DataBridgeError) throw err;
+    if ((err as { statusCode?: number }).statusCode === 413) throw createError('BODY_TOO_LARGE', {});
+    throw createError('BAD_REQUEST', { reason: 'the multipart body is malformed' });
+  }
+}
 
 /** The plugin's manifest as on disk, for display; null when it cannot be read. */
 async function readManifest(dir: string): Promise<unknown> {
