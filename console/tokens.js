@@ -70,7 +70,7 @@ export async function tokensView(main) {
                       'button',
                       {
                         type: 'button',
-                        class: 'link',
+                        class: 'danger',
                         onclick: async () => {
                           const ok = await confirmDialog(
                             `Revoke ${t.name}?`,
