@@ -43,7 +43,7 @@ async function arena(
   t: TestContext,
   code: string,
   manifest: Record<string, unknown> = {},
-  options: { start?: boolean; limits?: Record<string, number> } = {},
+  options: { start?: boolean; limits?: Record<string, number>; mode?: 'process' | 'worker' } = {},
 ): Promise<Arena> {
   const dir = tempDir(t);
   const plugins = join(dir, 'plugins');
@@ -62,7 +62,13 @@ async function arena(
     await trustKey(m, key, 'evil');
     await trustKey(m, goodKey, 'good');
   });
-  const manager = await createPluginManager({ dataDir: join(dir, 'data'), pluginDir: plugins, logLevel: false });
+  const manager = await createPluginManager({
+    dataDir: join(dir, 'data'),
+    pluginDir: plugins,
+    logLevel: false,
+    // a worker is the operator's trust: both plugins listed for it, or both in process sandboxes (the default)
+    ...(options.mode === 'worker' ? { workerPlugins: ['evil.hostile', 'good.healthy'] } : {}),
+  });
   const flow = await createFlowController({ manager, repository: 'memory' });
   t.after(async () => {
     await flow.close();
@@ -106,85 +112,96 @@ async function healthyGoesOn(a: Arena): Promise<void> {
   );
 }
 
-describe('hostile plugins in worker sandboxes', () => {
-  test('loops forever: the task past its deadline kills the sandbox; inputs roll back; it restarts', async (t) => {
-    const a = await arena(t, hostileCode('for (;;) {}'));
-    await a.flow.start('hostile');
-    await until('a timeout alert', () =>
-      a.manager.alerts().some((x) => x.code === 'EXECUTION_TIMEOUT' && x.plugin === 'evil.hostile'),
-    );
-    await healthyGoesOn(a);
-    await until('the sandbox restarted', () => (a.manager.sandboxOf('evil.hostile')?.stats.restarts ?? 0) >= 1);
-    assertAllThere(a);
-    assert.equal(a.hostile.length, 0);
-    assert.ok(a.flow.stats().processors.hostile!.errors >= 1);
-  });
+// fault, heap and deadline containment: what a process sandbox holds, and what a worker (trusted code) holds too
+for (const mode of ['process', 'worker'] as const) {
+  describe(`hostile plugins in ${mode} sandboxes`, () => {
+    const arenaIn = (t: TestContext, code: string, manifest: Record<string, unknown> = {}) =>
+      arena(t, code, manifest, { mode });
 
-  test('allocates without end: the heap cap stops it, the sandbox restarts, nothing is lost', async (t) => {
-    const a = await arena(t, hostileCode('const hoard = []; for (;;) hoard.push(new Array(1e5).fill(Math.random()));'));
-    await a.flow.start('hostile');
-    await until('a memory alert', () =>
-      a.manager.alerts().some((x) => x.code === 'MEMORY_LIMIT' && x.plugin === 'evil.hostile'),
-    );
-    await healthyGoesOn(a);
-    assertAllThere(a);
-  });
-
-  test('calls process.exit(): only its sandbox ends; the host and the flow go on', async (t) => {
-    const a = await arena(t, hostileCode('process.exit(3);'));
-    await a.flow.start('hostile');
-    await until('a crash alert', () =>
-      a.manager.alerts().some((x) => x.code === 'SANDBOX_CRASHED' && x.plugin === 'evil.hostile'),
-    );
-    await healthyGoesOn(a);
-    assertAllThere(a);
-  });
-
-  test('never settles its promise, or blocks in Atomics.wait: the deadline holds either way', async (t) => {
-    for (const body of [
-      'await new Promise(() => {});',
-      'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);',
-    ]) {
-      const a = await arena(t, hostileCode(body));
+    test('loops forever: the task past its deadline kills the sandbox; inputs roll back; it restarts', async (t) => {
+      const a = await arenaIn(t, hostileCode('for (;;) {}'));
       await a.flow.start('hostile');
-      await until(`a timeout alert for ${body}`, () => a.manager.alerts().some((x) => x.code === 'EXECUTION_TIMEOUT'));
+      await until('a timeout alert', () =>
+        a.manager.alerts().some((x) => x.code === 'EXECUTION_TIMEOUT' && x.plugin === 'evil.hostile'),
+      );
+      await healthyGoesOn(a);
+      await until('the sandbox restarted', () => (a.manager.sandboxOf('evil.hostile')?.stats.restarts ?? 0) >= 1);
+      assertAllThere(a);
+      assert.equal(a.hostile.length, 0);
+      assert.ok(a.flow.stats().processors.hostile!.errors >= 1);
+    });
+
+    test('allocates without end: the heap cap stops it, the sandbox restarts, nothing is lost', async (t) => {
+      const a = await arenaIn(
+        t,
+        hostileCode('const hoard = []; for (;;) hoard.push(new Array(1e5).fill(Math.random()));'),
+      );
+      await a.flow.start('hostile');
+      await until('a memory alert', () =>
+        a.manager.alerts().some((x) => x.code === 'MEMORY_LIMIT' && x.plugin === 'evil.hostile'),
+      );
       await healthyGoesOn(a);
       assertAllThere(a);
-    }
+    });
+
+    test('calls process.exit(): only its sandbox ends; the host and the flow go on', async (t) => {
+      const a = await arenaIn(t, hostileCode('process.exit(3);'));
+      await a.flow.start('hostile');
+      await until('a crash alert', () =>
+        a.manager.alerts().some((x) => x.code === 'SANDBOX_CRASHED' && x.plugin === 'evil.hostile'),
+      );
+      await healthyGoesOn(a);
+      assertAllThere(a);
+    });
+
+    test('never settles its promise, or blocks in Atomics.wait: the deadline holds either way', async (t) => {
+      for (const body of [
+        'await new Promise(() => {});',
+        'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);',
+      ]) {
+        const a = await arenaIn(t, hostileCode(body));
+        await a.flow.start('hostile');
+        await until(`a timeout alert for ${body}`, () =>
+          a.manager.alerts().some((x) => x.code === 'EXECUTION_TIMEOUT'),
+        );
+        await healthyGoesOn(a);
+        assertAllThere(a);
+      }
+    });
+
+    test('throws in onTrigger: the session rolls back with an alert; in initialize: it does not start; in onStopped: an alert', async (t) => {
+      const a = await arenaIn(t, hostileCode("throw new Error('trigger exploded');"));
+      await a.flow.start('hostile');
+      await until('a failure alert', () =>
+        a.manager.alerts().some((x) => x.code === 'PROCESSOR_FAILED' && /trigger exploded/.test(x.message)),
+      );
+      await healthyGoesOn(a);
+      assertAllThere(a);
+
+      const b = await arenaIn(t, hostileCode('', "initialize() { throw new Error('init exploded'); },"));
+      await assert.rejects(b.flow.start('hostile'), /init exploded/);
+      assert.ok(b.manager.alerts().some((x) => x.code === 'PROCESSOR_INIT_FAILED' && x.plugin === 'evil.hostile'));
+      await healthyGoesOn(b);
+      assertAllThere(b);
+
+      const c = await arenaIn(t, hostileCode('', "onStopped() { throw new Error('stop exploded'); },"));
+      await c.flow.start('hostile');
+      await until('delivery', () => c.hostile.length === N);
+      await c.flow.stop('hostile');
+      assert.ok(c.manager.alerts().some((x) => x.code === 'PROCESSOR_STOP_FAILED' && /stop exploded/.test(x.message)));
+    });
+
+    test('a sandbox that keeps dying is given up and its plugin put in error; the host goes on', async (t) => {
+      const a = await arenaIn(t, hostileCode('process.exit(1);'));
+      await a.flow.start('hostile');
+      await until('the plugin in error', () => a.manager.get('evil.hostile').status === 'error', 30_000);
+      assert.match(a.manager.get('evil.hostile').statusReason!, /SANDBOX_FAILED/);
+      assert.ok(a.manager.alerts().some((x) => x.code === 'SANDBOX_FAILED'));
+      await healthyGoesOn(a);
+      assertAllThere(a);
+    });
   });
-
-  test('throws in onTrigger: the session rolls back with an alert; in initialize: it does not start; in onStopped: an alert', async (t) => {
-    const a = await arena(t, hostileCode("throw new Error('trigger exploded');"));
-    await a.flow.start('hostile');
-    await until('a failure alert', () =>
-      a.manager.alerts().some((x) => x.code === 'PROCESSOR_FAILED' && /trigger exploded/.test(x.message)),
-    );
-    await healthyGoesOn(a);
-    assertAllThere(a);
-
-    const b = await arena(t, hostileCode('', "initialize() { throw new Error('init exploded'); },"));
-    await assert.rejects(b.flow.start('hostile'), /init exploded/);
-    assert.ok(b.manager.alerts().some((x) => x.code === 'PROCESSOR_INIT_FAILED' && x.plugin === 'evil.hostile'));
-    await healthyGoesOn(b);
-    assertAllThere(b);
-
-    const c = await arena(t, hostileCode('', "onStopped() { throw new Error('stop exploded'); },"));
-    await c.flow.start('hostile');
-    await until('delivery', () => c.hostile.length === N);
-    await c.flow.stop('hostile');
-    assert.ok(c.manager.alerts().some((x) => x.code === 'PROCESSOR_STOP_FAILED' && /stop exploded/.test(x.message)));
-  });
-
-  test('a sandbox that keeps dying is given up and its plugin put in error; the host goes on', async (t) => {
-    const a = await arena(t, hostileCode('process.exit(1);'));
-    await a.flow.start('hostile');
-    await until('the plugin in error', () => a.manager.get('evil.hostile').status === 'error', 30_000);
-    assert.match(a.manager.get('evil.hostile').statusReason!, /SANDBOX_FAILED/);
-    assert.ok(a.manager.alerts().some((x) => x.code === 'SANDBOX_FAILED'));
-    await healthyGoesOn(a);
-    assertAllThere(a);
-  });
-});
+}
 
 describe('hostile plugins in process sandboxes', () => {
   // computed import names: the scanner warns (IMPORT_DYNAMIC), the sandbox must hold
@@ -234,7 +251,7 @@ describe('hostile plugins in process sandboxes', () => {
     writeFileSync(join(grant, 'in.txt'), 'granted');
     const body = `const fs = ${mod('fs')}; const text = fs.readFileSync('${grant}/in.txt', 'utf8'); fs.writeFileSync('${grant}/out.txt', text.toUpperCase());`;
     const a = await arena(t, hostileCode(body), { permissions: { fs: { read: [grant], write: [grant] } } });
-    assert.equal(a.manager.get('evil.hostile').isolation, 'process', 'fs access puts it in a process');
+    assert.equal(a.manager.get('evil.hostile').isolation, 'process', 'an untrusted plugin runs in a process');
     await a.flow.start('hostile');
     await until('delivery', () => a.hostile.length === N);
     assert.equal(readFileSync(join(grant, 'out.txt'), 'utf8'), 'GRANTED');

@@ -89,12 +89,13 @@ describe('namespace limits', () => {
     assert.ok(s.stats.latencyMs.p99! >= s.stats.latencyMs.p50!);
   });
 
-  test('maxCPUPercent: a namespace over its CPU share is throttled, with an alert; the monitor keeps history', async (t) => {
+  test('maxCPUPercent in a worker: a namespace over its CPU share is throttled, with an alert; the monitor keeps history', async (t) => {
+    // the monitor's throttling is what holds a worker (a process sandbox has a hard cgroup quota instead)
     const { manager } = await withPlugin(
       t,
       'const end = Date.now() + 60; while (Date.now() < end) {}',
       { limits: { maxCPUPercent: 20 } },
-      { monitorInterval: 200 },
+      { monitorInterval: 200, workerPlugins: ['acme.probe'] },
     );
     const { flow } = await runProbe(t, manager, 400);
     await until('a CPU alert', () => manager.alerts().some((a) => a.code === 'CPU_LIMIT' && a.plugin === 'acme.probe'));
@@ -116,8 +117,10 @@ describe('namespace limits', () => {
       t,
       'globalThis.keep ??= Array.from({ length: 40 }, () => setInterval(() => {}, 60000));',
       { limits: { maxFileHandles: 16 } },
-      { monitorInterval: 150 },
+      // a worker only where the operator trusts the plugin for one
+      { monitorInterval: 150, workerPlugins: ['acme.probe'] },
     );
+    assert.equal(manager.get('acme.probe').isolation, 'worker');
     const { flow } = await runProbe(t, manager, 3);
     await until('a handles alert', () =>
       manager.alerts().some((a) => a.code === 'FILE_HANDLES' && a.plugin === 'acme.probe'),
