@@ -2,7 +2,8 @@
 
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { ROLES } from '../auth.ts';
-import { errors } from '../schemas.ts';
+import { errorResponses, noBody } from '../responses.ts';
+import { errorSchema } from '../schemas.ts';
 import { type ApiTokens, TOKEN_NAME_PATTERN } from '../tokens.ts';
 
 export interface TokenRoutesOptions {
@@ -15,6 +16,7 @@ const name = { type: 'string', pattern: TOKEN_NAME_PATTERN } as const;
 
 const tokenSchema = {
   type: 'object',
+  additionalProperties: false,
   description: 'A named token; its secret is never shown again after it is made',
   properties: {
     name,
@@ -32,6 +34,7 @@ const tokenSchema = {
 
 const createdSchema = {
   type: 'object',
+  additionalProperties: false,
   description: 'The token just made, with its secret: shown this once',
   properties: {
     name,
@@ -43,6 +46,7 @@ const createdSchema = {
 
 const principalSchema = {
   type: 'object',
+  additionalProperties: false,
   properties: { name: { type: 'string' }, role },
   required: ['name', 'role'],
 } as const;
@@ -54,7 +58,7 @@ export const tokenRoutes: FastifyPluginAsync<TokenRoutesOptions> = async (app, {
       schema: {
         tags: ['tokens'],
         summary: 'Who the request’s token names: its name (`admin` for the admin token) and role',
-        response: { 200: principalSchema, ...errors(401) },
+        response: { 200: principalSchema },
       },
       config: { access: 'viewer' },
     },
@@ -66,7 +70,7 @@ export const tokenRoutes: FastifyPluginAsync<TokenRoutesOptions> = async (app, {
       schema: {
         tags: ['tokens'],
         summary: 'The named tokens (never their secrets)',
-        response: { 200: { type: 'array', items: tokenSchema }, ...errors(401, 403) },
+        response: { 200: { type: 'array', items: tokenSchema }, ...errorResponses(503) },
       },
       config: { access: 'admin' },
     },
@@ -84,7 +88,11 @@ export const tokenRoutes: FastifyPluginAsync<TokenRoutesOptions> = async (app, {
           required: ['name', 'role'],
           properties: { name, role },
         },
-        response: { 201: createdSchema, ...errors(400, 401, 403, 409) },
+        response: {
+          201: createdSchema,
+          409: { ...errorSchema, description: 'A token with that name exists, or the name is `admin` (TOKEN_EXISTS)' },
+          ...errorResponses(503),
+        },
       },
       config: { access: 'admin' },
     },
@@ -98,7 +106,11 @@ export const tokenRoutes: FastifyPluginAsync<TokenRoutesOptions> = async (app, {
         tags: ['tokens'],
         summary: 'Revoke a named token: it is refused from now on',
         params: { type: 'object', properties: { name }, required: ['name'] },
-        response: { 204: { type: 'null', description: 'Revoked' }, ...errors(400, 401, 403, 404) },
+        response: {
+          204: noBody('Revoked'),
+          404: { ...errorSchema, description: 'No token with that name (TOKEN_NOT_FOUND)' },
+          ...errorResponses(503),
+        },
       },
       config: { access: 'admin' },
     },
