@@ -2,7 +2,7 @@
 // gauges, and a form to edit its namespace's limits.
 
 import { api } from './api.js';
-import { badge, bytes, failed, fill, gauge, h, num, toast } from './dom.js';
+import { badge, bytes, failed, fill, gauge, h, isolationBadge, num, toast } from './dom.js';
 import { session } from './session.js';
 
 const LIMITS = [
@@ -101,7 +101,7 @@ export async function namespacesView(main) {
         {},
         sb.namespace,
         ' ',
-        badge(sb.mode, 'info'),
+        sb.isolation ? isolationBadge({ isolation: sb.mode, confinement: sb.isolation }) : badge(sb.mode, 'info'),
         ' ',
         badge(sb.state, sb.state === 'ready' ? 'ok' : sb.state === 'failed' ? 'bad' : 'neutral'),
         u.throttled ? [' ', badge('throttled', 'warn')] : null,
@@ -112,6 +112,9 @@ export async function namespacesView(main) {
         `plugins: ${sb.plugins.join(', ')} · restarts ${num(sb.restarts)} · crashes ${num(sb.crashes)} · execution limit ${num(sb.limits.maxExecutionMS)} ms`,
         sb.defined ? '' : ' · default limits',
       );
+      const isolation = sb.isolation
+        ? h('p', { class: 'small', dataset: { isolation: sb.isolation.level } }, holds(sb.isolation))
+        : null;
       // limits are the admin's to change
       const toggle = !session.can('admin')
         ? null
@@ -136,10 +139,25 @@ export async function namespacesView(main) {
             render().catch(failed);
           }))
         : null;
-      fill(card, head, meta, gauges, toggle, form);
+      fill(card, head, meta, isolation, gauges, toggle, form);
     }
   };
   await render();
   const timer = setInterval(() => void render().catch(() => {}), 2000);
   return { dispose: () => clearInterval(timer) };
+}
+
+/** What holds a sandbox, in words: `bwrap · cgroup v1 (memory, cpu, pids) · prlimit · network isolated`, and what is missing. */
+function holds(i) {
+  if (i.mode === 'worker') return `worker thread: ${i.summary}`;
+  const c = i.holds.cgroup;
+  const controllers = c ? ['memory', 'cpu', 'pids'].filter((k) => c[k]) : [];
+  const parts = [
+    i.holds.bwrap ? 'bwrap' : 'no bwrap',
+    controllers.length ? `cgroup v${c.version} (${controllers.join(', ')})` : 'no cgroup',
+    i.holds.prlimit ? 'prlimit' : 'no prlimit',
+    `network ${i.holds.network}`,
+  ];
+  const missing = i.missing.length ? ` · missing: ${i.missing.join('; ')}` : '';
+  return `${parts.join(' · ')}${i.weak ? ' · weaker isolation accepted' : ''}${missing}`;
 }

@@ -253,6 +253,11 @@ describe('the web console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} 
     const card = page.locator('section[data-namespace="acme.upper"]');
     await card.waitFor();
     assert.equal(await card.locator('[role="meter"]').count(), 4);
+    // each sandbox says what holds it: the trusted worker is no boundary, a process sandbox names its confinement
+    assert.match((await card.textContent()) ?? '', /worker · trusted.*not a security boundary/);
+    const confined = page.locator('section[data-namespace="acme.rates"]');
+    await confined.waitFor();
+    assert.match((await confined.textContent()) ?? '', /process · full.*bwrap · cgroup v\d \(memory, cpu, pids\)/);
     await shot('namespaces');
     await card.getByRole('button', { name: 'Edit limits' }).click();
     await card.locator('input[name="maxConcurrentTasks"]').fill('2');
