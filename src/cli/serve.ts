@@ -110,6 +110,7 @@ export function registerServe(program: Command): void {
           `  data:    ${manager.config.dataDir}`,
           ...(manager.cluster ? [`  cluster: node ${manager.cluster.id}, store ${manager.store.location}`] : []),
           `  plugins: ${manager.config.pluginDir}${opts.watch ? ' (watched)' : ''}`,
+          `  sandbox: ${isolationLine(manager)}`,
           `  API:     ${scheme}://${shownHost}:${actualPort}/api (docs: /docs/api)`,
           `  open:    ${scheme}://${shownHost}:${actualPort}/?token=${token}`,
           '',
@@ -133,4 +134,14 @@ export function registerServe(program: Command): void {
     await flow?.close();
     await manager.shutdown();
   });
+}
+
+/** What the host holds around a process sandbox, for the start-up lines: never a weaker isolation in silence. */
+function isolationLine(manager: PluginManager): string {
+  const i = manager.isolationStatus();
+  if (i.level === 'full') return 'every untrusted plugin in an OS-confined process (bubblewrap, cgroups)';
+  const missing = i.missing.join('; ');
+  return i.weakAccepted
+    ? `WEAKER ISOLATION ACCEPTED (${i.level}): plugins run with what holds; missing ${missing}`
+    : `${i.level} confinement: plugins that need a process sandbox are refused (ISOLATION_UNAVAILABLE); missing ${missing}`;
 }
