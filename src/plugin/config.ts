@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import { createError } from '../errors.ts';
 import type { ConfinementReport } from '../sandbox/confinement.ts';
-import { DEFAULT_LIMITS, LIMIT_KEYS, type ResourceLimits } from '../sandbox/limits.ts';
+import { DEFAULT_LIMITS, limitsJsonSchema, type ResourceLimits } from '../sandbox/limits.ts';
 import { type BundleLimits, DEFAULT_BUNDLE_LIMITS } from './bundle.ts';
 import { TRUST_PATTERN } from './isolation.ts';
 import type { ScannerHook } from './scanner.ts';
@@ -113,11 +113,8 @@ export interface PluginManagerConfig {
   heartbeatMs: number;
 }
 
-const limitsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: Object.fromEntries(LIMIT_KEYS.map((k) => [k, { type: 'integer', minimum: 1 }])),
-};
+// the same bounds as a namespace's limits over the API (LIMIT_MAXIMA)
+const limitsSchema = limitsJsonSchema();
 
 const trustList = { type: 'array', items: { type: 'string', pattern: TRUST_PATTERN } };
 
