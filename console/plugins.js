@@ -26,7 +26,7 @@ const COLUMNS = [
   ['status', 'Status'],
   ['enabled', 'Enabled'],
   ['signature', 'Signature'],
-  ['isolation', 'Sandbox'],
+  ['isolation', 'Isolation'],
 ];
 
 /** What the table shows: kept across visits in this tab. */
