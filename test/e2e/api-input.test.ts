@@ -1,0 +1,170 @@
+// Input means what it says, and every refusal comes in the one error shape: no coercion of JSON
+// bodies, semantic checks, a trusted key never silently moved, malformed bodies 400 (never 500),
+// and the framework's own answers (header overflow, JSON that does not parse) without its codes
+// or an echo of what was sent.
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { describe, type TestContext, test } from 'node:test';
+import { createPluginManager } from '../../src/index.ts';
+import { buildServer } from '../../src/server/app.ts';
+import { tempDir } from '../helpers.ts';
+import { newKey } from '../plugin-fixtures.ts';
+
+const TOKEN = 'input-test-token-0123456789';
+
+async function start(t: TestContext) {
+  const dir = tempDir(t);
+  const manager = await createPluginManager({
+    dataDir: join(dir, 'data'),
+    pluginDir: join(dir, 'plugins'),
+    logLevel: false,
+  });
+  const { app } = await buildServer({ manager, token: TOKEN });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.after(async () => {
+    await app.close();
+    await manager.shutdown();
+  });
+  const port = (app.server.address() as { port: number }).port;
+  const call = async (method: string, path: string, body?: string | Uint8Array, type = 'application/json') => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': type }) },
+      body,
+    });
+    const text = await res.text();
+    return { status: res.status, text, error: (JSON.parse(text) as { error?: { code: string } }).error };
+  };
+  return { port, manager, call };
+}
+
+/** The one shape, and nothing of the framework's own. */
+function oneShape(text: string): void {
+  const body = JSON.parse(text) as { error: { code: string; message: string; details: unknown } };
+  assert.deepEqual(Object.keys(body), ['error']);
+  assert.deepEqual(Object.keys(body.error).sort(), ['code', 'details', 'message']);
+  assert.doesNotMatch(text, /FST_|statusCode/);
+}
+
+describe('API input', () => {
+  test('JSON bodies are not coerced, and values are checked for what they mean', async (t) => {
+    const { call, manager } = await start(t);
+    const refused: [string, string, unknown][] = [
+      ['POST', '/api/namespaces', { name: 'etl', limits: { maxMemoryMB: '5' } }],
+      ['POST', '/api/namespaces', { name: 'etl', displayName: null }],
+      ['POST', '/api/namespaces', { name: 'etl', limits: { maxMemoryMB: 1e308 } }],
+      ['POST', '/api/namespaces', { name: 'etl', limits: { maxExecutionMS: 86_400_001 } }],
+      ['POST', '/api/namespaces', { name: 'etl', limits: { maxCPUPercent: 1.5 } }],
+      ['POST', '/api/namespaces', { name: 'etl', enabled: 'true' }],
+      ['POST', '/api/trust/revoked-releases', { pluginId: '', version: '1.0.0' }],
+      ['POST', '/api/trust/revoked-releases', { pluginId: 'acme.upper', version: 'not-semver' }],
+      ['POST', '/api/trust/revoked-releases', { pluginId: 'acme.upper', version: '1.0' }],
+      ['POST', '/api/trust/revoked-releases', { pluginId: 'Acme Upper', version: '1.0.0' }],
+      ['POST', '/api/trust/revoked-releases', { pluginId: 'acme.upper', version: 1 }],
+    ];
+    for (const [method, path, body] of refused) {
+      const res = await call(method, path, JSON.stringify(body));
+      assert.equal(res.status, 400, `${JSON.stringify(body)}: ${res.text}`);
+      assert.equal(res.error?.code, 'USAGE');
+      oneShape(res.text);
+    }
+    assert.deepEqual(await manager.namespaces.list(), [], 'nothing was made');
+    assert.deepEqual(await manager.trust.listRevokedReleases(), []);
+    // a namespace update means what it says too
+    assert.equal((await call('POST', '/api/namespaces', JSON.stringify({ name: 'etl' }))).status, 201);
+    const put = await call('PUT', '/api/namespaces/etl', JSON.stringify({ displayName: null }));
+    assert.equal(put.status, 400);
+    assert.equal((await manager.namespaces.get('etl')).displayName, 'etl', 'not stored as ""');
+    // at the limit's maximum it is taken, and query strings are still read as what they say
+    assert.equal(
+      (await call('PUT', '/api/namespaces/etl', JSON.stringify({ limits: { maxMemoryMB: 65_536 } }))).status,
+      200,
+    );
+    assert.equal((await call('GET', '/api/plugins/search?enabled=true&tag=a&tag=b')).status, 200);
+    assert.equal((await call('GET', '/api/audit?limit=2')).status, 200);
+    assert.equal(
+      (
+        await call(
+          'POST',
+          '/api/trust/revoked-releases',
+          JSON.stringify({ pluginId: 'acme.upper', version: '1.0.0-rc.1' }),
+        )
+      ).status,
+      201,
+    );
+  });
+
+  test('a key trusted for one publisher is not moved to another unless the request says replace', async (t) => {
+    const { call, manager } = await start(t);
+    const key = newKey();
+    const add = (publisher: string, query = '') =>
+      call('POST', `/api/trust/keys${query}`, JSON.stringify({ publisher, publicKey: key.publicKeyPem }));
+    assert.equal((await add('acme')).status, 201);
+    const moved = await add('evil');
+    assert.equal(moved.status, 409);
+    assert.equal(moved.error?.code, 'KEY_EXISTS');
+    assert.match(moved.text, /acme/);
+    const [held] = await manager.trust.list();
+    assert.equal(held!.publisher, 'acme');
+    assert.deepEqual(held!.namespaces, ['acme.*']);
+    assert.equal((await add('acme')).status, 201, 'the same publisher again is fine');
+    assert.equal((await add('evil', '?replace=true')).status, 201);
+    const [now] = await manager.trust.list();
+    assert.deepEqual([now!.publisher, now!.namespaces], ['evil', ['evil.*']]);
+    const audit = await manager.store.listAudit({ action: 'trust.add' });
+    assert.deepEqual(audit[0]!.details, {
+      publisher: 'evil',
+      namespaces: ['evil.*'],
+      was: { publisher: 'acme', namespaces: ['acme.*'] },
+    });
+  });
+
+  test('bodies that cannot be read are 400 in the one shape, never 500 and never echoed', async (t) => {
+    const { call, port } = await start(t);
+    const badJson = await call('POST', '/api/namespaces', '{"name": "etl", "secret-marker');
+    assert.equal(badJson.status, 400);
+    assert.equal(badJson.error?.code, 'BAD_REQUEST');
+    assert.doesNotMatch(badJson.text, /secret-marker/);
+    oneShape(badJson.text);
+    const empty = await call('POST', '/api/namespaces', '');
+    assert.equal(empty.status, 400);
+    oneShape(empty.text);
+
+    const boundary = 'b0undary';
+    const head = `--${boundary}\r\nContent-Disposition: form-data; name="bundle"; filename="x.tgz"\r\n\r\n`;
+    for (const [what, body, type] of [
+      ['no boundary', `${head}abc\r\n--${boundary}--\r\n`, 'multipart/form-data'],
+      ['cut short', `${head}abc`, `multipart/form-data; boundary=${boundary}`],
+      ['no parts', `--${boundary}--\r\n`, `multipart/form-data; boundary=${boundary}`],
+      ['garbage', 'not multipart at all', `multipart/form-data; boundary=${boundary}`],
+    ] as const) {
+      const res = await call('POST', '/api/plugins/install', body, type);
+      assert.equal(res.status, 400, `${what}: ${res.text}`);
+      assert.match(res.error?.code ?? '', /^(BAD_REQUEST|USAGE)$/, what);
+      oneShape(res.text);
+    }
+
+    const media = await call('POST', '/api/namespaces', 'name=etl', 'application/x-www-form-urlencoded');
+    assert.equal(media.status, 415);
+    oneShape(media.text);
+    const large = await call('POST', '/api/namespaces', JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }));
+    assert.equal(large.status, 413);
+    oneShape(large.text);
+
+    // headers past Node's cap: the parser answers before any route, in our shape
+    const overflow = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      const chunks: Buffer[] = [];
+      socket.on('data', (d) => chunks.push(d));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      socket.write(`GET /api/plugins HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    });
+    assert.match(overflow, /^HTTP\/1\.1 431 /);
+    const body = overflow.slice(overflow.indexOf('\r\n\r\n') + 4);
+    oneShape(body);
+    assert.equal(JSON.parse(body).error.code, 'HEADERS_TOO_LARGE');
+    assert.doesNotMatch(body, /aaaa/);
+  });
+});
