@@ -11,8 +11,9 @@
  * added later still reaches the console.
  *
  * `documentResponses` fills in, on every route, the error statuses that
- * follow from its declaration: 401 where a token is needed, 403 where a
- * role above viewer is, 400 where it takes parameters or a body, 500.
+ * follow from its declaration: 401 (and 503, the store away) where a token
+ * is needed, 403 where a role above viewer is, 400 where it takes
+ * parameters or a body, 500.
  */
 
 import type { FastifyInstance, RouteOptions } from 'fastify';
@@ -403,7 +404,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   415: 'A body of a content type this route does not take (UNSUPPORTED_MEDIA_TYPE)',
   422: 'The bundle or the plugin’s files fail validation; every finding in details.findings',
   500: 'A bug (INTERNAL); the server log has the details',
-  503: 'The state store does not answer (STORE_UNAVAILABLE)',
+  503: 'The state store does not answer (STORE_UNAVAILABLE): a change, a read of stored state, or the lookup of a named token',
 };
 
 /** Error responses a route documents, each with what it means. */
@@ -411,6 +412,15 @@ export function errorResponses(...statuses: number[]): Record<number, typeof err
   return Object.fromEntries(
     statuses.map((s) => [s, { ...errorSchema, description: ERROR_DESCRIPTIONS[s] ?? 'An error' }]),
   );
+}
+
+function operationId(method: string, url: string): string {
+  const words = url
+    .split('/')
+    .filter(Boolean)
+    .flatMap((seg) => (seg.startsWith(':') ? ['by', seg.slice(1)] : seg.split(/[^A-Za-z0-9]+/)))
+    .filter(Boolean);
+  return method.toLowerCase() + words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
 }
 
 /**
@@ -427,12 +437,16 @@ export function documentResponses(app: FastifyInstance): void {
           params?: unknown;
           querystring?: unknown;
           body?: unknown;
+          operationId?: string;
         }
       | undefined;
     if (!schema || schema.hide) return;
+    // a stable name per operation, for generated clients: GET /api/plugins/:id/status → getApiPluginsByIdStatus
+    schema.operationId ??= operationId([route.method].flat()[0]!, route.url);
     const access = route.config?.access ?? 'open';
     const implied = [500];
-    if (access !== 'open') implied.push(401);
+    // a named token is looked up in the state store, so any route that needs one can find it away
+    if (access !== 'open') implied.push(401, 503);
     if (access === 'operator' || access === 'admin') implied.push(403);
     if (schema.params || schema.querystring || schema.body) implied.push(400);
     schema.response = { ...errorResponses(...implied), ...schema.response };

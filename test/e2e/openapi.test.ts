@@ -17,6 +17,7 @@ import { makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
 const TOKEN = 'openapi-test-token-0123456789';
 
 interface Operation {
+  operationId?: string;
   responses: Record<string, { content?: Record<string, { schema?: object }> }>;
   security?: unknown[];
 }
@@ -438,6 +439,12 @@ export const read = (p: Plugin): string => p.noSuchField;
       [],
       'every documented operation was called',
     );
+    const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((op) => op.operationId));
+    assert.ok(
+      ids.every((id) => typeof id === 'string'),
+      'every operation has an operationId',
+    );
+    assert.equal(new Set(ids).size, ids.length, 'operationIds are unique');
     for (const op of documented) {
       const responses = Object.keys(doc.paths[op.split(' ')[1]!]![op.split(' ')[0]!.toLowerCase()]!.responses);
       assert.ok(
