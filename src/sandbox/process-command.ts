@@ -49,11 +49,11 @@ export interface ProcessCommandOptions {
 const ATTACH = 'for f do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; shift; exec "$@"';
 
 /**
- * How Node finds its IPC channel: spawn() puts these in the environment,
- * and bwrap's --clearenv would take them away. The channel is descriptor 3
- * (stdio: ignore, pipe, pipe, ipc) with the advanced serialization.
+ * The channel needs no environment: it is descriptors 3 to 5 (channel.ts),
+ * which bwrap passes through. Node's own IPC (NODE_CHANNEL_FD) must stay
+ * off, or the runtime would read the channel's frames as its messages.
  */
-const CHANNEL_ENV = { NODE_CHANNEL_FD: '3', NODE_CHANNEL_SERIALIZATION_MODE: 'advanced' };
+const CHANNEL_ENV = {};
 
 /** The exit code of the sh step when it could not join the cgroup. */
 export const ATTACH_FAILED = 125;

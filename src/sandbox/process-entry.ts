@@ -1,8 +1,8 @@
-/** A child-process sandbox: decode, dispatch, reply; it ends when the host goes. */
-import { type HostMessage, PROTOCOL_VERSION } from './protocol.ts';
+/** A child-process sandbox: decode, dispatch, reply (framing and lanes in channel.ts); it ends when the host goes. */
+import { childChannel } from './channel.ts';
+import { PROTOCOL_VERSION } from './protocol.ts';
 import { createRuntime } from './runtime.ts';
 
-const handle = createRuntime((message) => process.send!(message));
-process.on('message', (message: HostMessage) => void handle(message));
-process.on('disconnect', () => process.exit(0));
-process.send!({ type: 'ready', protocol: PROTOCOL_VERSION });
+const send = childChannel((message) => void handle(message));
+const handle = createRuntime(send);
+send({ type: 'ready', protocol: PROTOCOL_VERSION });

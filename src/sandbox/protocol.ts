@@ -3,7 +3,8 @@
  * processes. Requests carry a numeric `id` the reply repeats; the sandbox
  * opens with `ready` and the protocol version. A trigger sends a batch's
  * FlowFiles with their content packed into one buffer (transferred, not
- * copied, to a worker); the whole session runs in the sandbox and its
+ * copied, to a worker; through a content lane to a child process, see
+ * channel.ts); the whole session runs in the sandbox and its
  * outcomes come back in the reply, so the host applies them once. Errors
  * cross as plain data.
  */
@@ -17,7 +18,7 @@ import type {
   ReportingTaskInfo,
 } from '../sdk/index.ts';
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** An error as plain data: never a class across the boundary. */
 export interface WireError {

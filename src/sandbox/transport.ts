@@ -4,16 +4,19 @@
  * (bubblewrap namespaces, a cgroup with memory, CPU and pids limits; see
  * process-command.ts), under Node's permission model (only the paths its
  * manifest declares), with a hard file-descriptor limit, an empty
- * environment and no inherited descriptors but stdio pipes and the IPC
- * channel. A process sandbox's usage is measured by the host (its cgroup,
- * /proc), never taken from what the sandbox says.
+ * environment and no inherited descriptors but stdio pipes and the
+ * channel (descriptors 3 to 5: frames and content lanes, channel.ts). A
+ * process sandbox's usage is measured by the host (its cgroup, /proc),
+ * never taken from what the sandbox says.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { closeSync, realpathSync } from 'node:fs';
 import { constants } from 'node:os';
+import type { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { DEFAULT_PIDS_MAX, SandboxCgroup } from './cgroups.ts';
+import { CHANNEL_FD, hostChannel, type Lanes, openLanes } from './channel.ts';
 import { cpuTime, findNodeProcess, openDescriptors, residentBytes } from './proc-usage.ts';
 import {
   ATTACH_FAILED,
@@ -159,28 +162,38 @@ export function spawnProcess(options: SpawnOptions, events: TransportEvents): Tr
   const { command, args, confinement, skipped } = processCommand(options, cgroup?.procsFiles ?? []);
   for (const reason of skipped) events.stderr(`declared path not bound: ${reason}`);
   let child: ChildProcess;
+  let lanes: Lanes | null = null;
   try {
+    lanes = openLanes();
+    // descriptors 3 to 5 (channel.ts): the frame socket and the two content lanes, nothing else
     child = spawn(command, args, {
       env: {},
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      serialization: 'advanced',
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...lanes.child],
       detached: false,
     });
   } catch (err) {
     void cgroup?.remove();
+    if (lanes) for (const fd of [lanes.down, lanes.up]) closeSync(fd);
     throw err;
+  } finally {
+    for (const fd of lanes?.child ?? []) closeSync(fd);
   }
   let gone = false;
+  let violation: string | null = null;
   // removing the cgroup waits for its last process; terminate() waits for that
   let removed: Promise<unknown> = Promise.resolve();
   const ended = (reason: string): void => {
     if (gone) return;
     gone = true;
     if (cgroup) removed = cgroup.remove();
+    channel.close();
     events.exit(reason);
   };
-  child.on('message', (m: SandboxMessage) => events.message(m));
-  child.on('exit', (code, signal) => ended(exitReason(code, signal, cgroup)));
+  const channel = hostChannel(child.stdio[CHANNEL_FD] as Duplex, lanes, events.message, (reason) => {
+    violation = `broke the protocol: ${reason}`;
+    child.kill('SIGKILL');
+  });
+  child.on('exit', (code, signal) => ended(violation ?? exitReason(code, signal, cgroup)));
   child.on('error', (err) => ended(`could not start: ${err.message}`));
   lines(child.stderr, events.stderr);
   lines(child.stdout, events.stderr);
@@ -209,7 +222,7 @@ export function spawnProcess(options: SpawnOptions, events: TransportEvents): Tr
       controllers: cgroup ? (options.confinement?.layout?.controllers ?? []) : [],
     },
     send: (message) => {
-      if (!gone && child.connected) child.send(message);
+      if (!gone) channel.send(message);
     },
     measure,
     terminate: async () => {
