@@ -6,11 +6,21 @@
  * - sandbox.worker_vs_piscina: the worker sandbox over the same transform
  *   run through piscina (default settings, same batch size, same number of
  *   batches in flight);
- * - sandbox.recovery_vs_spawn: from a stuck task's deadline to the sandbox
- *   serving again, over starting a bare Worker;
- * - sandbox.reload_lost: FlowFiles lost or duplicated by 20 reloads under load.
+ * - sandbox.confined_start_ms, sandbox.unconfined_start_ms: a process
+ *   sandbox from spawn to serving its first batch (plugin loaded, instance
+ *   made, 256 FlowFiles flipped), median of 10, confined as the host's probe
+ *   allows and with confinement off;
+ * - sandbox.recovery_vs_spawn: from a stuck task's deadline to the process
+ *   sandbox serving again, over starting a bare Node process
+ *   (sandbox.worker_recovery_vs_spawn: the same for a worker, over a bare Worker);
+ * - sandbox.reload_lost: FlowFiles lost or duplicated by 20 reloads under load,
+ *   process sandbox (sandbox.worker_reload_lost: worker sandbox).
+ *
+ * The process figures run under whatever confinement the host's probe finds
+ * (bwrap, cgroups); each says which in its detail.
  */
 
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +30,8 @@ import { createFlowController } from '../src/flow/controller.ts';
 import { createPluginManager, type PluginManager } from '../src/index.ts';
 import { signPluginDir } from '../src/plugin/release.ts';
 import { generateSigningKey, loadKey } from '../src/plugin/signing.ts';
+import { type ConfinementReport, overrideConfinement, probeConfinement } from '../src/sandbox/confinement.ts';
+import type { SandboxHost } from '../src/sandbox/sandbox-host.ts';
 import { helperInfo } from '../src/testing/runner.ts';
 import { type BenchResult, median } from './types.ts';
 
@@ -112,14 +124,28 @@ async function flowRate(manager: PluginManager): Promise<number> {
   }
 }
 
-async function modeRate(dirs: { dataDir: string; pluginDir: string }, inline: boolean): Promise<number> {
+/** What held a sandbox, as the figures' details say it. */
+function confinementOf(sandbox: SandboxHost | undefined): string {
+  const c = sandbox?.confinement;
+  if (!c) return sandbox?.mode === 'worker' ? 'worker' : 'unknown';
+  const cgroup = c.cgroup ? `cgroup v${c.cgroup} (${c.controllers.join(', ')})` : 'no cgroup';
+  return `${c.bwrap ? 'bwrap' : 'no bwrap'}, ${cgroup}${c.network ? '' : ', no network'}`;
+}
+
+async function modeRate(
+  dirs: { dataDir: string; pluginDir: string },
+  inline: boolean,
+  seen?: { confinement?: string },
+): Promise<number> {
   const manager = await createPluginManager({
     ...dirs,
     logLevel: false,
     ...(inline ? { inlinePlugins: ['bench.flip'] } : TRUSTED),
   });
   try {
-    return await flowRate(manager);
+    const rate = await flowRate(manager);
+    if (seen) seen.confinement = confinementOf(manager.sandboxOf('bench.flip'));
+    return rate;
   } finally {
     await manager.shutdown();
   }
@@ -179,10 +205,14 @@ async function piscinaRate(dirs: { dataDir: string; pluginDir: string }): Promis
  * bare Worker. Each round is a first failure in a fresh sandbox: repeated
  * failures are delayed on purpose (backoff against crash loops).
  */
-async function recovery(root: string): Promise<{ recoveryMs: number; spawnMs: number }> {
-  const dirs = await setup(join(root, 'recovery'), 'worker', {
+async function recovery(
+  root: string,
+  mode: 'worker' | 'process',
+): Promise<{ recoveryMs: number; spawnMs: number; confinement: string }> {
+  const dirs = await setup(join(root, `recovery-${mode}`), mode, {
     limits: { maxExecutionMS: 300, maxConcurrentTasks: 4 },
   });
+  let confinement = '';
   const ff = (hang: boolean) => ({
     id: hang ? 'stuck' : 'fine',
     attributes: (hang ? { uuid: 'stuck', hang: '1' } : { uuid: 'fine' }) as Record<string, string>,
@@ -193,7 +223,7 @@ async function recovery(root: string): Promise<{ recoveryMs: number; spawnMs: nu
   });
   const recoveries: number[] = [];
   for (let i = 0; i < 3; i++) {
-    const manager = await createPluginManager({ ...dirs, logLevel: false, ...TRUSTED });
+    const manager = await createPluginManager({ ...dirs, logLevel: false, ...(mode === 'worker' ? TRUSTED : {}) });
     try {
       const sandbox = manager.sandboxOf('bench.flip')!;
       await sandbox.create({
@@ -229,27 +259,107 @@ async function recovery(root: string): Promise<{ recoveryMs: number; spawnMs: nu
       if (deadline === null) throw new Error('the stuck task was not stopped');
       await trigger(false);
       recoveries.push(performance.now() - deadline);
+      confinement = confinementOf(sandbox);
     } finally {
       await manager.shutdown();
     }
   }
   const spawns: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    const w = new Worker('require("node:worker_threads").parentPort.postMessage("ready")', { eval: true });
-    await new Promise((r) => w.once('message', r));
-    spawns.push(performance.now() - t0);
-    await w.terminate();
+  for (let i = 0; i < 3; i++) spawns.push(mode === 'worker' ? await bareWorker() : await bareProcess());
+  return { recoveryMs: median(recoveries), spawnMs: median(spawns), confinement };
+}
+
+/** Starting a bare Worker until its first message. */
+async function bareWorker(): Promise<number> {
+  const t0 = performance.now();
+  const w = new Worker('require("node:worker_threads").parentPort.postMessage("ready")', { eval: true });
+  await new Promise((r) => w.once('message', r));
+  const ms = performance.now() - t0;
+  await w.terminate();
+  return ms;
+}
+
+/** Starting a bare Node process until its first output. */
+async function bareProcess(): Promise<number> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, ['-e', 'process.stdout.write("ready")'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  await new Promise((r) => child.stdout.once('data', r));
+  const ms = performance.now() - t0;
+  await new Promise((r) => child.once('exit', r));
+  return ms;
+}
+
+/**
+ * A process sandbox from spawn to serving its first batch: the plugin's
+ * components are known (as on any start after its first load), so the
+ * sandbox starts on the first request; the time runs from there through the
+ * plugin's load, the instance's creation and one batch of 256 FlowFiles of
+ * 1 KiB. Median of 10, each in a fresh manager.
+ */
+async function startMs(
+  dirs: { dataDir: string; pluginDir: string },
+  options: { allowWeakIsolation?: boolean; confinementReport?: ConfinementReport },
+): Promise<{ ms: number; confinement: string }> {
+  const times: number[] = [];
+  let confinement = '';
+  for (let i = 0; i < 11; i++) {
+    const manager = await createPluginManager({ ...dirs, logLevel: false, ...options });
+    try {
+      const sandbox = manager.sandboxOf('bench.flip')!;
+      const lazy = sandbox.state === 'idle';
+      const t0 = performance.now();
+      await sandbox.create({
+        instance: 9002,
+        pluginId: 'bench.flip',
+        component: 'Flip',
+        processorId: 's',
+        properties: {},
+        dynamicProperties: false,
+      });
+      const inputs = Array.from({ length: BATCH }, (_, k) => ({
+        id: `ff-${k}`,
+        attributes: { uuid: `ff-${k}`, filename: `ff-${k}` } as Record<string, string>,
+        size: 1024,
+        entryDate: 0,
+        lineageStartDate: 0,
+        parentIds: [],
+      }));
+      const content = new Uint8Array(BATCH * 1024).fill(97).buffer;
+      const reply = await sandbox.trigger(
+        {
+          type: 'trigger',
+          id: 0,
+          instance: 9002,
+          relationships: ['success'],
+          inputs,
+          content,
+          offsets: inputs.map((_, k) => k * 1024),
+        },
+        [content],
+      );
+      if (reply.type !== 'triggered' || reply.outcomes.length !== 1) throw new Error('the first batch was not served');
+      // the first run loads the plugin once, so that the others start lazily as a host does after its first start
+      if (i > 0) {
+        if (!lazy) throw new Error('the sandbox started before its first request');
+        times.push(performance.now() - t0);
+      }
+      confinement = confinementOf(sandbox);
+    } finally {
+      await manager.shutdown();
+    }
   }
-  return { recoveryMs: median(recoveries), spawnMs: median(spawns) };
+  return { ms: median(times), confinement };
 }
 
 /** FlowFiles lost or duplicated by 20 reloads of a sandboxed plugin under load. */
 async function reloadLost(
   root: string,
+  mode: 'worker' | 'process',
 ): Promise<{ lost: number; duplicated: number; delivered: number; reloads: number }> {
-  const dirs = await setup(join(root, 'reload'), 'worker');
-  const manager = await createPluginManager({ ...dirs, logLevel: false, ...TRUSTED });
+  const dirs = await setup(join(root, `reload-${mode}`), mode);
+  const manager = await createPluginManager({ ...dirs, logLevel: false, ...(mode === 'worker' ? TRUSTED : {}) });
   const seen = new Set<string>();
   let duplicated = 0;
   const countSink = helperInfo('CountSink', [], 'required');
@@ -317,16 +427,30 @@ export async function sandboxBench(): Promise<BenchResult[]> {
     const worker: number[] = [];
     const proc: number[] = [];
     const pisc: number[] = [];
+    const held: { confinement?: string } = {};
     for (let i = 0; i < 2; i++) {
       inline.push(await modeRate(workerDirs, true));
       worker.push(await modeRate(workerDirs, false));
-      proc.push(await modeRate(processDirs, false));
+      proc.push(await modeRate(processDirs, false, held));
       pisc.push(await piscinaRate({ dataDir: join(root, 'data-piscina'), pluginDir: join(root, 'plugins-piscina') }));
     }
     const [i, w, p, q] = [median(inline), median(worker), median(proc), median(pisc)];
-    const r = await recovery(root);
-    const reload = await reloadLost(root);
+    const r = await recovery(root, 'process');
+    const rw = await recovery(root, 'worker');
+    const reload = await reloadLost(root, 'process');
+    const reloadW = await reloadLost(root, 'worker');
+    const confined = await startMs(processDirs, {});
+    // the same start with bwrap and cgroups off: what the confinement costs
+    const real = await probeConfinement();
+    const off = { version: null, memory: false, cpu: false, pids: false, detail: 'off for the benchmark' } as const;
+    const unconfined = await startMs(processDirs, {
+      allowWeakIsolation: true,
+      confinementReport: { ...real, bwrap: { ...real.bwrap, ok: false }, cgroup: off, level: 'none' },
+    });
+    overrideConfinement(null);
     const fmt = (n: number) => `${Math.round(n)}`;
+    const lost = (x: typeof reload) =>
+      `${x.reloads} reloads under load: ${x.lost} lost, ${x.duplicated} duplicated, ${x.delivered} delivered (goal 0)`;
     return [
       {
         name: 'sandbox.inline_ffps',
@@ -350,19 +474,43 @@ export async function sandboxBench(): Promise<BenchResult[]> {
         name: 'sandbox.process_vs_inline',
         value: Number((p / i).toFixed(3)),
         unit: 'ratio',
-        detail: `${fmt(p)} vs ${fmt(i)} FlowFiles/s (goal ≥ 0.3)`,
+        detail: `${fmt(p)} vs ${fmt(i)} FlowFiles/s, process sandbox under ${held.confinement} (goal ≥ 0.5)`,
+      },
+      {
+        name: 'sandbox.confined_start_ms',
+        value: Number(confined.ms.toFixed(1)),
+        unit: 'ms',
+        detail: `process sandbox from spawn to serving its first batch of ${BATCH} (plugin loaded, instance made), median of 10, under ${confined.confinement}`,
+      },
+      {
+        name: 'sandbox.unconfined_start_ms',
+        value: Number(unconfined.ms.toFixed(1)),
+        unit: 'ms',
+        detail: `the same with confinement off (${unconfined.confinement}): the confinement adds ${(confined.ms - unconfined.ms).toFixed(1)} ms`,
       },
       {
         name: 'sandbox.recovery_vs_spawn',
         value: Number((r.recoveryMs / r.spawnMs).toFixed(3)),
         unit: 'ratio',
-        detail: `deadline to serving again ${r.recoveryMs.toFixed(1)} ms (warm spare, plugin reloaded, instance remade) vs a bare Worker ${r.spawnMs.toFixed(1)} ms (goal ≤ 2)`,
+        detail: `process sandbox under ${r.confinement}: deadline to serving again ${r.recoveryMs.toFixed(1)} ms (warm spare, plugin reloaded, instance remade) vs a bare Node process ${r.spawnMs.toFixed(1)} ms (goal ≤ 2)`,
+      },
+      {
+        name: 'sandbox.worker_recovery_vs_spawn',
+        value: Number((rw.recoveryMs / rw.spawnMs).toFixed(3)),
+        unit: 'ratio',
+        detail: `worker sandbox: deadline to serving again ${rw.recoveryMs.toFixed(1)} ms vs a bare Worker ${rw.spawnMs.toFixed(1)} ms (goal ≤ 2)`,
       },
       {
         name: 'sandbox.reload_lost',
         value: reload.lost + reload.duplicated,
         unit: 'FlowFiles',
-        detail: `${reload.reloads} reloads under load: ${reload.lost} lost, ${reload.duplicated} duplicated, ${reload.delivered} delivered (goal 0)`,
+        detail: `process sandbox: ${lost(reload)}`,
+      },
+      {
+        name: 'sandbox.worker_reload_lost',
+        value: reloadW.lost + reloadW.duplicated,
+        unit: 'FlowFiles',
+        detail: `worker sandbox: ${lost(reloadW)}`,
       },
     ];
   } finally {
