@@ -3,7 +3,7 @@
  * kept in `<data dir>/admin.token` (mode 0600), as Jupyter does.
  */
 
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -30,9 +30,12 @@ export function resolveToken(dataDir: string, env: NodeJS.ProcessEnv = process.e
   return token;
 }
 
+// the expected side is the same token on every request: hashed once, not per request
+let expectedDigest: { token: string; digest: Buffer } | null = null;
+
 /** Compares in constant time, whatever the lengths (both sides are hashed first). */
 export function tokenMatches(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
+  if (expectedDigest?.token !== expected)
+    expectedDigest = { token: expected, digest: hash('sha256', expected, 'buffer') };
+  return timingSafeEqual(hash('sha256', given, 'buffer'), expectedDigest.digest);
 }

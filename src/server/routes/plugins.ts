@@ -315,9 +315,17 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
   );
 };
 
+// clients send the same header on every poll: the last answer is kept
+let lastAcceptEncoding: { header: string; gzip: boolean } | null = null;
+
 /** Whether an Accept-Encoding header takes gzip: named with a q-value above 0, or not named and `*` is. */
 function acceptsGzip(header: string | undefined): boolean {
   if (!header) return false;
+  if (lastAcceptEncoding?.header !== header) lastAcceptEncoding = { header, gzip: parseAcceptsGzip(header) };
+  return lastAcceptEncoding.gzip;
+}
+
+function parseAcceptsGzip(header: string): boolean {
   const q: Record<string, number> = {};
   for (const part of header.split(',')) {
     const [name = '', ...params] = part.split(';').map((s) => s.trim().toLowerCase());
