@@ -36,8 +36,9 @@ import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { HostMessage, SandboxMessage } from './protocol.ts';
-import type { WireOutcome, WireTriggered } from './runtime.ts';
+import { decodeTrigger, decodeTriggered, encodeTrigger, encodeTriggered } from './codec.ts';
+import type { HostMessage, SandboxMessage, TriggerRequest } from './protocol.ts';
+import type { WireTriggered } from './runtime.ts';
 
 /** The sandbox's descriptors: the frame socket and the two content lanes. Nothing else is inherited. */
 export const CHANNEL_FD = 3;
@@ -235,6 +236,8 @@ export function hostChannel(
   onViolation: (reason: string) => void,
 ): { send(message: HostMessage): void; close(): void } {
   const slots = new Slots();
+  /** Each trigger in flight, for reading its reply: its inputs and relationships, by index. */
+  const triggers = new Map<number, TriggerRequest>();
   let broken = false;
   const parse = (bytes: Buffer): Record<string, unknown> => {
     const m = JSON.parse(bytes.toString('utf8')) as unknown;
@@ -245,35 +248,30 @@ export function hostChannel(
     const m = parse(body);
     const id = typeof m.id === 'number' ? m.id : undefined;
     const slot = id === undefined ? undefined : slots.release(id);
+    const trigger = id === undefined ? undefined : triggers.get(id);
+    if (trigger) triggers.delete(trigger.id);
     try {
-      route(m, id, slot);
+      if (m.type === 'triggered') onMessage(readReply(m, trigger, slot) as unknown as SandboxMessage);
+      else onMessage(m as unknown as SandboxMessage);
     } finally {
       if (slot !== undefined && slots.inUse === 0) trimLanes(lanes);
     }
   };
-  const route = (m: Record<string, unknown>, id: number | undefined, slot: number | undefined): void => {
-    if (m.type !== 'triggered') {
-      onMessage(m as unknown as SandboxMessage);
-      return;
-    }
-    if (slot === undefined) throw new Error(`a reply to no trigger in flight (${String(id)})`);
+  const readReply = (m: Record<string, unknown>, trigger?: TriggerRequest, slot?: number): WireTriggered => {
+    if (!trigger || slot === undefined) throw new Error(`a reply to no trigger in flight (${String(m.id)})`);
     const json = readLane(lanes.up, slot, 0, count(m.json, MAX_FRAME_BYTES, 'a reply of'));
     if (!json) throw new Error('the up lane is shorter than the reply says');
-    const reply = parse(Buffer.from(json));
-    if (reply.type !== 'triggered' || reply.id !== id) throw new Error(`the up lane holds no reply to ${id}`);
-    if (!Array.isArray(reply.outcomes)) throw new Error('outcomes is not a list');
+    const reply = decodeTriggered(parse(Buffer.from(json)), trigger.id, trigger.inputs, trigger.relationships);
     let at = json.byteLength;
-    for (const o of reply.outcomes as WireOutcome[]) {
-      if (!Array.isArray(o?.lengths)) throw new Error('an outcome without lengths');
-      let n = 0;
-      for (const len of o.lengths) n += count(len, MAX_LANE_BYTES, 'a content length');
+    const outcomes = reply.outcomes.map((o) => {
+      const n = o.lengths.reduce((a, b) => a + b, 0);
       if (at + n > MAX_LANE_BYTES) throw new Error(`a reply with more than ${MAX_LANE_BYTES} bytes of content`);
       const packed = readLane(lanes.up, slot, at, n);
       if (!packed) throw new Error('the up lane is shorter than the reply says');
-      o.packed = packed;
       at += n;
-    }
-    onMessage(reply as unknown as SandboxMessage);
+      return { ...o, packed };
+    });
+    return { ...reply, outcomes };
   };
   const reader = new FrameReader(MAX_FRAME_BYTES, (body) => {
     if (!broken) receive(body);
@@ -293,7 +291,8 @@ export function hostChannel(
     send(message) {
       if (message.type !== 'trigger') return void socket.write(frame(message));
       const slot = slots.take(message.id);
-      const json = Buffer.from(JSON.stringify({ ...message, content: undefined }));
+      triggers.set(message.id, message);
+      const json = Buffer.from(encodeTrigger(message));
       const content = new Uint8Array(message.content);
       writeLane(lanes.down, slot, json, content);
       const head: LaneFrame = {
@@ -322,7 +321,8 @@ export function childChannel(
   onMessage: (message: HostMessage) => void,
 ): (message: SandboxMessage | WireTriggered) => void {
   const socket = new Socket({ fd: CHANNEL_FD, readable: true, writable: true });
-  const slots = new Map<number, number>();
+  /** Each trigger being run: its slot, and its inputs' and relationships' indexes for the reply. */
+  const running = new Map<number, { slot: number; at: Map<string, number>; relationships: string[] }>();
   const reader = new FrameReader(MAX_FRAME_BYTES, (body) => {
     const m = JSON.parse(body.toString('utf8')) as HostMessage | LaneFrame;
     if (m.type !== 'trigger' || !('slot' in m)) {
@@ -330,26 +330,24 @@ export function childChannel(
       return;
     }
     const slot = m.slot!;
-    slots.set(m.id, slot);
     const json = Buffer.from(readLane(DOWN_LANE_FD, slot, 0, m.json)!);
-    const trigger = JSON.parse(json.toString('utf8')) as Extract<HostMessage, { type: 'trigger' }>;
-    trigger.content = readLane(DOWN_LANE_FD, slot, m.json, m.content)!;
-    onMessage(trigger);
+    const trigger = decodeTrigger(json.toString('utf8'));
+    const at = new Map(trigger.inputs.map((f, i) => [f.id, i]));
+    running.set(m.id, { slot, at, relationships: trigger.relationships });
+    onMessage({ ...trigger, content: readLane(DOWN_LANE_FD, slot, m.json, m.content)! });
   });
   socket.on('data', (chunk: Buffer) => reader.push(chunk));
   socket.on('end', () => process.exit(0));
   socket.on('error', () => process.exit(0));
   return (message) => {
     const id = 'id' in message ? message.id : undefined;
-    const slot = id === undefined ? undefined : slots.get(id);
-    if (slot === undefined) return void socket.write(frame(message));
-    slots.delete(id!);
+    const run = id === undefined ? undefined : running.get(id);
+    if (!run) return void socket.write(frame(message));
+    running.delete(id!);
     if (message.type !== 'triggered') return void socket.write(frame(message));
     const outcomes = (message as WireTriggered).outcomes;
-    const json = Buffer.from(
-      JSON.stringify({ ...message, outcomes: outcomes.map((o) => ({ ...o, packed: undefined })) }),
-    );
-    writeLane(UP_LANE_FD, slot, json, ...outcomes.map((o) => new Uint8Array(o.packed)));
+    const json = Buffer.from(encodeTriggered(message as WireTriggered, run.at, run.relationships));
+    writeLane(UP_LANE_FD, run.slot, json, ...outcomes.map((o) => new Uint8Array(o.packed)));
     const head: LaneFrame = { type: 'triggered', id: message.id, json: json.byteLength, content: 0 };
     socket.write(frame(head));
   };

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { createPluginManager, type PluginManager } from '../../src/index.ts';
 import { FrameReader, frame } from '../../src/sandbox/channel.ts';
+import { decodeTriggered, encodeTriggered } from '../../src/sandbox/codec.ts';
 import { type Emitted, startThrough } from '../flow-harness.ts';
 import { tempDir, until } from '../helpers.ts';
 import { beforeLoad, makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
@@ -86,6 +87,92 @@ test('a process sandbox: batches of mixed sizes cross whole, several in flight, 
     assert.equal(e.attributes.seen, String(input.content.length));
     assert.ok(e.content.equals(Buffer.concat([input.content, input.content])), `content of ${i}`);
   }
+});
+
+test('a process sandbox: children, clones of part of an input, empty content and removals cross as the session made them', async (t) => {
+  // per input: a child with "<n>:" + its content, a clone of its first 3 bytes, an empty child; the input removed
+  const m = await manager(
+    t,
+    `for (let ff = session.get(); ff; ff = session.get()) {
+      const bytes = await session.read(ff);
+      const child = session.putAttribute(session.createChild(ff), 'kind', 'child');
+      const prefix = new TextEncoder().encode(ff.attributes.n + ':');
+      const out = new Uint8Array(prefix.length + bytes.length);
+      out.set(prefix); out.set(bytes, prefix.length);
+      session.transfer(session.write(child, out), 'success');
+      session.transfer(session.putAttribute(session.clone(ff, { offset: 0, length: 3 }), 'kind', 'clone'), 'success');
+      session.transfer(session.putAttribute(session.createChild(ff), 'kind', 'empty'), 'success');
+      session.remove(ff);
+    }
+    session.commit();`,
+  );
+  const inputs = Array.from({ length: 12 }, (_, i) => ({ content: `content ${i}`, attributes: { n: String(i) } }));
+  const { out } = await startThrough(t, m, inputs, 'Echo', {
+    id: 'echo',
+    schedule: { batchSize: 5, concurrentTasks: 2 },
+  });
+  await until('every output through', () => out.length === inputs.length * 3);
+  for (const [i, input] of inputs.entries()) {
+    const mine = out.filter((e) => e.attributes.n === String(i));
+    const kind = (k: string) => mine.find((e) => e.attributes.kind === k)!;
+    assert.equal(kind('child').content.toString(), `${i}:${input.content}`);
+    assert.equal(kind('clone').content.toString(), input.content.slice(0, 3));
+    assert.equal(kind('empty').content.length, 0);
+    assert.equal(kind('child').parentIds.length, 1);
+    assert.notEqual(kind('child').id, kind('empty').id);
+  }
+});
+
+test('a reply is read strictly: inputs by index in range, a new FlowFile with its id, attributes as strings', () => {
+  const inputs = [{ id: 'a', attributes: {}, size: 3, entryDate: 1, lineageStartDate: 1, parentIds: [] }];
+  const at = new Map([['a', 0]]);
+  const good = JSON.parse(
+    encodeTriggered(
+      {
+        type: 'triggered',
+        id: 7,
+        outcomes: [
+          {
+            outputs: [
+              {
+                id: 'a',
+                attributes: null,
+                entryDate: 1,
+                lineageStartDate: 1,
+                parentIds: [],
+                content: { kind: 'new', index: 0, offset: 0, length: 3 },
+                relationship: 'success',
+                penalize: false,
+              },
+            ],
+            consumed: ['a'],
+            packed: new ArrayBuffer(3),
+            lengths: [3],
+          },
+        ],
+        leftovers: [],
+        yielded: false,
+        error: null,
+      },
+      at,
+      ['success'],
+    ),
+  );
+  const decoded = decodeTriggered(good, 7, inputs, ['success']);
+  assert.equal(decoded.outcomes[0]!.outputs[0]!.id, 'a');
+  assert.deepEqual(decoded.outcomes[0]!.consumed, ['a']);
+  const bad = (edit: (j: { outcomes: unknown[][][] }) => void, why: RegExp) => {
+    const j = structuredClone(good);
+    edit(j);
+    assert.throws(() => decodeTriggered(j, 7, inputs, ['success']), why);
+  };
+  bad((j) => ((j.outcomes[0]![0]![0] as unknown[])[0] = 1), /an input index 1/);
+  bad((j) => ((j.outcomes[0]![0]![0] as unknown[])[1] = 2), /a relationship index 2/);
+  bad((j) => ((j.outcomes[0]![0]![0] as unknown[])[0] = -1), /a new FlowFile without its id/);
+  bad((j) => ((j.outcomes[0]![0]![0] as unknown[])[3] = { x: 1 }), /attribute x not a string/);
+  bad((j) => ((j.outcomes[0]![0]![0] as unknown[])[5] = 4), /a buffer index 4/);
+  bad((j) => (j.outcomes[0]![1] = [0.5]), /a consumed index 0.5/);
+  assert.throws(() => decodeTriggered(good, 8, inputs, ['success']), /no reply to trigger 8/);
 });
 
 for (const [what, write] of [
