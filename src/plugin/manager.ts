@@ -689,7 +689,6 @@ export class PluginManager {
           details: { version: done.version, digest: done.digest, kind: done.action, force: options.force ?? false },
         });
         this.log.info({ plugin: done.id, version: done.version, actor }, `plugin ${done.action}`);
-        await this.#share(() => this.#cluster?.published(done.id), done.id);
         settled = { plugin: this.registry.get(done.id) };
       } catch (err) {
         // the plugin is in: a failure of the bookkeeping is not a refused install
@@ -705,6 +704,8 @@ export class PluginManager {
     }
     const result = settled as { plugin: PluginInfo } | Error | null;
     if (result instanceof Error || !result) throw result ?? createError('INTERNAL', {});
+    // outside the lock: when another node's higher version won, publishing installs that one here, under the lock
+    await this.#share(() => this.#cluster?.published(outcome.id), outcome.id);
     return { plugin: result.plugin, outcome };
   }
 
