@@ -14,6 +14,10 @@ export const ALERT_CODES = [
   'SANDBOX_FAILED',
   'AUTO_ROLLBACK',
   'CLUSTER_SYNC_FAILED',
+  'KEY_REVOKED',
+  'RELEASE_REVOKED',
+  'VERSION_ROLLBACK',
+  'VERSION_CONFLICT',
 ] as const;
 
 export type AlertCode = (typeof ALERT_CODES)[number];

@@ -655,27 +655,29 @@ export class FlowController {
   /**
    * A plugin changed. Replaced (a reload or upgrade): each processor of it
    * gets a fresh instance for new sessions while sessions in flight finish
-   * on the old one. Removed or disabled: its processors stop, with an alert.
+   * on the old one. Removed, disabled or in `error` (its key or release
+   * revoked, its sandbox given up): its processors stop, with an alert, and
+   * their queues keep what they hold until it is back.
    */
   async #pluginChanged(event: RegistryEvent): Promise<void> {
     if (this.#closed) return;
     await this.#reportingChanged(event);
     const nodes = [...this.#nodes.values()].filter((n) => n.pluginId === event.pluginId);
     if (nodes.length === 0) return;
-    if (event.type === 'unregistered' || event.type === 'disabled') {
+    const failed = event.type === 'status' && event.plugin?.status === 'error';
+    if (event.type === 'unregistered' || event.type === 'disabled' || failed) {
+      const why = failed
+        ? `is in error (${event.plugin?.statusReason ?? 'no reason given'})`
+        : `was ${event.type === 'disabled' ? 'disabled' : 'removed'}`;
       for (const node of nodes) {
         if (node.state === 'stopped') continue;
-        this.#alert(
-          'PLUGIN_UNAVAILABLE',
-          node,
-          `plugin ${event.pluginId} was ${event.type === 'disabled' ? 'disabled' : 'removed'}; the processor stopped`,
-        );
+        this.#alert('PLUGIN_UNAVAILABLE', node, `plugin ${event.pluginId} ${why}; the processor stopped`);
         await this.stop(node.id);
         this.#stoppedForPlugin.add(node.id);
       }
       return;
     }
-    if (event.type === 'enabled') {
+    if (event.type === 'enabled' || (event.type === 'status' && event.plugin?.status === 'active')) {
       await this.#restartStopped(nodes);
       return;
     }
@@ -729,11 +731,15 @@ export class FlowController {
   async #reportingChanged(event: RegistryEvent): Promise<void> {
     for (const node of this.#reporting.values()) {
       if (node.pluginId !== event.pluginId) continue;
-      if (event.type === 'unregistered' || event.type === 'disabled') {
+      if (event.type === 'unregistered' || event.type === 'disabled' || event.plugin?.status === 'error') {
         if (node.state !== 'running') continue;
         await this.stopReportingTask(node.id);
         this.#stoppedForPlugin.add(node.id);
-      } else if (event.type === 'registered' || event.type === 'enabled') {
+      } else if (
+        event.type === 'registered' ||
+        event.type === 'enabled' ||
+        (event.type === 'status' && event.plugin?.status === 'active' && this.#stoppedForPlugin.has(node.id))
+      ) {
         const restart = this.#stoppedForPlugin.has(node.id) || node.state === 'running';
         if (node.state === 'running') await this.stopReportingTask(node.id);
         try {

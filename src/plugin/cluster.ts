@@ -37,6 +37,8 @@ export interface ClusterHost {
   applyEnabled(id: string, enabled: boolean): Promise<void>;
   applyReload(id: string): Promise<void>;
   applyNamespace(name: string): Promise<void>;
+  /** Stops what runs here of a key or release another node (`origin`) revoked. */
+  applyTrust(origin: string): Promise<void>;
   /** Serializes changes to one plugin with the manager's own. */
   withLock<T>(id: string, fn: () => Promise<T>): Promise<T>;
   /** Raises CLUSTER_SYNC_FAILED: a change of another node that this node could not (or would not) apply. */
@@ -208,6 +210,8 @@ export class ClusterNode {
         await this.#host.applyEnabled(state.id, state.enabled);
       }
     }
+    // a revocation made while this node was not listening
+    await this.#host.applyTrust('catch-up');
     this.#syncedAt = new Date().toISOString();
     void this.beat();
   }
@@ -237,7 +241,8 @@ export class ClusterNode {
           if (id) await this.#host.applyNamespace(id);
           break;
         case 'trust':
-          // the trust store is the database's: the next validation here reads the change
+          // the trust store is the database's (validations here read it); a revocation stops what runs of it now
+          await this.#host.applyTrust(event.origin);
           break;
       }
       log.info({ origin: event.origin, change: event.type, target: id }, 'cluster: applied a change of another node');

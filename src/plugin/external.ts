@@ -11,6 +11,7 @@
 
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import semver from 'semver';
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
 import type { ConfinementReport } from '../sandbox/confinement.ts';
@@ -58,6 +59,13 @@ export interface ExternalRecord {
   signer: ValidationReport['signer'];
 }
 
+/** A release that serves: its id, version and the key that signed it (null when unsigned, where allowed). */
+export interface RunningRelease {
+  id: string;
+  version: string;
+  keyId: string | null;
+}
+
 const ID_LIKE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
 /** The scan-cache key under which a release's component infos are kept, by digest. */
 const COMPONENTS_CACHE = 'components/2';
@@ -68,6 +76,8 @@ export class ExternalPlugins {
   readonly #records = new Map<string, ExternalRecord>();
   readonly #sandboxes = new Map<string, SandboxHost>();
   readonly #retiring = new Set<SandboxHost>();
+  /** The release each plugin serves (a refused reload leaves it; its record then holds the refused files'). */
+  readonly #running = new Map<string, RunningRelease>();
   /** Whether each loaded plugin's manifest declares `network` (its sandbox then shares the host's network). */
   readonly #network = new Map<string, boolean>();
 
@@ -104,6 +114,8 @@ export class ExternalPlugins {
       installed: this.installed(),
       components: this.components(),
       scanners: this.#o.scanners,
+      // what the plugin directory holds meets the rollback guard at every load, not only at install
+      checkRollback: 'load',
       ...extra,
     });
   }
@@ -194,6 +206,8 @@ export class ExternalPlugins {
         this.#network.set(id, manifest?.permissions?.network === true);
         if (old && old !== sandbox) this.#retire(old);
         log.info({ plugin: id, version: registration.version, isolation: registration.isolation }, 'plugin loaded');
+        this.#running.set(id, { id, version: registration.version, keyId: report.signer?.keyId ?? null });
+        await this.#recordLoaded(id, registration.version, report);
         return true;
       } catch (err) {
         findings = [...findings, finding('LOAD_FAILED', (err as Error).message)];
@@ -246,7 +260,56 @@ export class ExternalPlugins {
     }
   }
 
+  /**
+   * Raises the rollback guard to a release that loaded above it (a folder
+   * put in place by hand), so that a lower one swapped in later is refused.
+   * Its digest is kept when a trusted key signed it: an unsigned release
+   * (where the policy allows one) can be rebuilt in place at its version.
+   */
+  async #recordLoaded(id: string, version: string, report: ValidationReport): Promise<void> {
+    try {
+      const state = await this.#o.store.getPluginState(id);
+      const highest = state?.highestVersion;
+      if (highest && semver.valid(highest) && !semver.gt(version, highest)) {
+        if (state.version !== version) await this.#o.store.savePluginState(id, { version });
+        return;
+      }
+      await this.#o.store.savePluginState(id, {
+        version,
+        highestVersion: version,
+        highestDigest: report.signer ? report.digest : null,
+      });
+    } catch (err) {
+      this.#o.log.warn({ plugin: id, err: (err as Error).message }, 'the loaded version could not be recorded');
+    }
+  }
+
+  /**
+   * Stops a running plugin at once, for a finding that came after it loaded
+   * (its key or release revoked): its sandbox is closed (tasks in flight are
+   * rejected, so rolled back), the finding joins its record, and it goes to
+   * `error`. Returns whether it was running.
+   */
+  async withdraw(id: string, findings: readonly Finding[]): Promise<boolean> {
+    const { registry } = this.#o;
+    if (!this.#running.delete(id) || !registry.has(id)) return false;
+    const sandbox = this.#sandboxes.get(id);
+    this.#sandboxes.delete(id);
+    await sandbox?.close();
+    const record = this.#records.get(id);
+    if (record) record.findings = [...record.findings, ...findings];
+    const first = findings[0];
+    registry.setLoadState(id, { failure: first ? `${first.code}: ${first.message}` : 'withdrawn' });
+    return true;
+  }
+
+  /** The releases that serve now: what the revocation lists are checked against. */
+  running(): RunningRelease[] {
+    return [...this.#running.values()];
+  }
+
   forget(id: string): void {
+    this.#running.delete(id);
     this.#records.delete(id);
     this.#network.delete(id);
     const sandbox = this.#sandboxes.get(id);

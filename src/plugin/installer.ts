@@ -15,7 +15,8 @@ import { createError } from '../errors.ts';
 import type { InstallRecord, StateStore } from '../store/types.ts';
 import { type BundleLimits, readBundle, writeEntries } from './bundle.ts';
 import { listPluginFiles } from './files.ts';
-import { type Finding, finding } from './findings.ts';
+import { type Finding, finding, hasErrors } from './findings.ts';
+import { rollbackFindings } from './guards.ts';
 import type { ValidationReport } from './validator.ts';
 
 export const STAGING = '.staging';
@@ -178,22 +179,13 @@ async function moveIn(
   const shared = await ctx.store.getPluginState(manifest.id);
   // a replica is checked against nothing shared: the cluster accepted it already
   const state = options.replica ? undefined : shared;
-  if (state?.highestVersion && !options.force && semver.lt(manifest.version, state.highestVersion)) {
-    refuse([
-      finding('VERSION_ROLLBACK', `${manifest.version} is below ${state.highestVersion}, the highest installed`, {
-        path: 'manifest.json',
-        pointer: '/version',
-      }),
-    ]);
-  }
-  if (state?.highestVersion === manifest.version && state.highestDigest && state.highestDigest !== report.digest) {
-    refuse([
-      finding('VERSION_CONFLICT', `${manifest.version} was installed before with other bytes`, {
-        path: 'manifest.json',
-        pointer: '/version',
-      }),
-    ]);
-  }
+  // the validator's check, again on the state read inside the lock
+  const rollback = rollbackFindings(
+    state,
+    { version: manifest.version, digest: report.digest! },
+    { force: options.force },
+  );
+  if (hasErrors(rollback)) refuse(rollback);
   {
     const installedNow = state?.version ?? null;
     if (

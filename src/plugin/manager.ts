@@ -27,7 +27,8 @@ import { readBundle, writeEntries } from './bundle.ts';
 import { type ClusterHost, ClusterNode } from './cluster.ts';
 import { type PluginManagerConfig, type PluginManagerOptions, resolveConfig } from './config.ts';
 import { ExternalPlugins, type ExternalRecord } from './external.ts';
-import type { FindingCode } from './findings.ts';
+import type { Finding, FindingCode } from './findings.ts';
+import { revocationFindings, revocationsFingerprint } from './guards.ts';
 import {
   type InstallContext,
   type InstallOutcome,
@@ -63,6 +64,9 @@ const INVALID_SIGNATURE_CODES: readonly FindingCode[] = [
 
 import type { TrustPolicy, ValidationReport } from './validator.ts';
 
+/** How often the revocation lists are looked at for changes this manager did not hear of. */
+const REVOCATION_CHECK_MS = 2000;
+
 /** Who asked for a change, for the audit log (`cli:alice`, `api`, `embed`). */
 export interface ActorOption {
   actor?: string;
@@ -89,6 +93,8 @@ export class PluginManager {
   readonly trust = new TrustStore(
     () => this.store,
     () => void this.#share(() => this.#cluster?.changed('trust', null), 'trust store'),
+    // a revocation stops the plugins it concerns before the call returns
+    (actor) => this.#withdrawRevoked(actor),
   );
   /** Sessions, FlowFiles, bytes, errors, rollbacks and latency per plugin. */
   readonly pluginStats = new PluginStats();
@@ -124,6 +130,8 @@ export class PluginManager {
   readonly #probation = new Map<string, { version: string; end: () => void }>();
   readonly #alertListeners = new Set<(alert: Alert) => void>();
   readonly #debounce = new Map<string, NodeJS.Timeout>();
+  #revocationTimer: NodeJS.Timeout | undefined;
+  #revocationCheck: Promise<void> = Promise.resolve();
 
   /** Prefer `createPluginManager()`, which also initializes. Throws CONFIG_INVALID on bad options. */
   constructor(options: PluginManagerOptions = {}) {
@@ -199,6 +207,9 @@ export class PluginManager {
         await this.#cluster.start();
       }
       if (this.config.watchChanges) this.#startWatching();
+      // after the cluster's catch-up: a lagging node's older folder was replaced by the cluster's release
+      await this.#alertRefusedAtStart();
+      await this.#watchRevocations();
       this.#monitor = new ResourceMonitor({
         intervalMs: this.config.monitorInterval,
         sandboxes: () => this.#external?.sandboxes() ?? [],
@@ -459,6 +470,7 @@ export class PluginManager {
         this.registry.setEnabled(id, enabled, { force: true });
       },
       applyReload: (id) => this.#externals().reload(id),
+      applyTrust: (origin) => this.#withdrawRevoked(`cluster:${origin}`),
       applyNamespace: async (name) => {
         const record = await this.store.getNamespace(name);
         this.#external?.applyLimits(name, record?.limits ?? this.config.defaultLimits);
@@ -754,6 +766,7 @@ export class PluginManager {
       try {
         await this.#externals().reload(id);
       } catch (err) {
+        this.#alertRollback(id, this.#externals().get(id)?.findings ?? []);
         return this.#refused(actor, 'reload', id, err);
       }
       await this.store.appendAudit({ actor, action: 'reload', target: id, result: 'ok', details: null });
@@ -875,6 +888,7 @@ export class PluginManager {
             name,
             `the changed files were refused (${codes.join(', ')}); the loaded version keeps serving`,
           );
+        this.#alertRollback(name, external.get(name)?.findings ?? []);
         await this.store.appendAudit({
           actor: 'watcher',
           action: 'reload',
@@ -886,6 +900,105 @@ export class PluginManager {
     });
   }
 
+  /**
+   * A release refused for VERSION_ROLLBACK or VERSION_CONFLICT where it was
+   * found in the plugin directory (a folder swapped by hand): an alert, for
+   * it is what an attacker with write access to the folder would do.
+   */
+  #alertRollback(id: string, findings: readonly Finding[]): void {
+    for (const f of findings) {
+      if (f.severity !== 'error' || (f.code !== 'VERSION_ROLLBACK' && f.code !== 'VERSION_CONFLICT')) continue;
+      this.raiseAlert({ code: f.code, plugin: id, processor: null, message: `${id}: ${f.message}` });
+    }
+  }
+
+  /** Alerts and audits each plugin the start refused for the rollback guard, and still holds in `error`. */
+  async #alertRefusedAtStart(): Promise<void> {
+    for (const plugin of this.registry.list()) {
+      if (plugin.source !== 'external' || plugin.status !== 'error') continue;
+      const findings = (this.#external?.get(plugin.id)?.findings ?? []).filter(
+        (f) => f.severity === 'error' && (f.code === 'VERSION_ROLLBACK' || f.code === 'VERSION_CONFLICT'),
+      );
+      if (findings.length === 0) continue;
+      this.#alertRollback(plugin.id, findings);
+      await this.store.appendAudit({
+        actor: 'start',
+        action: 'load',
+        target: plugin.id,
+        result: 'refused',
+        details: { codes: findings.map((f) => f.code), version: plugin.version, message: findings[0]!.message },
+      });
+    }
+  }
+
+  /**
+   * Revocations made where this manager does not hear of them (the CLI on
+   * the same data directory, a one-shot command on a cluster's database)
+   * are found by looking at the revocation lists every few seconds; a change
+   * seen here (the API, the embedding program, another cluster node's
+   * notification) is acted on at once.
+   */
+  async #watchRevocations(): Promise<void> {
+    let seen = await revocationsFingerprint(this.store);
+    this.#revocationTimer = setInterval(() => {
+      void (async () => {
+        const now = await revocationsFingerprint(this.store);
+        if (now === seen) return;
+        seen = now;
+        await this.#withdrawRevoked('trust-store');
+      })().catch((err) => this.log.warn({ err: (err as Error).message }, 'checking the revocation lists failed'));
+    }, REVOCATION_CHECK_MS);
+    this.#revocationTimer.unref();
+  }
+
+  /** Checks every running plugin against the revocation lists, one check at a time. */
+  #withdrawRevoked(actor: string): Promise<void> {
+    const run = this.#revocationCheck.then(() => this.#withdrawEach(actor));
+    this.#revocationCheck = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Stops each running plugin whose key or release is revoked: its sandbox
+   * closed at once (what it ran is rolled back), status `error` with the
+   * code, an alert, an audit entry. The flow stops its processors; their
+   * queues keep what they hold.
+   */
+  async #withdrawEach(actor: string): Promise<void> {
+    const external = this.#external;
+    if (!external || this.#state === 'closed') return;
+    for (const release of external.running()) {
+      if ((await revocationFindings(this.store, release)).length === 0) continue;
+      await this.#withLock(release.id, async () => {
+        // checked again inside the lock: a reload or install may have swapped the release meanwhile
+        const current = external.running().find((r) => r.id === release.id);
+        const findings = current ? await revocationFindings(this.store, current) : [];
+        if (!current || findings.length === 0 || !(await external.withdraw(current.id, findings))) return;
+        for (const f of findings) {
+          this.raiseAlert({
+            code: f.code,
+            plugin: current.id,
+            processor: null,
+            message: `${current.id} ${current.version} was stopped: ${f.message}`,
+          });
+        }
+        await this.store.appendAudit({
+          actor,
+          action: 'withdraw',
+          target: current.id,
+          result: 'ok',
+          details: {
+            version: current.version,
+            keyId: current.keyId,
+            codes: findings.map((f) => f.code),
+            reason: findings[0]!.message,
+          },
+        });
+        this.log.warn({ plugin: current.id, version: current.version, actor }, 'revoked plugin stopped');
+      });
+    }
+  }
+
   /** Stops everything the manager started and closes the store. Safe to call twice. */
   async shutdown(): Promise<void> {
     if (this.#state === 'closed') return;
@@ -893,6 +1006,7 @@ export class PluginManager {
     for (const timer of this.#debounce.values()) clearTimeout(timer);
     for (const p of this.#probation.values()) p.end();
     this.#monitor?.stop();
+    clearInterval(this.#revocationTimer);
     await this.#cluster?.stop();
     await this.#watcher?.close();
     await this.#locks.drain();

@@ -7,11 +7,21 @@ import { keyIdOf, loadKey } from './signing.ts';
 export class TrustStore {
   readonly #store: () => StateStore;
   readonly #changed: () => void;
+  readonly #revoked: (actor: string) => Promise<void>;
 
-  /** `changed` is told of every change (a cluster node tells the others). */
-  constructor(store: () => StateStore, changed: () => void = () => {}) {
+  /**
+   * `changed` is told of every change (a cluster node tells the others);
+   * `revoked` is awaited after a revocation is recorded (the manager stops
+   * the running plugins it concerns before the revocation returns).
+   */
+  constructor(
+    store: () => StateStore,
+    changed: () => void = () => {},
+    revoked: (actor: string) => Promise<void> = async () => {},
+  ) {
     this.#store = store;
     this.#changed = changed;
+    this.#revoked = revoked;
   }
 
   /**
@@ -23,7 +33,6 @@ export class TrustStore {
    */
   async addKey(
     input: { publisher: string; publicKeyPem: string; namespaces: readonly string[]; replace?: boolean },
-
     actor = 'embed',
   ): Promise<TrustedKey> {
     let keyId: string;
@@ -73,7 +82,7 @@ export class TrustStore {
     return this.#store().listTrustedKeys();
   }
 
-  /** Revokes a key: releases it signed are refused from now on, installed or not. */
+  /** Revokes a key: releases it signed are refused from now on, installed or not, and stop if they run. */
   async revokeKey(keyId: string, reason: string, actor = 'embed'): Promise<TrustedKey> {
     const store = this.#store();
     const keys = await store.listTrustedKeys();
@@ -88,6 +97,7 @@ export class TrustStore {
       result: 'ok',
       details: { reason },
     });
+    await this.#revoked(actor);
     return (await store.getTrustedKey(matches[0]!.keyId))!;
   }
 
@@ -102,6 +112,7 @@ export class TrustStore {
       result: 'ok',
       details: { reason },
     });
+    await this.#revoked(actor);
     return revoked;
   }
 

@@ -14,6 +14,7 @@ import semver from 'semver';
 import type { StateStore } from '../store/types.ts';
 import { type FileEntry, hashFiles, listPluginFiles, releaseDigest } from './files.ts';
 import { type Finding, finding, hasErrors } from './findings.ts';
+import { checkRollback, keyRevokedFinding, type RollbackCheck, releaseRevocation } from './guards.ts';
 import { componentNames, type PluginManifest, readManifest } from './manifest.ts';
 import { runScanners, type ScannerHook, scanImports } from './scanner.ts';
 import {
@@ -45,8 +46,13 @@ export interface ValidationOptions {
   installed?: ReadonlyMap<string, string>;
   /** Component type → the plugin that provides it, to find clashes before anything moves. */
   components?: ReadonlyMap<string, string>;
-  /** Check the release against the highest version installed before (install and upgrade). */
-  checkRollback?: boolean;
+  /**
+   * Check the release against the highest version installed before: `true`
+   * or `install` for an install or upgrade, `load` for a folder found in the
+   * plugin directory (start, watcher, reload), where the version installed
+   * last (a forced downgrade) may load again.
+   */
+  checkRollback?: boolean | RollbackCheck;
   /** Allow installing below the highest version seen (a rollback stays a warning). */
   force?: boolean;
   /** Run the import scanner and the hooks. Default true. */
@@ -158,18 +164,8 @@ export async function validatePluginDir(dir: string, options: ValidationOptions)
   }
 
   if (manifest && !options.signatureOnly) {
-    const revoked =
-      options.store &&
-      (await options.store.listRevokedReleases()).find(
-        (r) => r.pluginId === manifest.id && r.version === manifest.version,
-      );
-    if (revoked)
-      findings.push(
-        finding('RELEASE_REVOKED', `${manifest.id}@${manifest.version} was revoked: ${revoked.reason}`, {
-          path: 'manifest.json',
-          pointer: '/version',
-        }),
-      );
+    const revoked = options.store && (await releaseRevocation(options.store, manifest));
+    if (revoked) findings.push(revoked);
     const engines = manifest.engines?.databridge;
     if (
       engines &&
@@ -218,7 +214,8 @@ export async function validatePluginDir(dir: string, options: ValidationOptions)
       });
     }
     if (options.checkRollback && options.store && digest) {
-      findings.push(...(await rollbackFindings(manifest, digest, options)));
+      const at = options.checkRollback === 'load' ? 'load' : 'install';
+      findings.push(...(await checkRollback(options.store, { ...manifest, digest }, { at, force: options.force })));
     }
     if (options.scan !== false && !hasErrors(listing.findings)) {
       findings.push(...(await scanImports(dir, files, manifest, options.store)).findings);
@@ -275,17 +272,7 @@ async function checkSignature(
       findings: [finding('SIGNATURE_INVALID', `the signature by key ${sig.keyid.slice(0, 16)}… does not verify`, at)],
     };
   }
-  if (key.revokedAt) {
-    return {
-      findings: [
-        finding(
-          'KEY_REVOKED',
-          `key ${sig.keyid.slice(0, 16)}… of ${key.publisher} was revoked: ${key.revokedReason ?? 'no reason given'}`,
-          at,
-        ),
-      ],
-    };
-  }
+  if (key.revokedAt) return { findings: [keyRevokedFinding(key)] };
   const out: Finding[] = [];
   if (key.publisher !== manifest.publisher) {
     out.push(
@@ -318,36 +305,4 @@ async function checkSignature(
     );
   }
   return out.length ? { findings: out } : { signer: { keyId: key.keyId, publisher: key.publisher } };
-}
-
-async function rollbackFindings(
-  manifest: PluginManifest,
-  digest: string,
-  options: ValidationOptions,
-): Promise<Finding[]> {
-  const state = await options.store!.getPluginState(manifest.id);
-  if (!state?.highestVersion) return [];
-  const at = { path: 'manifest.json', pointer: '/version' };
-  if (semver.lt(manifest.version, state.highestVersion)) {
-    return [
-      finding(
-        'VERSION_ROLLBACK',
-        `${manifest.version} is below ${state.highestVersion}, the highest installed${options.force ? ' (forced)' : ''}`,
-        {
-          ...at,
-          severity: options.force ? 'warning' : 'error',
-        },
-      ),
-    ];
-  }
-  if (semver.eq(manifest.version, state.highestVersion) && state.highestDigest && state.highestDigest !== digest) {
-    return [
-      finding(
-        'VERSION_CONFLICT',
-        `${manifest.version} was installed before with other bytes; publish a new version`,
-        at,
-      ),
-    ];
-  }
-  return [];
 }

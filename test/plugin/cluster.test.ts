@@ -10,8 +10,10 @@ import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import pg from 'pg';
+import { createFlowController } from '../../src/flow/controller.ts';
 import { createPluginManager, type PluginManager } from '../../src/index.ts';
 import { packPlugin } from '../../src/plugin/bundle.ts';
+import { type Emitted, registerSink, registerSource } from '../flow-harness.ts';
 import { tempDir, until } from '../helpers.ts';
 import { PG_MISSING, type PgServer, startPostgres } from '../pg.ts';
 import { makePlugin, newKey, sign, trustKey, upperCode } from '../plugin-fixtures.ts';
@@ -146,6 +148,44 @@ describe('cluster nodes (PostgreSQL)', { skip: PG_MISSING ?? false }, () => {
       const view = await a.cluster!.view();
       return view.nodes.length === 2 && Object.keys(view.plugins).length === 0;
     });
+  });
+
+  test('a key revoked on one node stops the plugin on the other at once; its queued FlowFiles stay queued', async (t) => {
+    const { a, b, bundle } = await cluster(t);
+    await a.install(await bundle('1.0.0'));
+    await until('on B', () => runs(b)?.status === 'active');
+    const N = 40;
+    const out: Emitted[] = [];
+    const flow = await createFlowController({ manager: b, repository: 'memory' });
+    t.after(() => flow.close());
+    const inputs = Array.from({ length: N }, (_, i) => ({ content: `item ${i}`, attributes: { n: String(i) } }));
+    flow.createProcessorByType(registerSource(b, inputs), { id: 'src' });
+    flow.createProcessorByType('Shout', {
+      id: 'shout',
+      schedule: { batchSize: 1, period: '50 ms' },
+      penaltyDuration: '200 ms',
+    });
+    flow.createProcessorByType(registerSink(b, out), { id: 'sink' });
+    flow.connect({ source: 'src', relationship: 'success', destination: 'shout' });
+    flow.connect({ source: 'shout', relationship: 'success', destination: 'sink' });
+    await flow.startAll();
+    await until('some output on B', () => out.length >= 2);
+
+    const [key] = await a.trust.list();
+    await a.trust.revokeKey(key!.keyId, 'leaked', 'ops');
+    assert.equal(runs(a)?.status, 'error');
+    await until('stopped on B', () => runs(b)?.status === 'error');
+    assert.match(runs(b)!.statusReason!, /^KEY_REVOKED: key [0-9a-f]{16}… of acme was revoked: leaked/);
+    assert.equal(b.sandboxOf('acme.shout'), undefined);
+    assert.ok(b.alerts().some((x) => x.code === 'KEY_REVOKED' && x.plugin === 'acme.shout'));
+    await until('both nodes audited it', async () => {
+      const entries = await b.store.listAudit({ target: 'acme.shout', action: 'withdraw' });
+      return entries.length === 2 && entries.some((e) => e.actor === 'ops');
+    });
+    await until('the processor stopped on B', () => flow.stats().processors.shout!.state === 'stopped');
+    assert.ok(out.length < N, 'FlowFiles were still queued when it stopped');
+    assert.equal(new Set(out.map((o) => o.attributes.n)).size, out.length, 'none delivered twice');
+    assert.equal(out.length + flow.queuedCount(), N, 'every FlowFile delivered or still queued');
   });
 
   test('a node that was down catches up at start: installs and uninstalls it missed', async (t) => {
