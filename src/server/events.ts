@@ -26,6 +26,8 @@ export class EventHub {
     this.#unsubscribe.push(
       manager.on((e) => this.publish(`plugin.${e.type}`, { pluginId: e.pluginId, plugin: e.plugin })),
     );
+    // what the manager raised while it started (a plugin refused at load) is listed too
+    for (const a of manager.alerts()) this.alert(a);
     // the flow and the sandboxes raise their alerts on the manager: one bus
     this.#unsubscribe.push(manager.onAlert((a) => this.alert(a)));
   }
