@@ -137,13 +137,15 @@ export function bwrapArgs(o: BwrapOptions): string[] {
     '--tmpfs',
     '/tmp',
   ];
-  const binds: Bind[] = [...nodeFiles()];
+  const [node, ...libs] = nodeFiles();
+  const binds: Bind[] = [node!];
   const links: [string, string][] = [];
   if (o.childProcess) {
+    // the system's folders hold Node's libraries too; binding them again into a read-only /usr would fail
     const system = systemFiles();
     binds.push(...system.binds);
     links.push(...system.links);
-  }
+  } else binds.push(...libs);
   if (o.network) {
     for (const f of NETWORK_FILES) {
       const source = existsSync(f) ? real(f) : null;

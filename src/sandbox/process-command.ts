@@ -115,7 +115,7 @@ export function processCommand(
   const bwrap = state?.report.bwrap.ok && state.report.bwrap.path ? state.report.bwrap.path : null;
   if (bwrap) {
     const binds: Bind[] = [
-      ...grants.read.map((r) => ({ source: r, dest: r, writable: false })),
+      ...grants.read.filter((r) => !grants.write.includes(r)).map((r) => ({ source: r, dest: r, writable: false })),
       ...grants.write.map((w) => ({ source: w, dest: w, writable: true })),
       // after the grants: at equal depth the later bind wins, so DataBridge's own files stay read-only
       ...plugins.map((r) => ({ source: r, dest: r, writable: false })),
