@@ -2,14 +2,16 @@
 // whose probe lacks bubblewrap (a report given to the manager, as on such a
 // host), and the CLI's trust flags and environment on this one.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
+import { chromium } from 'playwright-core';
 import { createFlowController } from '../../src/flow/controller.ts';
 import { createPluginManager, type PluginManagerOptions } from '../../src/index.ts';
 import type { ConfinementReport } from '../../src/sandbox/confinement.ts';
 import { buildServer } from '../../src/server/app.ts';
 import { registerSink, registerSource, waitQuiet } from '../flow-harness.ts';
-import { ROOT, runCli, tempDir } from '../helpers.ts';
+import { CHROMIUM, CHROMIUM_FLAGS, ROOT, runCli, tempDir } from '../helpers.ts';
 import { beforeLoad, makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
 
 const TOKEN = 'isolation-test-token';
@@ -37,15 +39,17 @@ async function serve(t: TestContext, options: PluginManagerOptions) {
     ...options,
   });
   const { app } = await buildServer({ manager, token: TOKEN });
+  await app.listen({ host: '127.0.0.1', port: 0 });
   t.after(async () => {
     await app.close();
     await manager.shutdown();
   });
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   const get = async (url: string, auth = true) => {
     const res = await app.inject({ method: 'GET', url, headers: auth ? { authorization: `Bearer ${TOKEN}` } : {} });
     return { status: res.statusCode, body: res.json() };
   };
-  return { manager, get };
+  return { manager, get, base };
 }
 
 describe('isolation over REST', () => {
@@ -157,5 +161,35 @@ describe('isolation on the command line', () => {
     const bad = await runCli(['plugin', 'list', ...state, '--worker-plugin', 'acme.*.x']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /CONFIG_INVALID/);
+  });
+});
+
+describe('isolation in the console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, () => {
+  test('weaker isolation accepted: a banner on every page names what is missing; the plugin’s badge says weak', async (t) => {
+    const { base } = await serve(t, { allowWeakIsolation: true });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${base}/?token=${TOKEN}`);
+    const banner = page.locator('#isolation-banner');
+    await banner.waitFor();
+    assert.match(
+      (await banner.textContent()) ?? '',
+      /Weaker isolation accepted.*bubblewrap: apt-get install bubblewrap/,
+    );
+    const row = page.locator('tr[data-plugin="acme.untrusted"]');
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? '', /process · partial \(weak\)/);
+    assert.match((await page.locator('tr[data-plugin="acme.trusted"]').textContent()) ?? '', /worker · trusted/);
+    await page.locator('a[data-nav="namespaces"]').click();
+    await page.locator('section[data-namespace="acme.untrusted"]').waitFor();
+    assert.ok(await banner.isVisible(), 'the banner stays on every page');
+    assert.match(
+      (await page.locator('section[data-namespace="acme.untrusted"]').textContent()) ?? '',
+      /no bwrap.*weaker isolation accepted/,
+    );
+    assert.deepEqual(errors, []);
   });
 });
