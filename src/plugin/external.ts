@@ -230,10 +230,49 @@ export class ExternalPlugins {
         tags: manifest?.tags,
         enabled: state?.enabled ?? true,
         isolation: manifest ? this.isolationOf(manifest) : 'process',
+        // refused before loading, it still names what it provides: a flow that uses one is told why, not 'unknown type'
+        ...(manifest && findings.some((f) => f.code === 'ISOLATION_UNAVAILABLE')
+          ? await this.#unavailableComponents(manifest, report)
+          : {}),
       });
       registry.setLoadState(id, { failure: reason });
     }
     return false;
+  }
+
+  /**
+   * The components of a plugin refused before it loaded, as its last load
+   * of these bytes said (kept by digest) or else as its manifest declares
+   * them. Their factories are never called: the registry refuses a
+   * component of a plugin in error first (PLUGIN_FAILED, with the reason).
+   */
+  async #unavailableComponents(
+    manifest: PluginManifest,
+    report: ValidationReport,
+  ): Promise<Pick<PluginRegistration, 'processors' | 'controllerServices' | 'reportingTasks'>> {
+    const known = report.digest
+      ? ((await this.#o.store.getScanResult(report.digest, COMPONENTS_CACHE)) as ComponentInfos | undefined)
+      : undefined;
+    const out: Record<string, Record<string, { factory: () => never; info: unknown }>> = {};
+    for (const kind of KINDS) {
+      out[kind] = {};
+      for (const declared of manifest.provides[kind] ?? []) {
+        const d = typeof declared === 'string' ? { name: declared } : declared;
+        const info = known?.[kind]?.[d.name] ?? {
+          name: d.name,
+          description: d.description ?? manifest.description ?? '',
+          version: manifest.version,
+          tags: d.tags ?? [],
+          properties: [],
+          relationships: [],
+        };
+        const factory = (): never => {
+          throw createError('PLUGIN_FAILED', { id: manifest.id, component: d.name, reason: 'ISOLATION_UNAVAILABLE' });
+        };
+        out[kind][d.name] = { factory, info };
+      }
+    }
+    return out as Pick<PluginRegistration, 'processors' | 'controllerServices' | 'reportingTasks'>;
   }
 
   /** Validates and loads the plugin's folder again; on failure the loaded version stays. */

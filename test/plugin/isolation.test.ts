@@ -124,6 +124,12 @@ describe('fail closed: a process plugin the host cannot confine is refused, and 
       ['ISOLATION_UNAVAILABLE'],
     );
     assert.equal(manager.sandboxOf('acme.untrusted'), undefined, 'no sandbox was started for it');
+    // its processor is known, and refused with the reason: a flow says why, not 'unknown type'
+    assert.throws(
+      () => manager.getProcessor('Untrusted'),
+      (err) => isDataBridgeError(err, 'PLUGIN_FAILED') && /ISOLATION_UNAVAILABLE.*bubblewrap/.test(err.message),
+    );
+    assert.deepEqual(refused.components, { processors: ['Untrusted'], controllerServices: [], reportingTasks: [] });
     await assert.rejects(manager.reload('acme.untrusted'), (err) => {
       assert.ok(isDataBridgeError(err, 'RELOAD_FAILED'));
       assert.deepEqual(
