@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { bwrapArgs, SANDBOX_UID } from './bwrap.ts';
-import { type CgroupLayout, detectCgroups, removeStale } from './cgroups.ts';
+import { type CgroupLayout, detectCgroups, removeStale } from './cgroup-layout.ts';
 
 export interface ConfinementReport {
   bwrap: { ok: boolean; path: string | null; detail: string };

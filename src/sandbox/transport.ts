@@ -15,7 +15,8 @@ import { closeSync, realpathSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import { DEFAULT_PIDS_MAX, SandboxCgroup } from './cgroups.ts';
+import { DEFAULT_PIDS_MAX } from './cgroup-layout.ts';
+import { SandboxCgroup } from './cgroups.ts';
 import { CHANNEL_FD, hostChannel, type Lanes, openLanes } from './channel.ts';
 import { cpuTime, findNodeProcess, openDescriptors, residentBytes } from './proc-usage.ts';
 import {
