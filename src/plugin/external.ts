@@ -59,10 +59,11 @@ export interface ExternalRecord {
   signer: ValidationReport['signer'];
 }
 
-/** A release that serves: its id, version and the key that signed it (null when unsigned, where allowed). */
+/** A release that serves: its id, version, digest and the key that signed it (null when unsigned, where allowed). */
 export interface RunningRelease {
   id: string;
   version: string;
+  digest: string | null;
   keyId: string | null;
 }
 
@@ -206,7 +207,12 @@ export class ExternalPlugins {
         this.#network.set(id, manifest?.permissions?.network === true);
         if (old && old !== sandbox) this.#retire(old);
         log.info({ plugin: id, version: registration.version, isolation: registration.isolation }, 'plugin loaded');
-        this.#running.set(id, { id, version: registration.version, keyId: report.signer?.keyId ?? null });
+        this.#running.set(id, {
+          id,
+          version: registration.version,
+          digest: report.digest,
+          keyId: report.signer?.keyId ?? null,
+        });
         await this.#recordLoaded(id, registration.version, report);
         return true;
       } catch (err) {

@@ -766,7 +766,7 @@ export class PluginManager {
       try {
         await this.#externals().reload(id);
       } catch (err) {
-        this.#alertRollback(id, this.#externals().get(id)?.findings ?? []);
+        await this.#refusedRollback(id, actor);
         return this.#refused(actor, 'reload', id, err);
       }
       await this.store.appendAudit({ actor, action: 'reload', target: id, result: 'ok', details: null });
@@ -888,7 +888,7 @@ export class PluginManager {
             name,
             `the changed files were refused (${codes.join(', ')}); the loaded version keeps serving`,
           );
-        this.#alertRollback(name, external.get(name)?.findings ?? []);
+        await this.#refusedRollback(name, 'watcher');
         await this.store.appendAudit({
           actor: 'watcher',
           action: 'reload',
@@ -910,6 +910,36 @@ export class PluginManager {
       if (f.severity !== 'error' || (f.code !== 'VERSION_ROLLBACK' && f.code !== 'VERSION_CONFLICT')) continue;
       this.raiseAlert({ code: f.code, plugin: id, processor: null, message: `${id}: ${f.message}` });
     }
+  }
+
+  /**
+   * A reload (watcher or API) refused the plugin folder for the rollback
+   * guard. The release that serves keeps serving only while its files are
+   * still on disk: swapped out, a restart of its sandbox could not load it
+   * again, so it stops now, in `error` saying what was found.
+   */
+  async #refusedRollback(id: string, actor: string): Promise<void> {
+    const external = this.#externals();
+    const record = external.get(id);
+    const findings = (record?.findings ?? []).filter(
+      (f) => f.severity === 'error' && (f.code === 'VERSION_ROLLBACK' || f.code === 'VERSION_CONFLICT'),
+    );
+    if (findings.length === 0) return;
+    this.#alertRollback(id, findings);
+    const running = external.running().find((r) => r.id === id);
+    if (!running || (record?.digest && record.digest === running.digest)) return;
+    const why = findings.map((f) => ({
+      ...f,
+      message: `${f.message}; ${running.version}, which served, is no longer on disk and was stopped`,
+    }));
+    if (!(await external.withdraw(id, why))) return;
+    await this.store.appendAudit({
+      actor,
+      action: 'withdraw',
+      target: id,
+      result: 'ok',
+      details: { version: running.version, codes: why.map((f) => f.code), reason: why[0]!.message },
+    });
   }
 
   /** Alerts and audits each plugin the start refused for the rollback guard, and still holds in `error`. */

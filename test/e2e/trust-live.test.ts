@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { runCli, startServe, tempDir, until } from '../helpers.ts';
@@ -20,7 +20,7 @@ interface Site {
   dirs: string[];
   /** Runs a CLI command on the site's data and plugin directories; fails the test unless it exits 0. */
   cli: (...args: string[]) => Promise<string>;
-  /** A signed plugin folder (processor `Upper<Id>`-free: `Slow` for acme.slow, `Other` for acme.other). */
+  /** A signed plugin folder: processor `Slow` for acme.slow, `Other` for acme.other; `mark` is appended to what it writes. */
   release: (id: string, version: string, key: Key, mark?: string) => Promise<string>;
   trust: (key: Key) => Promise<string>;
 }
@@ -174,14 +174,18 @@ describe('databridge serve: trust guards while it runs', () => {
     await api.stop();
   });
 
-  test('a lower version swapped in by hand is refused by the watcher, by reload and at the next start', async (t) => {
+  test('a lower version swapped in by hand is refused by the watcher, by reload and at the next start, never served', async (t) => {
     const s = site(t);
     const key = newKey();
     await s.trust(key);
     await s.cli('plugin', 'install', await s.release('acme.slow', '1.2.0', key));
     await s.cli('plugin', 'install', await s.release('acme.slow', '1.3.0', key));
-    const api = await serve(t, s, ['--watch']);
+    const N = 30;
+    const { flowFile, out } = slowFlow(s, N);
+    const api = await serve(t, s, ['--watch', '--flow', flowFile]);
     assert.equal((await api.call('GET', '/api/plugins/acme.slow')).body.version, '1.3.0');
+    const written = () => readdirSync(out).length;
+    await until('some FlowFiles through', () => written() >= 2);
 
     const swap = async () => {
       const old = await s.release('acme.slow', '1.2.0', key, ' old');
@@ -192,10 +196,29 @@ describe('databridge serve: trust guards while it runs', () => {
     await until('the watcher refused it', async () =>
       ((await api.call('GET', '/api/alerts')).body as { code: string }[]).some((a) => a.code === 'VERSION_ROLLBACK'),
     );
+    // 1.3.0's files were swapped out: it stops, saying what was found
+    await until(
+      'the plugin stopped',
+      async () => (await api.call('GET', '/api/plugins/acme.slow')).body.status === 'error',
+    );
     let info = (await api.call('GET', '/api/plugins/acme.slow')).body;
-    assert.equal(info.status, 'active', 'the loaded 1.3.0 keeps serving');
     assert.equal(info.version, '1.3.0');
-    assert.match(info.statusReason, /VERSION_ROLLBACK/);
+    assert.match(info.statusReason, /^VERSION_ROLLBACK: the plugin folder holds 1\.2\.0, .* no longer on disk/);
+    await until(
+      'the processor stopped',
+      async () => (await api.call('GET', '/api/flow')).body.processors.slow.state === 'stopped',
+    );
+    const flow = (await api.call('GET', '/api/flow')).body;
+    const queued = flow.connections.reduce((n: number, c: { queued: number }) => n + c.queued, 0);
+    assert.ok(written() < N);
+    assert.equal(written() + queued, N, 'every FlowFile written or still queued');
+    assert.ok(
+      readdirSync(out).every(
+        (f) =>
+          !readFileSync(join(out, f), 'utf8').endsWith(' OLD') && !readFileSync(join(out, f), 'utf8').endsWith(' old'),
+      ),
+      '1.2.0 never served',
+    );
 
     const reload = await api.call('POST', '/api/plugins/acme.slow/reload');
     assert.ok(reload.status >= 400);

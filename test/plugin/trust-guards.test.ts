@@ -169,13 +169,14 @@ describe('the rollback guard at every load', () => {
     assert.match(third.get('acme.slow').statusReason!, /VERSION_ROLLBACK/);
   });
 
-  test('under a running flow, the watcher and reload refuse a lower version swapped in; the loaded one keeps serving and no FlowFile is lost', async (t) => {
+  test('under a running flow, the watcher and reload refuse a lower version swapped in; the release it replaced on disk stops, and no FlowFile is lost', async (t) => {
     const w = world(t);
     const setup = await w.open({ autoLoad: false });
     await trustKey(setup, w.key);
     await setup.shutdown();
     const manager = await w.open({ watchChanges: true, watchDebounceMs: 100 });
-    await manager.install(await w.release('1.3.0', { mark: ' new' }));
+    const installed = await w.release('1.3.0', { mark: ' new' });
+    await manager.install(installed);
     const N = 60;
     const { flow, out } = await slowFlow(t, manager, N);
     await until('some output', () => out.length >= 3);
@@ -184,23 +185,36 @@ describe('the rollback guard at every load', () => {
     await until('the watcher refused it', () =>
       manager.alerts().some((a) => a.code === 'VERSION_ROLLBACK' && a.plugin === 'acme.slow'),
     );
+    // 1.3.0's files are gone from the folder: it could not start again, so it stops, saying what was found
+    await until('the plugin stopped', () => manager.get('acme.slow').status === 'error');
     const info = manager.get('acme.slow');
-    assert.equal(info.status, 'active');
     assert.equal(info.version, '1.3.0');
-    assert.match(info.statusReason!, /refused \(VERSION_ROLLBACK\)/);
+    assert.match(
+      info.statusReason!,
+      /^VERSION_ROLLBACK: the plugin folder holds 1\.2\.0, below 1\.3\.0, .*; 1\.3\.0, which served, is no longer on disk/,
+    );
     const [watched] = await manager.store.listAudit({ target: 'acme.slow', action: 'reload' });
     assert.deepEqual(watched?.details, { codes: ['VERSION_ROLLBACK'] });
+    const [withdrawn] = await manager.store.listAudit({ target: 'acme.slow', action: 'withdraw' });
+    assert.equal(withdrawn?.actor, 'watcher');
+    await until('the processor stopped', () => flow.stats().processors.slow!.state === 'stopped');
+    const delivered = out.length;
+    assert.ok(delivered < N);
+    accountedFor(flow, out, N);
 
     await assert.rejects(manager.reload('acme.slow', { actor: 'ops' }), (err: unknown) => {
       assert.ok(isDataBridgeError(err, 'RELOAD_FAILED'));
       assert.match(err.message, /VERSION_ROLLBACK/);
       return true;
     });
-    assert.equal(manager.get('acme.slow').version, '1.3.0');
+    assert.equal(manager.get('acme.slow').status, 'error');
     const [reloaded] = await manager.store.listAudit({ target: 'acme.slow', action: 'reload' });
     assert.equal(reloaded?.actor, 'ops');
     assert.equal(reloaded?.result, 'refused');
+    accountedFor(flow, out, N);
 
+    // the operator puts the installed release back: the queue flows on, every FlowFile once, none through 1.2.0
+    await manager.install(installed, { force: true });
     await until('every FlowFile through', () => out.length === N, 60_000);
     accountedFor(flow, out, N);
     assert.ok(
