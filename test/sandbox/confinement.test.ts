@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { createFlowController, type FlowController } from '../../src/flow/controller.ts';
 import { createPluginManager, type PluginManager } from '../../src/index.ts';
+import { DEFAULT_PIDS_MAX } from '../../src/sandbox/cgroup-layout.ts';
 import { confinementState, probeConfinement } from '../../src/sandbox/confinement.ts';
 import { type Emitted, registerSink, registerSource } from '../flow-harness.ts';
 import { ROOT, tempDir, until } from '../helpers.ts';
@@ -26,7 +27,7 @@ const N = 10;
 
 const report = await probeConfinement();
 const needsBwrap = report.bwrap.ok ? false : `bubblewrap is not usable here: ${report.bwrap.detail}`;
-const needsCgroup = (c: 'memory' | 'cpu') =>
+const needsCgroup = (c: 'memory' | 'cpu' | 'pids') =>
   needsBwrap || (report.cgroup[c] ? false : `no writable cgroup ${c} controller here: ${report.cgroup.detail}`);
 
 interface Arena {
@@ -296,6 +297,20 @@ describe('process sandboxes confined by the OS', () => {
     const results = await outcomes(a);
     for (const r of results) assert.equal(r.shRuns, 'obtained:alive', 'the shell runs');
     assertRefused(results, ['catToken', 'catPasswd', 'listData'], a.secret);
+    await contained(a);
+  });
+
+  test('processes past the pids limit are refused by the kernel', { skip: needsCgroup('pids') }, async (t) => {
+    const a = await arena(t, 'many-processes');
+    await a.attack({});
+    const results = await outcomes(a);
+    assertRefused(results, ['spawnMany']);
+    for (const r of results) {
+      assert.match(r.spawnMany!, /EAGAIN/, r.spawnMany);
+      const started = Number(/stopped after (\d+) processes/.exec(r.spawnMany!)?.[1]);
+      // Node's own threads and bwrap count too, so fewer than the limit of 64 are sleepers
+      assert.ok(started < DEFAULT_PIDS_MAX, `${started} started`);
+    }
     await contained(a);
   });
 
