@@ -8,6 +8,20 @@
  * /dev. Whatever is not bound does not exist inside: no host file, Unix
  * socket or process is reachable, and a child process the plugin starts
  * sees the same.
+ *
+ * Programs: without `childProcess` there is no /bin/sh or any program but
+ * Node inside (Node's permission model refuses to spawn anyway); with it,
+ * /usr and the merged-/usr links (/bin, /lib, …) are bound read-only so a
+ * shell and the usual tools run, still seeing no /etc, /home, data
+ * directory or other plugin.
+ *
+ * Who it runs as: uid and gid 65534 inside a new user namespace, with
+ * every capability dropped and no new user namespaces of its own
+ * (`--disable-userns`). bwrap maps that uid to whoever runs DataBridge, so
+ * files it writes in a declared folder belong to that user; it holds no
+ * capability outside its namespaces, so it reaches only what is bound, by
+ * that user's permissions. Running DataBridge as an unprivileged user adds
+ * the OS's own file permissions as one more layer.
  */
 
 import { execFileSync } from 'node:child_process';
