@@ -93,8 +93,11 @@ export class PluginManager {
   readonly trust = new TrustStore(
     () => this.store,
     () => void this.#share(() => this.#cluster?.changed('trust', null), 'trust store'),
-    // a revocation stops the plugins it concerns before the call returns
-    (actor) => this.#withdrawRevoked(actor),
+    // a revocation stops the plugins it concerns before the call returns (what fails here, the next look at the lists retries)
+    (actor) =>
+      this.#withdrawRevoked(actor).catch((err) =>
+        this.log.error({ err: (err as Error).message, actor }, 'stopping revoked plugins failed'),
+      ),
   );
   /** Sessions, FlowFiles, bytes, errors, rollbacks and latency per plugin. */
   readonly pluginStats = new PluginStats();
@@ -974,9 +977,10 @@ export class PluginManager {
       void (async () => {
         const now = await revocationsFingerprint(this.store);
         if (now === seen) return;
-        seen = now;
         await this.#withdrawRevoked('trust-store');
-      })().catch((err) => this.log.warn({ err: (err as Error).message }, 'checking the revocation lists failed'));
+        // seen only once acted on: a store that went away meanwhile (reported by /healthz) is tried again next time
+        seen = now;
+      })().catch((err) => this.log.debug({ err: (err as Error).message }, 'checking the revocation lists failed'));
     }, REVOCATION_CHECK_MS);
     this.#revocationTimer.unref();
   }
@@ -997,36 +1001,47 @@ export class PluginManager {
   async #withdrawEach(actor: string): Promise<void> {
     const external = this.#external;
     if (!external || this.#state === 'closed') return;
+    let failed: unknown = null;
     for (const release of external.running()) {
-      if ((await revocationFindings(this.store, release)).length === 0) continue;
-      await this.#withLock(release.id, async () => {
-        // checked again inside the lock: a reload or install may have swapped the release meanwhile
-        const current = external.running().find((r) => r.id === release.id);
-        const findings = current ? await revocationFindings(this.store, current) : [];
-        if (!current || findings.length === 0 || !(await external.withdraw(current.id, findings))) return;
-        for (const f of findings) {
-          this.raiseAlert({
-            code: f.code,
-            plugin: current.id,
-            processor: null,
-            message: `${current.id} ${current.version} was stopped: ${f.message}`,
-          });
-        }
-        await this.store.appendAudit({
-          actor,
-          action: 'withdraw',
-          target: current.id,
-          result: 'ok',
-          details: {
-            version: current.version,
-            keyId: current.keyId,
-            codes: findings.map((f) => f.code),
-            reason: findings[0]!.message,
-          },
-        });
-        this.log.warn({ plugin: current.id, version: current.version, actor }, 'revoked plugin stopped');
+      // one plugin that cannot be stopped (the store went away mid-way) does not keep the others running
+      await this.#withdrawOne(external, release.id, actor).catch((err) => {
+        failed = err;
+        this.log.error({ plugin: release.id, err: (err as Error).message }, 'stopping a revoked plugin failed');
       });
     }
+    if (failed) throw failed;
+  }
+
+  /** Stops one plugin if the release it runs is revoked (under its lock: a reload or install may swap it meanwhile). */
+  async #withdrawOne(external: ExternalPlugins, id: string, actor: string): Promise<void> {
+    const running = external.running().find((r) => r.id === id);
+    if (!running || (await revocationFindings(this.store, running)).length === 0) return;
+    await this.#withLock(id, async () => {
+      const current = external.running().find((r) => r.id === id);
+      const findings = current ? await revocationFindings(this.store, current) : [];
+      if (!current || findings.length === 0 || !(await external.withdraw(id, findings))) return;
+      for (const f of findings) {
+        this.raiseAlert({
+          code: f.code,
+          plugin: id,
+          processor: null,
+          message: `${id} ${current.version} was stopped: ${f.message}`,
+        });
+      }
+      await this.store.appendAudit({
+        actor,
+        action: 'withdraw',
+        target: id,
+        result: 'ok',
+        details: {
+          version: current.version,
+          keyId: current.keyId,
+          codes: findings.map((f) => f.code),
+          reason: findings[0]!.message,
+        },
+      });
+      this.log.warn({ plugin: id, version: current.version, actor }, 'revoked plugin stopped');
+    });
   }
 
   /** Stops everything the manager started and closes the store. Safe to call twice. */
