@@ -32,8 +32,10 @@ export interface CgroupUsage {
   cpu: { user: number; system: number } | null;
   /** Periods in which the quota throttled the sandbox. */
   throttled: number | null;
-  /** Times the kernel killed a process of the cgroup for memory. */
-  oomKills: number;
+  /** Times the kernel killed a process of the cgroup for memory (null: this kernel does not count them). */
+  oomKills: number | null;
+  /** Times its usage hit the memory limit (the kernel reclaimed or killed): for kernels without the oom_kill count. */
+  limitHits: number;
 }
 
 function statField(text: string | null, key: string): number | null {
@@ -124,7 +126,8 @@ export class SandboxCgroup {
         memory: memory ? readNumber(join(memory, 'memory.current')) : null,
         cpu: user !== null && system !== null ? { user, system } : null,
         throttled: statField(stat, 'nr_throttled'),
-        oomKills: (memory && statField(readText(join(memory, 'memory.events')), 'oom_kill')) || 0,
+        oomKills: memory ? statField(readText(join(memory, 'memory.events')), 'oom_kill') : null,
+        limitHits: (memory && statField(readText(join(memory, 'memory.events')), 'max')) || 0,
       };
     }
     const user = cpuacct ? readNumber(join(cpuacct, 'cpuacct.usage_user')) : null;
@@ -134,7 +137,8 @@ export class SandboxCgroup {
       cpu:
         user !== null && system !== null ? { user: Math.round(user / 1000), system: Math.round(system / 1000) } : null,
       throttled: cpu ? statField(readText(join(cpu, 'cpu.stat')), 'nr_throttled') : null,
-      oomKills: (memory && statField(readText(join(memory, 'memory.oom_control')), 'oom_kill')) || 0,
+      oomKills: memory ? statField(readText(join(memory, 'memory.oom_control')), 'oom_kill') : null,
+      limitHits: (memory && readNumber(join(memory, 'memory.failcnt'))) || 0,
     };
   }
 

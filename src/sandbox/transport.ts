@@ -145,7 +145,10 @@ function makeCgroup(options: SpawnOptions): SandboxCgroup | null {
 /** Why a sandbox process ended, as people read it. Under bwrap a signal arrives as 128 + its number. */
 function exitReason(code: number | null, signal: NodeJS.Signals | null, cgroup: SandboxCgroup | null): string {
   const limit = cgroup?.limits.memoryMB;
-  if (cgroup && cgroup.usage().oomKills > 0)
+  const usage = cgroup?.usage();
+  const sigkill = signal === 'SIGKILL' || code === 128 + constants.signals.SIGKILL;
+  // the kernel's OOM kill count says it; before Linux 4.13 (v1) only a SIGKILL after hitting the limit does
+  if (usage && ((usage.oomKills ?? 0) > 0 || (usage.oomKills === null && sigkill && usage.limitHits > 0)))
     return `out of memory (killed at its memory limit of ${limit} MiB, heap and off-heap)`;
   if (code === ATTACH_FAILED && cgroup) return 'could not start: it could not join its cgroup';
   if (signal) return `killed by ${signal}`;
