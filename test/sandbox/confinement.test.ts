@@ -286,6 +286,9 @@ describe('process sandboxes confined by the OS', () => {
     const used = (last.cpu!.user + last.cpu!.system - first.cpu!.user - first.cpu!.system) / 1e6;
     // the quota is 20 ms per 100 ms period: the kernel never grants more, however busy the machine is
     assert.ok(used <= wall * 0.2 * 1.5 + 0.05, `${used.toFixed(3)} s of CPU in ${wall.toFixed(3)} s`);
+    // it patched process.cpuUsage and memoryUsage to say 0: the host never asked it
+    assert.ok(used > 0, 'the host measured its CPU');
+    assert.ok(last.heapUsed! > 0, 'the host measured its memory');
     await contained(a);
   });
 
