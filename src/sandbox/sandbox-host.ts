@@ -72,6 +72,7 @@ export class SandboxHost {
   limits: ResourceLimits;
   readonly #o: SandboxHostOptions;
   #transport: Transport | null = null;
+  #lastConfinement: SandboxConfinement | null = null;
   #spare: Promise<Transport> | null = null;
   #state: SandboxState = 'starting';
   #ready: Promise<void> = Promise.resolve();
@@ -200,9 +201,13 @@ export class SandboxHost {
     return this.#request(message, { transfer, timeoutMs: this.limits.maxExecutionMS, trigger: true });
   }
 
-  /** What the process sandbox's confinement is (bwrap, cgroup, network), once started; null for a worker. */
+  /**
+   * The confinement the process sandbox got (bwrap, cgroup, network): of
+   * the one running, else of the last one started (an idle or restarting
+   * host); null for a worker, or before any start.
+   */
   get confinement(): SandboxConfinement | null {
-    return this.#transport?.confinement ?? null;
+    return this.#transport?.confinement ?? this.#lastConfinement;
   }
 
   /**
@@ -306,7 +311,10 @@ export class SandboxHost {
             clearTimeout(timer);
             if (m.protocol !== PROTOCOL_VERSION)
               reject(new Error(`protocol ${m.protocol}, expected ${PROTOCOL_VERSION}`));
-            else resolve(transport!);
+            else {
+              this.#lastConfinement = transport!.confinement;
+              resolve(transport!);
+            }
             return;
           }
           if (transport === this.#transport) this.#onMessage(m);
