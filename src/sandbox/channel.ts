@@ -252,6 +252,7 @@ export function hostChannel(
     if (trigger) triggers.delete(trigger.id);
     try {
       if (m.type === 'triggered') onMessage(readReply(m, trigger, slot) as unknown as SandboxMessage);
+      else if (trigger && m.type !== 'error') throw new Error(`a ${String(m.type)} reply to trigger ${trigger.id}`);
       else onMessage(m as unknown as SandboxMessage);
     } finally {
       if (slot !== undefined && slots.inUse === 0) trimLanes(lanes);

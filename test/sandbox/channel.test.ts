@@ -182,6 +182,11 @@ for (const [what, write] of [
     "(() => { const b = Buffer.from('{nope'); const h = Buffer.alloc(4); h.writeUInt32BE(b.length); return Buffer.concat([h, b]); })()",
   ],
   [
+    'a reply of another kind to the trigger it runs',
+    // the plugin cannot know its trigger's id: it answers every one up to 200
+    "Buffer.concat(Array.from({ length: 200 }, (_, i) => { const b = Buffer.from(JSON.stringify({ type: 'created', id: i + 1, findings: [] })); const h = Buffer.alloc(4); h.writeUInt32BE(b.length); return Buffer.concat([h, b]); }))",
+  ],
+  [
     'a reply to a trigger it was never sent',
     "(() => { const b = Buffer.from(JSON.stringify({ type: 'triggered', id: 987654, json: 10 })); const h = Buffer.alloc(4); h.writeUInt32BE(b.length); return Buffer.concat([h, b]); })()",
   ],
