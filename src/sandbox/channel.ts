@@ -5,8 +5,10 @@
  * Content travels beside the frames, in two lanes: unlinked files in a tmpfs,
  * one written by the host (descriptor 4, read-only in the sandbox), one by
  * the sandbox (descriptor 5). Each trigger in flight owns a slot, the same
- * region of both lanes; its frame says how long the content is, and the
- * reader copies it out with one pread.
+ * region of both lanes: the trigger (its compact JSON, codec.ts) and its
+ * content go into the down lane, its reply and the reply's new content into
+ * the up lane; a small frame announces each, and the reader copies it out
+ * with a pread or two.
  *
  * Why lanes: a socket's send buffer holds ~146 KiB here, so a batch of 256
  * KiB crossed in several turns of both event loops (the sender writes what
@@ -14,10 +16,11 @@
  * its loop every few ms. Through a lane a batch is one write and one read.
  *
  * The host trusts nothing from the sandbox: a frame over MAX_FRAME_BYTES, a
- * body that is not a JSON object, content lengths that are not integers or
- * add up past MAX_LANE_BYTES, or a lane shorter than announced are
- * violations, and the sandbox is ended. The host reads a reply's content at
- * the slot it gave the trigger, never where the sandbox says.
+ * body that is not a JSON object, a reply to no trigger in flight or of
+ * another kind than `triggered` or `error` to one, a reply codec.ts cannot
+ * read, content lengths that add up past MAX_LANE_BYTES, or a lane shorter
+ * than announced are violations, and the sandbox is ended. The host reads a
+ * reply at the slot it gave the trigger, never where the sandbox says.
  */
 
 import { randomBytes } from 'node:crypto';
