@@ -87,7 +87,12 @@ export async function namespacesView(main) {
       const gauges = h(
         'div',
         { class: 'gauges' },
-        gauge('Heap', u.heapUsed ?? null, sb.limits.maxMemoryMB ? sb.limits.maxMemoryMB * 1024 * 1024 : null, bytes),
+        gauge(
+          'Memory',
+          u.memoryUsed ?? null,
+          sb.limits.maxMemoryMB ? sb.limits.maxMemoryMB * 1024 * 1024 : null,
+          bytes,
+        ),
         gauge(
           'CPU %',
           u.cpuPercent === null || u.cpuPercent === undefined ? null : Math.round(u.cpuPercent),

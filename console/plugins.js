@@ -576,8 +576,8 @@ export async function pluginDetailView(main, id, onChange) {
               { format: (v) => `${v.toFixed(1)} %`, max: 100 },
             ),
             lineChart(
-              'Heap',
-              history.map((u) => ({ t: u.t, v: u.heapUsed })),
+              'Memory',
+              history.map((u) => ({ t: u.t, v: u.memoryUsed })),
               { format: bytes },
             ),
             lineChart(
@@ -589,7 +589,7 @@ export async function pluginDetailView(main, id, onChange) {
         : h(
             'p',
             { class: 'muted' },
-            'CPU, heap and task charts are for sandboxed plugins; this one runs on the host’s thread.',
+            'CPU, memory and task charts are for sandboxed plugins; this one runs on the host’s thread.',
           ),
     );
   };

@@ -4,7 +4,7 @@
 
 /** Limits a namespace holds its plugins to. Every field is optional: absent means no limit. */
 export interface ResourceLimits {
-  /** Heap cap of the sandbox, in MiB. */
+  /** Memory cap of the sandbox, in MiB: a process sandbox's whole memory (its cgroup), a worker's V8 heap. */
   maxMemoryMB?: number;
   /** CPU share over the monitoring window, in percent of one core. */
   maxCPUPercent?: number;

@@ -15,7 +15,8 @@ export interface UsageSample {
   at: number;
   /** Percent of one core over the last interval. */
   cpuPercent: number | null;
-  heapUsed: number | null;
+  /** Bytes: a process sandbox's whole charge (heap, off-heap, page cache: what its memory limit holds); a worker's V8 heap. */
+  memoryUsed: number | null;
   handles: number | null;
   inFlight: number;
   restarts: number;
@@ -121,7 +122,7 @@ export class ResourceMonitor {
     const sample: UsageSample = {
       at: Date.now(),
       cpuPercent,
-      heapUsed: usage.heapUsed,
+      memoryUsed: usage.memoryUsed,
       handles: usage.handles,
       inFlight: host.inFlight,
       restarts: host.stats.restarts,

@@ -139,7 +139,7 @@ export class Namespaces {
 /** The latest usage of a namespace's sandbox, as the monitor saw it. */
 export interface NamespaceProbe {
   acquire?: () => Promise<() => void>;
-  latest?: () => { cpuPercent: number | null; heapUsed: number | null; handles: number | null } | undefined;
+  latest?: () => { cpuPercent: number | null; memoryUsed: number | null; handles: number | null } | undefined;
 }
 
 /**
@@ -180,10 +180,10 @@ export class ResourceGuard {
     if (!sample) return;
     if (
       this.#limits.maxMemoryMB !== undefined &&
-      sample.heapUsed !== null &&
-      sample.heapUsed > this.#limits.maxMemoryMB * 1024 * 1024
+      sample.memoryUsed !== null &&
+      sample.memoryUsed > this.#limits.maxMemoryMB * 1024 * 1024
     ) {
-      throw exceeded('maxMemoryMB', Math.round(sample.heapUsed / 1024 / 1024), this.#limits.maxMemoryMB);
+      throw exceeded('maxMemoryMB', Math.round(sample.memoryUsed / 1024 / 1024), this.#limits.maxMemoryMB);
     }
     if (
       this.#limits.maxCPUPercent !== undefined &&

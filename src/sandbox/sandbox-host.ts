@@ -212,7 +212,7 @@ export class SandboxHost {
 
   /**
    * The sandbox's usage, as the host measures it. A process sandbox is never
-   * asked: CPU and memory come from its cgroup (or /proc), `heapUsed` is
+   * asked: CPU and memory come from its cgroup (or /proc), `memoryUsed` is
    * then all its memory (heap and off-heap, what its limit holds), handles
    * are its runtime's open descriptors, `throttled` the periods its CPU
    * quota held it back. A worker shares the host's process: its own
@@ -220,20 +220,25 @@ export class SandboxHost {
    */
   async usage(): Promise<{
     cpu: { user: number; system: number } | null;
-    heapUsed: number | null;
+    memoryUsed: number | null;
     handles: number | null;
     throttled: number | null;
   }> {
     const t = this.#transport;
-    if (!t || this.#state !== 'ready') return { cpu: null, heapUsed: null, handles: null, throttled: null };
+    if (!t || this.#state !== 'ready') return { cpu: null, memoryUsed: null, handles: null, throttled: null };
     const measured = await t.measure();
     if (t.mode === 'process')
-      return { cpu: measured.cpu, heapUsed: measured.memory, handles: measured.handles, throttled: measured.throttled };
+      return {
+        cpu: measured.cpu,
+        memoryUsed: measured.memory,
+        handles: measured.handles,
+        throttled: measured.throttled,
+      };
     const reply = (await this.#request({ type: 'usage', id: 0 }, { timeoutMs: 2000 }).catch(() => null)) as Extract<
       SandboxMessage,
       { type: 'usage' }
     > | null;
-    return { cpu: measured.cpu, heapUsed: measured.memory, handles: reply?.handles ?? null, throttled: null };
+    return { cpu: measured.cpu, memoryUsed: measured.memory, handles: reply?.handles ?? null, throttled: null };
   }
 
   /** Stops the sandbox for good: in-flight requests are rejected, and so rolled back. */

@@ -108,7 +108,11 @@ export const metricsRoutes: FastifyPluginAsync<MetricsOptions> = async (app, { m
     'CPU of the plugin’s sandbox, percent of one core over the last interval',
     (s) => s?.usage?.cpuPercent,
   );
-  sandboxGauge('databridge_plugin_heap_bytes', 'Heap in use in the plugin’s sandbox', (s) => s?.usage?.heapUsed);
+  sandboxGauge(
+    'databridge_plugin_memory_bytes',
+    'Memory of the plugin’s sandbox as the host measures it: a process sandbox’s cgroup charge (heap and off-heap), a worker’s V8 heap',
+    (s) => s?.usage?.memoryUsed,
+  );
   sandboxGauge('databridge_plugin_sandbox_restarts', 'Restarts of the plugin’s sandbox', (s) => s?.restarts);
   new Gauge({
     name: 'databridge_queued_flowfiles',

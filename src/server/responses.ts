@@ -134,7 +134,7 @@ const usageSchema = {
   properties: {
     at: num,
     cpuPercent: { type: ['number', 'null'] },
-    heapUsed: { type: ['number', 'null'] },
+    memoryUsed: { type: ['number', 'null'] },
     handles: { type: ['number', 'null'] },
     inFlight: num,
     restarts: num,

@@ -105,7 +105,7 @@ describe('namespace limits', () => {
       'a sample shows the throttling',
     );
     assert.ok(
-      history.every((h) => h.heapUsed !== null && h.heapUsed > 0),
+      history.every((h) => h.memoryUsed !== null && h.memoryUsed > 0),
       'heap is sampled',
     );
     // under a cgroup CPU quota the kernel holds it at its share (the samples say it was throttled); without one it is seen over it

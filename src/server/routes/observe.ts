@@ -194,7 +194,7 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
       if (!manager.cluster) throw createError('NODE_NOT_FOUND', { id: request.params.id });
       await manager.cluster.forget(request.params.id);
       await manager.store.appendAudit({
-        actor: `api:${request.ip}`,
+        actor: request.principal ? `token:${request.principal.name}` : `api:${request.ip}`,
         action: 'forget-node',
         target: request.params.id,
         result: 'ok',
