@@ -39,6 +39,8 @@ export interface FlowFileRepository {
   recover(): QueuedRecord[];
   /** How many FlowFiles the repository holds. */
   readonly size: number;
+  /** Whether it holds a FlowFile of this id (queued, or taken by a task not yet committed). */
+  has(id: string): boolean;
   close(): void;
 }
 
@@ -152,6 +154,10 @@ export class JournalFlowFileRepository implements FlowFileRepository {
 
   get size(): number {
     return this.#live.size;
+  }
+
+  has(id: string): boolean {
+    return this.#live.has(id);
   }
 
   commit(queued: readonly QueuedRecord[], gone: readonly string[]): void {
@@ -277,6 +283,10 @@ export class MemoryFlowFileRepository implements FlowFileRepository {
 
   get size(): number {
     return this.#size;
+  }
+
+  has(id: string): boolean {
+    return this.#ids.has(id);
   }
 
   commit(queued: readonly QueuedRecord[], gone: readonly string[]): void {

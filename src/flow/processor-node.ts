@@ -9,7 +9,6 @@ import { randomUUID } from 'node:crypto';
 import { createError } from '../errors.ts';
 import type { TaskRecord } from '../plugin/plugin-stats.ts';
 import { isRemote, type RemoteProcessor } from '../sandbox/remote-processor.ts';
-import type { WireTriggered } from '../sandbox/runtime.ts';
 import type { Logger, Processor, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
 import type { Connection } from './connection.ts';
 import type { ContentRepository } from './content-repository.ts';
@@ -292,7 +291,8 @@ export class ProcessorNode {
         }
         at += record.size;
       }
-      const reply = (await remote.host.trigger(
+      // checked against its inputs before it comes back (protocol-check.ts): no id the flow holds is made again
+      const reply = await remote.host.trigger(
         {
           type: 'trigger',
           id: 0,
@@ -303,7 +303,8 @@ export class ProcessorNode {
           offsets,
         },
         [packed.buffer],
-      )) as unknown as WireTriggered;
+        (id) => repos.flowFiles.has(id),
+      );
       for (const wire of reply.outcomes) {
         const bytes = new Uint8Array(wire.packed);
         let off = 0;

@@ -18,9 +18,12 @@
  * The host trusts nothing from the sandbox: a frame over MAX_FRAME_BYTES, a
  * body that is not a JSON object, a reply to no trigger in flight or of
  * another kind than `triggered` or `error` to one, a reply codec.ts cannot
- * read, content lengths that add up past MAX_LANE_BYTES, or a lane shorter
- * than announced are violations, and the sandbox is ended. The host reads a
- * reply at the slot it gave the trigger, never where the sandbox says.
+ * read, content lengths that add up past MAX_LANE_BYTES or to another
+ * figure than its frame announced, or a lane shorter than announced are
+ * violations, and the sandbox is ended. The host reads a reply at the slot it
+ * gave the trigger, never where the sandbox says. What gets through is then
+ * checked as every sandbox message is, worker or process
+ * (protocol-check.ts, from SandboxHost): this end only frames and decodes.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -40,8 +43,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { decodeTrigger, decodeTriggered, encodeTrigger, encodeTriggered } from './codec.ts';
-import type { HostMessage, SandboxMessage, TriggerRequest } from './protocol.ts';
-import type { WireTriggered } from './runtime.ts';
+import type { HostMessage, SandboxMessage, TriggeredReply, TriggerRequest } from './protocol.ts';
 
 /** The sandbox's descriptors: the frame socket and the two content lanes. Nothing else is inherited. */
 export const CHANNEL_FD = 3;
@@ -221,7 +223,7 @@ interface LaneFrame {
   slot?: number;
   /** Bytes of the message's JSON, at the start of the region. */
   json: number;
-  /** Bytes of content after it. */
+  /** Bytes of content after it (a reply's: its outcomes' lengths, added up). */
   content: number;
 }
 
@@ -235,7 +237,8 @@ interface LaneFrame {
 export function hostChannel(
   socket: Duplex,
   lanes: Lanes,
-  onMessage: (message: SandboxMessage) => void,
+  /** A message as read (a reply with its content): checked by the receiver, not here. */
+  onMessage: (message: unknown) => void,
   onViolation: (reason: string) => void,
 ): { send(message: HostMessage): void; close(): void } {
   const slots = new Slots();
@@ -254,18 +257,22 @@ export function hostChannel(
     const trigger = id === undefined ? undefined : triggers.get(id);
     if (trigger) triggers.delete(trigger.id);
     try {
-      if (m.type === 'triggered') onMessage(readReply(m, trigger, slot) as unknown as SandboxMessage);
+      if (m.type === 'triggered') onMessage(readReply(m, trigger, slot));
       else if (trigger && m.type !== 'error') throw new Error(`a ${String(m.type)} reply to trigger ${trigger.id}`);
-      else onMessage(m as unknown as SandboxMessage);
+      else onMessage(m);
     } finally {
       if (slot !== undefined && slots.inUse === 0) trimLanes(lanes);
     }
   };
-  const readReply = (m: Record<string, unknown>, trigger?: TriggerRequest, slot?: number): WireTriggered => {
+  const readReply = (m: Record<string, unknown>, trigger?: TriggerRequest, slot?: number): TriggeredReply => {
     if (!trigger || slot === undefined) throw new Error(`a reply to no trigger in flight (${String(m.id)})`);
     const json = readLane(lanes.up, slot, 0, count(m.json, MAX_FRAME_BYTES, 'a reply of'));
     if (!json) throw new Error('the up lane is shorter than the reply says');
     const reply = decodeTriggered(parse(Buffer.from(json)), trigger.id, trigger.inputs, trigger.relationships);
+    const announced = count(m.content, MAX_LANE_BYTES, 'a reply with content of');
+    const total = reply.outcomes.reduce((n, o) => n + o.lengths.reduce((a, b) => a + b, 0), 0);
+    if (total !== announced)
+      throw new Error(`content lengths that add up to ${total} bytes, not the ${announced} announced`);
     let at = json.byteLength;
     const outcomes = reply.outcomes.map((o) => {
       const n = o.lengths.reduce((a, b) => a + b, 0);
@@ -321,9 +328,7 @@ export function hostChannel(
  * frame of its own. It trusts the host; it ends the process when the host
  * goes.
  */
-export function childChannel(
-  onMessage: (message: HostMessage) => void,
-): (message: SandboxMessage | WireTriggered) => void {
+export function childChannel(onMessage: (message: HostMessage) => void): (message: SandboxMessage) => void {
   const socket = new Socket({ fd: CHANNEL_FD, readable: true, writable: true });
   /** Each trigger being run: its slot, and its inputs' and relationships' indexes for the reply. */
   const running = new Map<number, { slot: number; at: Map<string, number>; relationships: string[] }>();
@@ -349,10 +354,15 @@ export function childChannel(
     if (!run) return void socket.write(frame(message));
     running.delete(id!);
     if (message.type !== 'triggered') return void socket.write(frame(message));
-    const outcomes = (message as WireTriggered).outcomes;
-    const json = Buffer.from(encodeTriggered(message as WireTriggered, run.at, run.relationships));
-    writeLane(UP_LANE_FD, run.slot, json, ...outcomes.map((o) => new Uint8Array(o.packed)));
-    const head: LaneFrame = { type: 'triggered', id: message.id, json: json.byteLength, content: 0 };
+    const json = Buffer.from(encodeTriggered(message, run.at, run.relationships));
+    const content = message.outcomes.map((o) => new Uint8Array(o.packed));
+    writeLane(UP_LANE_FD, run.slot, json, ...content);
+    const head: LaneFrame = {
+      type: 'triggered',
+      id: message.id,
+      json: json.byteLength,
+      content: content.reduce((n, c) => n + c.byteLength, 0),
+    };
     socket.write(frame(head));
   };
 }

@@ -15,8 +15,7 @@
 import type { OutputContent } from '../flow/outcome.ts';
 import type { FlowFile } from '../sdk/index.ts';
 import { MAX_LANE_BYTES } from './channel.ts';
-import type { TriggerRequest, WireError } from './protocol.ts';
-import type { WireOutcome, WireTriggered } from './runtime.ts';
+import type { TriggeredReply, TriggerRequest, WireError, WireOutcome } from './protocol.ts';
 
 /** An input: id, attributes, size, entryDate, lineageStartDate, parentIds. */
 type InputTuple = [string, Record<string, string>, number, number, number, string[]];
@@ -107,9 +106,9 @@ export function decodeTrigger(text: string): Omit<TriggerRequest, 'content'> {
 
 const KIND = { empty: 0, input: 1, new: 2 } as const;
 
-/** The sandbox's side: `WireTriggered` with inputs by index (`at`: an input id's index in the trigger). */
+/** The sandbox's side: `TriggeredReply` with inputs by index (`at`: an input id's index in the trigger). */
 export function encodeTriggered(
-  m: WireTriggered,
+  m: TriggeredReply,
   at: ReadonlyMap<string, number>,
   relationships: readonly string[],
 ): string {
@@ -170,7 +169,7 @@ function attributes(v: unknown): Record<string, string> | null {
 }
 
 /**
- * The host's side: the reply as `WireTriggered` (its `packed` buffers still
+ * The host's side: the reply as `TriggeredReply` (its `packed` buffers still
  * to be read from the lane), inputs named by the trigger's own FlowFiles.
  */
 export function decodeTriggered(
@@ -178,7 +177,7 @@ export function decodeTriggered(
   id: number,
   inputs: readonly FlowFile[],
   relationships: readonly string[],
-): Omit<WireTriggered, 'outcomes'> & { outcomes: Omit<WireOutcome, 'packed'>[] } {
+): Omit<TriggeredReply, 'outcomes'> & { outcomes: Omit<WireOutcome, 'packed'>[] } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('a body that is not an object');
   const j = value as Record<string, unknown>;
   if (j.type !== 'triggered' || j.id !== id) fail(`no reply to trigger ${id}`);

@@ -9,7 +9,7 @@
  * cross as plain data.
  */
 
-import type { SessionOutcome } from '../flow/outcome.ts';
+import type { OutputFlowFile, SessionOutcome } from '../flow/outcome.ts';
 import type {
   ControllerServiceInfo,
   FlowFile,
@@ -19,6 +19,35 @@ import type {
 } from '../sdk/index.ts';
 
 export const PROTOCOL_VERSION = 3;
+
+/**
+ * The bounds the host holds a sandbox's messages to (protocol-check.ts); the
+ * runtime keeps a plugin's logs and errors within them, so only a sandbox
+ * that writes to its channel itself goes past one. Lengths of strings are in
+ * UTF-16 code units (a JS string's length): at most 3 bytes each in UTF-8.
+ */
+export const BOUNDS = {
+  /** Attributes on one FlowFile. */
+  attributes: 1024,
+  /** An attribute's name. */
+  attributeName: 1024,
+  /** An attribute's value (64 Ki). */
+  attributeValue: 64 * 1024,
+  /** All of one FlowFile's attribute names and values together (1 Mi). */
+  attributesTotal: 1024 * 1024,
+  /** A log line's message (64 Ki); longer ones are cut by the runtime. */
+  logMessage: 64 * 1024,
+  /** A log line's fields, as JSON (64 Ki); bigger ones are left out by the runtime. */
+  logFields: 64 * 1024,
+  /** An error's message and its stack, each (64 Ki). */
+  errorText: 64 * 1024,
+  /** An error's code. */
+  errorCode: 128,
+  /** What a `loaded` reply says of a plugin's components, as JSON-like data (4 Mi). */
+  componentInfos: 4 * 1024 * 1024,
+  /** A `created` reply's findings. */
+  findings: 1024,
+} as const;
 
 /** An error as plain data: never a class across the boundary. */
 export interface WireError {
@@ -122,12 +151,25 @@ export interface CreatedReply {
   findings: { property?: string; message: string }[];
 }
 
+/**
+ * A commit as sent: its new contents packed into one buffer, `lengths[i]`
+ * bytes each, in order (they add up to the buffer's length); an output's
+ * `attributes: null` means the input's, unchanged (the host has them).
+ */
+export interface WireOutcome extends Omit<SessionOutcome, 'contents' | 'outputs'> {
+  outputs: WireOutput[];
+  packed: ArrayBuffer;
+  lengths: number[];
+}
+
+export type WireOutput = Omit<OutputFlowFile, 'attributes'> & { attributes: Record<string, string> | null };
+
 export interface TriggeredReply {
   type: 'triggered';
   id: number;
   /** One per commit, in order. */
-  outcomes: SessionOutcome[];
-  /** Inputs that go back to their queues. */
+  outcomes: WireOutcome[];
+  /** Inputs that go back to their queues: every input no commit consumed, once. */
   leftovers: { id: string; penalize: boolean }[];
   yielded: boolean;
   error: WireError | null;
@@ -161,12 +203,25 @@ export interface ErrorReply {
   error: WireError;
 }
 
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 export interface LogMessage {
   type: 'log';
-  level: 'debug' | 'info' | 'warn' | 'error';
+  level: LogLevel;
   message: string;
   fields: Record<string, unknown>;
   plugin: string;
+}
+
+/** The reply each request expects (or an ErrorReply). */
+export interface Replies {
+  load: LoadedReply;
+  create: CreatedReply;
+  trigger: TriggeredReply;
+  report: ReportedReply;
+  stop: StoppedReply;
+  usage: UsageReply;
 }
 
 export type SandboxMessage =
@@ -180,16 +235,23 @@ export type SandboxMessage =
   | ErrorReply
   | LogMessage;
 
-/** Plain data from anything thrown. */
+/** `text` cut to `max` code units, saying so. */
+export function cut(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const note = `… (${text.length - max} more characters cut)`;
+  return text.slice(0, Math.max(0, max - note.length)) + note;
+}
+
+/** Plain data from anything thrown, within BOUNDS. */
 export function toWireError(err: unknown, plugin?: string): WireError {
   if (err && typeof err === 'object') {
     const e = err as { code?: unknown; message?: unknown; stack?: unknown };
     return {
-      code: typeof e.code === 'string' ? e.code : 'PLUGIN_ERROR',
-      message: typeof e.message === 'string' ? e.message : String(err),
-      stack: typeof e.stack === 'string' ? e.stack : undefined,
+      code: typeof e.code === 'string' && e.code.length <= BOUNDS.errorCode ? e.code : 'PLUGIN_ERROR',
+      message: cut(typeof e.message === 'string' ? e.message : String(err), BOUNDS.errorText),
+      stack: typeof e.stack === 'string' ? cut(e.stack, BOUNDS.errorText) : undefined,
       plugin,
     };
   }
-  return { code: 'PLUGIN_ERROR', message: String(err), plugin };
+  return { code: 'PLUGIN_ERROR', message: cut(String(err), BOUNDS.errorText), plugin };
 }

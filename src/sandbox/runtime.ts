@@ -6,36 +6,27 @@
  * into one buffer.
  */
 
-import type { OutputFlowFile, SessionOutcome } from '../flow/outcome.ts';
+import type { SessionOutcome } from '../flow/outcome.ts';
 import { StandardProcessContext } from '../flow/properties.ts';
 import { StandardProcessSession } from '../flow/session.ts';
 import { guardedEntryUrl } from '../plugin/module-guard.ts';
 import type { ControllerService, Logger, PluginDefinition, Processor, ReportingTask } from '../sdk/index.ts';
 import {
+  BOUNDS,
   type ComponentInfos,
+  type CreatedReply,
+  cut,
   type HostMessage,
+  type LogLevel,
   type SandboxMessage,
   type ServiceBinding,
+  type TriggeredReply,
   toWireError,
+  type WireOutcome,
+  type WireOutput,
 } from './protocol.ts';
 
-/** An outcome as sent: new contents packed into one buffer; `attributes: null` means the input's, unchanged. */
-export interface WireOutcome extends Omit<SessionOutcome, 'contents' | 'outputs'> {
-  outputs: (Omit<OutputFlowFile, 'attributes'> & { attributes: Record<string, string> | null })[];
-  packed: ArrayBuffer;
-  lengths: number[];
-}
-
-export type Send = (message: SandboxMessage | WireTriggered, transfer?: ArrayBuffer[]) => void;
-
-export interface WireTriggered {
-  type: 'triggered';
-  id: number;
-  outcomes: WireOutcome[];
-  leftovers: { id: string; penalize: boolean }[];
-  yielded: boolean;
-  error: ReturnType<typeof toWireError> | null;
-}
+export type Send = (message: SandboxMessage, transfer?: ArrayBuffer[]) => void;
 
 function sameAttributes(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>> | undefined): boolean {
   if (!b) return false;
@@ -51,10 +42,8 @@ function sameAttributes(a: Readonly<Record<string, string>>, b: Readonly<Record<
  * cloning them is most of a large batch's cost.
  */
 function pack(outcome: SessionOutcome, inputs: ReadonlyMap<string, Readonly<Record<string, string>>>): WireOutcome {
-  for (const out of outcome.outputs) {
-    if (sameAttributes(out.attributes, inputs.get(out.id)))
-      (out as { attributes: Record<string, string> | null }).attributes = null;
-  }
+  const outputs: WireOutput[] = outcome.outputs;
+  for (const out of outputs) if (sameAttributes(out.attributes!, inputs.get(out.id))) out.attributes = null;
   const lengths = outcome.contents.map((c) => c.byteLength);
   const packed = new Uint8Array(lengths.reduce((a, b) => a + b, 0));
   let at = 0;
@@ -62,16 +51,44 @@ function pack(outcome: SessionOutcome, inputs: ReadonlyMap<string, Readonly<Reco
     packed.set(c, at);
     at += c.byteLength;
   }
-  return { outputs: outcome.outputs, consumed: outcome.consumed, packed: packed.buffer, lengths };
+  return { outputs, consumed: outcome.consumed, packed: packed.buffer, lengths };
 }
 
+/** A log line's fields as plain data within BOUNDS (the host holds a sandbox to them). */
 function cloneable(fields: Record<string, unknown> | undefined): Record<string, unknown> {
   if (!fields) return {};
   try {
-    return JSON.parse(JSON.stringify(fields)) as Record<string, unknown>;
+    const json = JSON.stringify(fields);
+    if (json === undefined || json.length > BOUNDS.logFields / 2)
+      return { note: `fields of ${json?.length ?? 0} characters left out` };
+    const plain = JSON.parse(json) as unknown;
+    return plain && typeof plain === 'object' && !Array.isArray(plain) ? (plain as Record<string, unknown>) : {};
   } catch {
     return { note: 'fields could not be serialized' };
   }
+}
+
+/**
+ * A new FlowFile's parents as the host can know them: inputs of the trigger
+ * or FlowFiles of the same reply (a parent made and removed within the
+ * session never reaches the host, and is left out).
+ */
+function knownParents(outcomes: readonly WireOutcome[], inputs: ReadonlyMap<string, unknown>): void {
+  const known = new Set<string>();
+  for (const o of outcomes) for (const out of o.outputs) known.add(out.id);
+  for (const o of outcomes)
+    for (const out of o.outputs)
+      if (!inputs.has(out.id) && out.parentIds.some((p) => !inputs.has(p) && !known.has(p)))
+        out.parentIds = out.parentIds.filter((p) => inputs.has(p) || known.has(p));
+}
+
+/** A processor's validate() findings as plain data within BOUNDS. */
+function plainFindings(findings: readonly unknown[]): CreatedReply['findings'] {
+  return findings.slice(0, BOUNDS.findings).map((f) => {
+    const { property, message } = (f ?? {}) as { property?: unknown; message?: unknown };
+    const text = cut(String(message), BOUNDS.errorText);
+    return typeof property === 'string' ? { property: cut(property, 1024), message: text } : { message: text };
+  });
 }
 
 /** Each kind's factories, called once each for what they say of themselves (plain data for the wire). */
@@ -102,8 +119,14 @@ export function createRuntime(send: Send): (message: HostMessage) => Promise<voi
   /** Enabled controller services, by binding (id and configuration), with how many instances use each. */
   const services = new Map<string, { service: ControllerService; refs: number }>();
   const logger = (plugin: string, extra: Record<string, unknown> = {}): Logger => {
-    const log = (level: 'debug' | 'info' | 'warn' | 'error') => (message: string, fields?: Record<string, unknown>) =>
-      send({ type: 'log', level, message: String(message), fields: { ...extra, ...cloneable(fields) }, plugin });
+    const log = (level: LogLevel) => (message: string, fields?: Record<string, unknown>) =>
+      send({
+        type: 'log',
+        level,
+        message: cut(String(message), BOUNDS.logMessage),
+        fields: { ...extra, ...cloneable(fields) },
+        plugin,
+      });
     return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
   };
   const bindingKey = (b: ServiceBinding) => JSON.stringify([b.id, b.pluginId, b.component, b.properties]);
@@ -192,7 +215,7 @@ export function createRuntime(send: Send): (message: HostMessage) => Promise<voi
               await task.initialize?.(ctx);
               instances.set(m.instance, { kind, task, ctx, pluginId: m.pluginId, services: bound.keys });
             }
-            send({ type: 'created', id: m.id, findings: JSON.parse(JSON.stringify(findings)) });
+            send({ type: 'created', id: m.id, findings: plainFindings(findings) });
           } catch (err) {
             await releaseServices(bound.keys);
             throw err;
@@ -229,7 +252,7 @@ export function createRuntime(send: Send): (message: HostMessage) => Promise<voi
             },
             m.inputs,
           );
-          let error: ReturnType<typeof toWireError> | null = null;
+          let error: TriggeredReply['error'] = null;
           try {
             await inst.processor.onTrigger(inst.ctx, session);
             if (session.hasUncommittedWork()) session.commit();
@@ -239,7 +262,8 @@ export function createRuntime(send: Send): (message: HostMessage) => Promise<voi
           }
           const original = new Map(m.inputs.map((ff) => [ff.id, ff.attributes]));
           const wire = outcomes.map((o) => pack(o, original));
-          const reply: WireTriggered = {
+          knownParents(wire, original);
+          const reply: TriggeredReply = {
             type: 'triggered',
             id: m.id,
             outcomes: wire,

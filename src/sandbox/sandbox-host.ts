@@ -19,8 +19,9 @@ import type { PluginPermissions } from '../plugin/manifest.ts';
 import type { MetricsSnapshot } from '../sdk/index.ts';
 import { confinementState } from './confinement.ts';
 import { narrowLimits, type ResourceLimits } from './limits.ts';
-import type { CreateRequest, HostMessage, LoadRequest, SandboxMessage } from './protocol.ts';
+import type { CreateRequest, HostMessage, LoadRequest, Replies, SandboxMessage, TriggerRequest } from './protocol.ts';
 import { PROTOCOL_VERSION } from './protocol.ts';
+import { checkReply, checkSandboxMessage, ProtocolViolation, type TriggerInFlight } from './protocol-check.ts';
 import {
   type SandboxConfinement,
   spawnProcess,
@@ -32,7 +33,14 @@ import {
 export type SandboxState = 'idle' | 'starting' | 'ready' | 'restarting' | 'failed' | 'closed';
 
 export interface SandboxAlert {
-  code: 'SANDBOX_CRASHED' | 'MEMORY_LIMIT' | 'EXECUTION_TIMEOUT' | 'CPU_LIMIT' | 'FILE_HANDLES' | 'SANDBOX_FAILED';
+  code:
+    | 'SANDBOX_CRASHED'
+    | 'SANDBOX_PROTOCOL_VIOLATION'
+    | 'MEMORY_LIMIT'
+    | 'EXECUTION_TIMEOUT'
+    | 'CPU_LIMIT'
+    | 'FILE_HANDLES'
+    | 'SANDBOX_FAILED';
   namespace: string;
   plugins: string[];
   message: string;
@@ -61,6 +69,10 @@ interface Pending {
   reject: (e: Error) => void;
   timer: NodeJS.Timeout | undefined;
   trigger: boolean;
+  /** What it asked, for checking its reply: the request's type, a load's plugin, a trigger's inputs. */
+  request: HostMessage['type'];
+  loading?: string;
+  inFlight?: TriggerInFlight;
 }
 
 const READY_TIMEOUT_MS = 20_000;
@@ -141,17 +153,17 @@ export class SandboxHost {
   }
 
   /** Loads a plugin into the sandbox (and again after every restart). */
-  async load(req: Omit<LoadRequest, 'id' | 'type'>): Promise<Extract<SandboxMessage, { type: 'loaded' }>> {
+  async load(req: Omit<LoadRequest, 'id' | 'type'>): Promise<Replies['load']> {
     const reply = await this.#request({ type: 'load', id: 0, ...req }, { timeoutMs: CONTROL_TIMEOUT_MS });
     this.#loads.set(req.pluginId, { type: 'load', id: 0, ...req });
-    return reply as Extract<SandboxMessage, { type: 'loaded' }>;
+    return reply;
   }
 
   /** Makes a processor instance in the sandbox (and again after every restart). */
-  async create(req: Omit<CreateRequest, 'id' | 'type'>): Promise<Extract<SandboxMessage, { type: 'created' }>> {
+  async create(req: Omit<CreateRequest, 'id' | 'type'>): Promise<Replies['create']> {
     const reply = await this.#request({ type: 'create', id: 0, ...req }, { timeoutMs: CONTROL_TIMEOUT_MS });
     this.#creates.set(req.instance, { type: 'create', id: 0, ...req });
-    return reply as Extract<SandboxMessage, { type: 'created' }>;
+    return reply;
   }
 
   /** Runs a reporting task instance once, with the namespace's deadline and a task slot. */
@@ -196,9 +208,23 @@ export class SandboxHost {
     };
   }
 
-  /** Runs a trigger with the namespace's deadline; a task past it kills and restarts the sandbox. */
-  trigger(message: Extract<HostMessage, { type: 'trigger' }>, transfer: ArrayBuffer[]): Promise<SandboxMessage> {
-    return this.#request(message, { transfer, timeoutMs: this.limits.maxExecutionMS, trigger: true });
+  /**
+   * Runs a trigger with the namespace's deadline; a task past it kills and
+   * restarts the sandbox. Its reply is checked against its inputs (and
+   * `holds`: whether the host holds a FlowFile of an id, anywhere) before it
+   * is returned; one that breaks the protocol rejects it as a crash would.
+   */
+  trigger(
+    message: TriggerRequest,
+    transfer: ArrayBuffer[],
+    holds?: (id: string) => boolean,
+  ): Promise<Replies['trigger']> {
+    return this.#request(message, {
+      transfer,
+      timeoutMs: this.limits.maxExecutionMS,
+      trigger: true,
+      inFlight: { inputs: message.inputs, relationships: message.relationships, holds },
+    });
   }
 
   /**
@@ -234,10 +260,7 @@ export class SandboxHost {
         handles: measured.handles,
         throttled: measured.throttled,
       };
-    const reply = (await this.#request({ type: 'usage', id: 0 }, { timeoutMs: 2000 }).catch(() => null)) as Extract<
-      SandboxMessage,
-      { type: 'usage' }
-    > | null;
+    const reply = await this.#request({ type: 'usage', id: 0 }, { timeoutMs: 2000 }).catch(() => null);
     return { cpu: measured.cpu, memoryUsed: measured.memory, handles: reply?.handles ?? null, throttled: null };
   }
 
@@ -264,10 +287,10 @@ export class SandboxHost {
     }
   }
 
-  async #request(
-    message: HostMessage,
-    opts: { transfer?: ArrayBuffer[]; timeoutMs?: number; trigger?: boolean },
-  ): Promise<SandboxMessage> {
+  async #request<M extends HostMessage>(
+    message: M,
+    opts: { transfer?: ArrayBuffer[]; timeoutMs?: number; trigger?: boolean; inFlight?: TriggerInFlight },
+  ): Promise<Replies[M['type']]> {
     if (this.#state === 'idle') {
       this.#state = 'restarting';
       void this.#restart(true);
@@ -279,7 +302,7 @@ export class SandboxHost {
       throw createError('SANDBOX_CRASHED', { namespace: this.namespace, reason: 'the sandbox is closed' });
     const id = this.#nextId++;
     const transport = this.#transport;
-    return new Promise<SandboxMessage>((resolve, reject) => {
+    return new Promise<Replies[M['type']]>((resolve, reject) => {
       const timer =
         opts.timeoutMs === undefined
           ? undefined
@@ -294,7 +317,16 @@ export class SandboxHost {
                 transport,
               );
             }, opts.timeoutMs);
-      this.#pending.set(id, { resolve, reject, timer, trigger: opts.trigger ?? false });
+      this.#pending.set(id, {
+        // checkReply saw that the reply is of the kind this request expects
+        resolve: resolve as (m: SandboxMessage) => void,
+        reject,
+        timer,
+        trigger: opts.trigger ?? false,
+        request: message.type,
+        loading: message.type === 'load' ? message.pluginId : undefined,
+        inFlight: opts.inFlight,
+      });
       transport.send({ ...message, id }, opts.transfer);
     });
   }
@@ -311,18 +343,33 @@ export class SandboxHost {
       }, READY_TIMEOUT_MS);
       const events: TransportEvents = {
         message: (m) => {
-          if (m.type === 'ready') {
-            ready = true;
-            clearTimeout(timer);
-            if (m.protocol !== PROTOCOL_VERSION)
-              reject(new Error(`protocol ${m.protocol}, expected ${PROTOCOL_VERSION}`));
-            else {
-              this.#lastConfinement = transport!.confinement;
-              resolve(transport!);
-            }
-            return;
+          if (transport && transport === this.#transport) return this.#onMessage(m, transport);
+          if (ready || !transport) return;
+          // a sandbox starting: only its `ready` (no plugin code has run in it yet)
+          let protocol: number;
+          try {
+            const hello = checkSandboxMessage(m, () => false);
+            if (hello.type !== 'ready') throw new ProtocolViolation(`a ${hello.type} message before ready`);
+            protocol = hello.protocol;
+          } catch (err) {
+            protocol = -1;
+            this.#o.log.warn(
+              { namespace: this.namespace, err: (err as Error).message },
+              'a starting sandbox broke the protocol',
+            );
           }
-          if (transport === this.#transport) this.#onMessage(m);
+          ready = true;
+          clearTimeout(timer);
+          if (protocol !== PROTOCOL_VERSION) {
+            void transport.terminate();
+            reject(new Error(`protocol ${protocol}, expected ${PROTOCOL_VERSION}`));
+          } else {
+            this.#lastConfinement = transport.confinement;
+            resolve(transport);
+          }
+        },
+        violation: (reason) => {
+          if (transport && transport === this.#transport) this.#violation(reason, transport);
         },
         exit: (reason) => {
           clearTimeout(timer);
@@ -351,22 +398,50 @@ export class SandboxHost {
     });
   }
 
-  #onMessage(m: SandboxMessage): void {
-    if (m.type === 'log') {
-      this.#o.log[m.level]({ plugin: m.plugin, namespace: this.namespace, ...m.fields }, m.message);
-      return;
+  /**
+   * A message from the running sandbox: checked (protocol-check.ts) before
+   * anything acts on it. A log is written under the plugin it names (one
+   * this sandbox runs); a reply settles the request in flight it answers.
+   * Anything that breaks the protocol, and any error here at all, is the
+   * sandbox's fault: nothing thrown leaves this handler.
+   */
+  #onMessage(raw: unknown, transport: Transport): void {
+    try {
+      const m = checkSandboxMessage(raw, (plugin) => this.#runs(plugin));
+      if (m.type === 'log') {
+        this.#o.log[m.level]({ ...m.fields, plugin: m.plugin, namespace: this.namespace }, m.message);
+        return;
+      }
+      if (m.type === 'ready') throw new ProtocolViolation('a second ready message');
+      const pending = this.#pending.get(m.id);
+      if (!pending) throw new ProtocolViolation(`a ${m.type} reply to no request in flight (id ${m.id})`);
+      checkReply(pending.request, m, pending.inFlight);
+      this.#pending.delete(m.id);
+      clearTimeout(pending.timer);
+      if (m.type === 'error') {
+        const err = new Error(m.error.message) as Error & { code?: string; plugin?: string };
+        err.code = m.error.code;
+        err.plugin = m.error.plugin;
+        pending.reject(err);
+      } else pending.resolve(m);
+    } catch (err) {
+      this.#violation(
+        err instanceof ProtocolViolation ? err.message : `its message could not be checked: ${String(err)}`,
+        transport,
+      );
     }
-    if (m.type === 'ready') return;
-    const pending = this.#pending.get(m.id);
-    if (!pending) return;
-    this.#pending.delete(m.id);
-    clearTimeout(pending.timer);
-    if (m.type === 'error') {
-      const err = new Error(m.error.message) as Error & { code?: string; plugin?: string };
-      err.code = m.error.code;
-      err.plugin = m.error.plugin;
-      pending.reject(err);
-    } else pending.resolve(m);
+  }
+
+  /** Whether this sandbox runs a plugin: loaded, or being loaded. */
+  #runs(plugin: string): boolean {
+    if (this.#loads.has(plugin)) return true;
+    for (const p of this.#pending.values()) if (p.loading === plugin) return true;
+    return false;
+  }
+
+  /** A sandbox that broke the protocol: killed and restarted, its sessions rolled back, an alert saying what. */
+  #violation(reason: string, transport: Transport): void {
+    this.#crashed(`broke the protocol: ${reason}`, 'SANDBOX_PROTOCOL_VIOLATION', transport);
   }
 
   #rejectAll(reason: string): void {
@@ -457,7 +532,14 @@ export class SandboxHost {
         this.#pending.delete(id);
         reject(new Error(`replaying ${message.type} timed out`));
       }, CONTROL_TIMEOUT_MS);
-      this.#pending.set(id, { resolve, reject, timer, trigger: false });
+      this.#pending.set(id, {
+        resolve,
+        reject,
+        timer,
+        trigger: false,
+        request: message.type,
+        loading: message.type === 'load' ? message.pluginId : undefined,
+      });
       transport.send({ ...message, id });
     });
   }

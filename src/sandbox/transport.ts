@@ -25,7 +25,7 @@ import {
   processCommand,
   type SandboxConfinement,
 } from './process-command.ts';
-import type { HostMessage, SandboxMessage } from './protocol.ts';
+import type { HostMessage } from './protocol.ts';
 
 export { processCommand, type SandboxConfinement };
 
@@ -53,7 +53,10 @@ export interface Transport {
 }
 
 export interface TransportEvents {
-  message(message: SandboxMessage): void;
+  /** A message from the sandbox, as it came: the receiver checks it (protocol-check.ts) before acting on it. */
+  message(message: unknown): void;
+  /** The channel itself read something that breaks the protocol; the sandbox is being killed. */
+  violation(reason: string): void;
   /** The sandbox is gone: why, as people read it. */
   exit(reason: string): void;
   stderr(line: string): void;
@@ -92,7 +95,8 @@ export function spawnWorker(options: SpawnOptions, events: TransportEvents): Tra
   });
   let gone = false;
   let reason: string | null = null;
-  worker.on('message', (m: SandboxMessage) => events.message(m));
+  worker.on('message', (m: unknown) => events.message(m));
+  worker.on('messageerror', (err: Error) => events.violation(`a message that could not be read: ${err.message}`));
   worker.on('error', (err: Error & { code?: string }) => {
     reason =
       err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `out of memory (heap cap ${heap} MiB)` : `crashed: ${err.message}`;
@@ -196,6 +200,7 @@ export function spawnProcess(options: SpawnOptions, events: TransportEvents): Tr
   const channel = hostChannel(child.stdio[CHANNEL_FD] as Duplex, lanes, events.message, (reason) => {
     violation = `broke the protocol: ${reason}`;
     child.kill('SIGKILL');
+    events.violation(reason);
   });
   child.on('exit', (code, signal) => ended(violation ?? exitReason(code, signal, cgroup)));
   child.on('error', (err) => ended(`could not start: ${err.message}`));
