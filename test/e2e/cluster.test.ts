@@ -2,12 +2,13 @@
  * Two `databridge serve` nodes on one PostgreSQL database, driven through
  * their REST APIs as an operator would: an install through A runs on B, a
  * disable on B holds on A, B catches up after being down during an install,
- * and a database restart loses nothing.
+ * and a database restart loses nothing; a key revoked through one node
+ * stops the plugin on the other.
  */
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Page } from 'playwright-core';
@@ -255,5 +256,105 @@ describe('a cluster of two nodes on one PostgreSQL database', { skip: PG_MISSING
     const run = await runCli(['run', flow, '--duration', '2s', '--json', ...nodes.b.dirs, '--store', url]);
     assert.equal(run.code, 0, run.stderr);
     assert.ok(JSON.parse(run.stdout).processors.shout.out >= 3);
+  });
+
+  test('a key revoked through one node stops the plugin its flow runs on the other; the queued FlowFiles stay queued', async (t) => {
+    const root = tempDir(t);
+    const url = pg!.createDatabase('cluster_revoke');
+    const key = newKey();
+    const keyFile = join(root, 'dev.pub');
+    writeFileSync(keyFile, key.publicKeyPem);
+    const admin = ['--store', url, '--data-dir', join(root, 'admin')];
+    const trusted = await runCli(['trust', 'add', '--publisher', 'acme', '--key', keyFile, '--json', ...admin]);
+    assert.equal(trusted.code, 0, trusted.stderr);
+    const keyId = JSON.parse(trusted.stdout).keyId as string;
+    const src = makePlugin(join(root, 'src'), { id: 'acme.shout', version: '1.0.0', code: upperCode('Shout') });
+    await sign(src, key);
+    const file = join(root, 'acme.shout.tgz');
+    await packPlugin(src, file);
+
+    const children: ChildProcess[] = [];
+    // stopped before the temporary folder goes (a server whose data directory vanished cannot save its queues)
+    const stopAll = async () => {
+      for (const child of children.splice(0)) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    };
+    t.after(stopAll);
+    const serveNode = async (name: string, extra: string[] = []) => {
+      const dirs = ['--data-dir', join(root, name, 'data'), '--plugin-dir', join(root, name, 'plugins')];
+      const s = await startServe([...dirs, '--store', url, ...extra], { DATABRIDGE_LOG_LEVEL: 'warn' });
+      children.push(s.child);
+      // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies field by field
+      return async (path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> => {
+        const res = await fetch(`${s.base}${path}`, {
+          ...init,
+          headers: { authorization: `Bearer ${s.token}`, ...(init.headers ?? {}) },
+        });
+        const text = await res.text();
+        return { status: res.status, body: text ? JSON.parse(text) : null };
+      };
+    };
+    const a = await serveNode('a');
+    const installed = await a('/api/plugins/install', {
+      method: 'POST',
+      headers: { 'content-type': 'application/gzip' },
+      body: readFileSync(file),
+    });
+    assert.equal(installed.status, 201, JSON.stringify(installed.body));
+
+    // B starts with a flow through the plugin: files in, one FlowFile per trigger, files out
+    const N = 40;
+    const input = join(root, 'in');
+    const out = join(root, 'out');
+    mkdirSync(input);
+    mkdirSync(out);
+    for (let i = 0; i < N; i++) writeFileSync(join(input, `item-${String(i).padStart(3, '0')}.txt`), `item ${i}`);
+    const flowFile = join(root, 'flow.json');
+    writeFileSync(
+      flowFile,
+      JSON.stringify({
+        processors: [
+          { id: 'read', type: 'GetFile', properties: { 'Input Directory': input, 'Keep Source File': 'false' } },
+          { id: 'shout', type: 'Shout', schedule: { period: '100 ms', batchSize: 1 }, penaltyDuration: '200 ms' },
+          {
+            id: 'write',
+            type: 'PutFile',
+            properties: { Directory: out, 'Conflict Resolution Strategy': 'fail' },
+            autoTerminate: ['success', 'failure'],
+          },
+        ],
+        connections: [
+          { source: 'read', relationship: 'success', destination: 'shout' },
+          { source: 'shout', relationship: 'success', destination: 'write' },
+        ],
+      }),
+    );
+    const b = await serveNode('b', ['--flow', flowFile]);
+    await until('some FlowFiles through on B', () => readdirSync(out).length >= 3);
+
+    const revoked = await a(`/api/trust/keys/${keyId}/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'leaked' }),
+    });
+    assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+    assert.equal((await a('/api/plugins/acme.shout')).body.status, 'error', 'stopped on A before the answer');
+    await until('stopped on B', async () => (await b('/api/plugins/acme.shout')).body.status === 'error');
+    assert.match((await b('/api/plugins/acme.shout')).body.statusReason, /^KEY_REVOKED: .* was revoked: leaked/);
+    const alerts = (await b('/api/alerts')).body as { code: string; plugin: string }[];
+    assert.ok(alerts.some((x) => x.code === 'KEY_REVOKED' && x.plugin === 'acme.shout'));
+    await until(
+      'the processor stopped on B',
+      async () => (await b('/api/flow')).body.processors.shout.state === 'stopped',
+    );
+    const flow = (await b('/api/flow')).body as { connections: { queued: number }[] };
+    const queued = flow.connections.reduce((n, c) => n + c.queued, 0);
+    const written = readdirSync(out).length;
+    assert.ok(written < N, 'FlowFiles were still queued when it stopped');
+    assert.equal(written + queued, N, 'every FlowFile written or still queued');
+    await stopAll();
   });
 });
