@@ -68,7 +68,8 @@ export function quote(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v);
   if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v);
   if (Array.isArray(v)) return `a list of ${v.length}`;
-  return `a ${Object.prototype.toString.call(v).slice(8, -1)}`;
+  const kind = Object.prototype.toString.call(v).slice(8, -1);
+  return `${/^[AEIOU]/.test(kind) ? 'an' : 'a'} ${kind}`;
 }
 
 /** A plain object: what JSON or a structured clone of one makes (not a Map, a Date, a typed array, a list). */

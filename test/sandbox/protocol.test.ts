@@ -30,7 +30,7 @@ const noProcess = report.bwrap.ok ? false : `bubblewrap is not usable here: ${re
 /** Each case (the fixture's CASES), and what the alert must say. */
 const CASES: Record<string, RegExp> = {
   'unknown-type': /unknown type "hello"/,
-  'wrong-field-types': /a log message that is a Object, not a string/,
+  'wrong-field-types': /a log message that is an Object, not a string/,
   'unknown-level': /a log of level "no-such-level"/,
   'other-plugin': /a log claiming plugin "good\.healthy", which this sandbox does not run/,
   'no-request': /a stopped reply to no request in flight \(id 987654\)/,
