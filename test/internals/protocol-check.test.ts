@@ -226,7 +226,7 @@ describe('a trigger’s reply', () => {
   const run = (r: unknown) => checkReply('trigger', check(r), trigger);
 
   test('a well-formed reply passes; an input sent on gets the host’s own dates and lineage', () => {
-    const r = check(reply((r, o) => o.outputs.push(made([a.id]), made([b.id])))) as TriggeredReply;
+    const r = check(reply((_, o) => o.outputs.push(made([a.id]), made([b.id])))) as TriggeredReply;
     checkReply('trigger', r, trigger);
     const out = r.outcomes[0]!.outputs[0]!;
     assert.deepEqual([out.entryDate, out.lineageStartDate, out.parentIds], [10, 5, ['p']]);
