@@ -19,6 +19,7 @@ import { VERSION } from '../version.ts';
 import { type Authenticate, installAuth, principalOf } from './auth.ts';
 import { consoleRoutes } from './console.ts';
 import { EventHub } from './events.ts';
+import { type ServerLimits, serverLimits } from './limits.ts';
 import { metricsRoutes } from './metrics.ts';
 import { documentResponses, healthSchema } from './responses.ts';
 import { routeTable } from './route-table.ts';
@@ -42,6 +43,8 @@ export interface ServerOptions {
   https?: TlsFiles;
   /** Fastify's request log; off by default (the manager logs what matters). */
   logRequests?: boolean;
+  /** Timeouts and caps on connections and event streams (src/server/limits.ts); defaults there. */
+  limits?: Partial<ServerLimits>;
 }
 
 /** The server and its event hub (which `serve` also feeds). */
@@ -73,6 +76,9 @@ const BODY_ERRORS: Record<string, () => DataBridgeError> = {
  */
 function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // an answer already begun on this connection (an event stream) cannot take another
+  if ((socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent)
+    return void socket.destroy();
   const e =
     err.code === 'HPE_HEADER_OVERFLOW'
       ? createError('HEADERS_TOO_LARGE', {})
@@ -94,10 +100,17 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
   const { manager, flow } = options;
   const tokens = new ApiTokens(() => manager.store);
   const authenticate = options.authenticate ?? tokenAuthenticator(options.token, tokens);
+  const limits = serverLimits(options.limits);
+  // Node looks for requests over their time every connectionsCheckingInterval (30 s by default): often enough for the limit
+  const checkEvery = Math.max(50, Math.min(1000, Math.floor(limits.requestTimeoutMs / 4)));
   const app = Fastify({
     logger: options.logRequests ? { level: 'info' } : false,
     bodyLimit: 1024 * 1024,
     https: options.https ?? null,
+    // a request's headers and body must arrive in time: a trickled body no longer holds a connection (and its token) forever
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // a stop closes idle keep-alive connections instead of waiting on them
     forceCloseConnections: true,
@@ -112,6 +125,7 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
           const e = principal
             ? (FRAMEWORK_ERRORS[err.statusCode ?? 400] ?? FRAMEWORK_ERRORS[400]!)()
             : createError('UNAUTHORIZED', {});
+          if (e.status === 401 || !request.raw.complete) reply.raw.setHeader('connection', 'close');
           // the reply is a framework error reply, untyped by any route
           (reply as unknown as { status(n: number): { send(b: unknown): void } })
             .status(e.status)
@@ -121,6 +135,21 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
   });
   // JSON bodies are not coerced; query strings and path parameters are (src/server/validation.ts)
   app.setValidatorCompiler(validatorCompiler);
+  // Node refuses it past requestTimeout; the headers get no more time than the whole request
+  const server: import('node:http').Server & { connectionsCheckingInterval?: number } = app.server;
+  server.headersTimeout = Math.min(server.headersTimeout, limits.requestTimeoutMs);
+  // read when the server starts listening
+  server.connectionsCheckingInterval = checkEvery;
+  // more connections are closed as they arrive: the process keeps file descriptors for its own work and /healthz
+  server.maxConnections = limits.maxConnections;
+  // an error answered before the body was read closes the connection: Node would otherwise read (drain) a body of any length
+  // to keep the connection alive, and a 401 or 403 gives its sender no reason to keep one
+  app.addHook('onSend', async (request, reply, payload) => {
+    const status = reply.statusCode;
+    if (status === 401 || status === 403 || (status >= 400 && !request.raw.complete))
+      reply.header('connection', 'close');
+    return payload;
+  });
   const hub = new EventHub(manager);
   app.addHook('onClose', async () => hub.close());
   installAuth(app, authenticate);

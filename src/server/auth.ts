@@ -39,6 +39,13 @@ declare module 'fastify' {
     /** Who the request's token names; null on an open route called without one. */
     principal: Principal | null;
   }
+  interface FastifyInstance {
+    /**
+     * Asks again who the request's token names, for a route that reads its
+     * body itself (a multipart install): 401 if it was revoked meanwhile.
+     */
+    confirmPrincipal(request: FastifyRequest): Promise<void>;
+  }
 }
 
 /** Whether `role` may do what `needed` allows. */
@@ -89,7 +96,7 @@ export function installAuth(app: FastifyInstance, authenticate: Authenticate): v
       schema.description = schema.description ? `${schema.description}\n\n${who}` : who;
     }
   });
-  app.addHook('onRequest', async (request) => {
+  const check = async (request: FastifyRequest) => {
     const access = accessOf(request);
     if (access === 'open') {
       request.principal = await principalOf(request, authenticate);
@@ -99,5 +106,11 @@ export function installAuth(app: FastifyInstance, authenticate: Authenticate): v
     if (!principal) throw createError('UNAUTHORIZED', {});
     if (!allows(principal.role, access)) throw createError('FORBIDDEN_ROLE', { role: principal.role, needed: access });
     request.principal = principal;
-  });
+  };
+  // before the body is read: a request without a token is refused before it can send one
+  app.addHook('onRequest', check);
+  // and again once it is read, right before the handler: a body may arrive long after its headers,
+  // and a token revoked meanwhile must not act (a revoked admin token made a new admin token 60 s later)
+  app.addHook('preHandler', check);
+  app.decorate('confirmPrincipal', check);
 }

@@ -62,6 +62,9 @@ export class ApiTokens {
   readonly #store: () => StateStore;
   /** sha256 of a secret → who it names, until when. Only tokens that exist: a miss always asks the store. */
   readonly #cache = new Map<string, { principal: Principal; until: number; touched: number }>();
+  /** Counts revokes: a lookup that was in flight across one never fills the cache. */
+  #revokes = 0;
+  readonly #onRevoke = new Set<(name: string) => void>();
 
   constructor(store: () => StateStore) {
     this.#store = store;
@@ -87,8 +90,23 @@ export class ApiTokens {
   async revoke(name: string, actor: string): Promise<void> {
     const store = this.#store();
     if (!(await store.deleteToken(name))) throw createError('TOKEN_NOT_FOUND', { name });
+    this.#revokes++;
     for (const [hash, entry] of this.#cache) if (entry.principal.name === name) this.#cache.delete(hash);
+    // parallel: whatever the token holds open (an event stream) is ended before the answer
+    for (const listener of this.#onRevoke) {
+      try {
+        listener(name);
+      } catch {
+        // a listener's failure must not undo a revoke
+      }
+    }
     await store.appendAudit({ actor, action: 'token.revoke', target: name, result: 'ok', details: null });
+  }
+
+  /** Calls `listener` with a token's name when it is revoked through this object; returns the unsubscribe. */
+  onRevoke(listener: (name: string) => void): () => void {
+    this.#onRevoke.add(listener);
+    return () => this.#onRevoke.delete(listener);
   }
 
   /** Who a `dbt_` secret names, or null. */
@@ -99,6 +117,7 @@ export class ApiTokens {
     const cached = this.#cache.get(hash);
     if (cached && cached.until > now) return cached.principal;
     const store = this.#store();
+    const revokes = this.#revokes;
     let row: Awaited<ReturnType<StateStore['findTokenByHash']>>;
     try {
       row = await store.findTokenByHash(hash);
@@ -119,6 +138,8 @@ export class ApiTokens {
       touched = now;
       void store.touchToken(row.name, new Date(now).toISOString()).catch(() => {});
     }
+    // a revoke while the store answered may have deleted this very row: ask again rather than cache a stale yes
+    if (revokes !== this.#revokes) return this.authenticate(secret);
     this.#cache.set(hash, { principal, until: now + TOKEN_CACHE_MS, touched });
     return principal;
   }

@@ -161,8 +161,11 @@ export const pluginRoutes: FastifyPluginAsync<PluginRoutesOptions> = async (app,
     },
     async (request, reply) => {
       let bundle: Buffer;
-      if (request.isMultipart()) bundle = await multipartBundle(request);
-      else if (Buffer.isBuffer(request.body)) bundle = request.body;
+      if (request.isMultipart()) {
+        bundle = await multipartBundle(request);
+        // the upload was read here, after the preHandler check: its token may have been revoked meanwhile
+        await request.server.confirmPrincipal(request);
+      } else if (Buffer.isBuffer(request.body)) bundle = request.body;
       else
         throw createError(
           'UNSUPPORTED_MEDIA_TYPE',

@@ -1,0 +1,133 @@
+// What one client may hold of the server (attack run of 2026-12-02): a request whose body arrives after
+// its token was revoked does not act; a body that never arrives gets 408; a request refused for its token
+// has its connection closed however long the body it announced; connections past the cap are closed.
+// Requests go out on raw sockets so that a body can be sent in halves.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { describe, type TestContext, test } from 'node:test';
+import { createPluginManager } from '../../src/index.ts';
+import { buildServer } from '../../src/server/app.ts';
+import type { ServerLimits } from '../../src/server/limits.ts';
+import { tempDir, until } from '../helpers.ts';
+
+const TOKEN = 'limits-test-token-0123456789';
+
+async function start(t: TestContext, limits: Partial<ServerLimits> = {}) {
+  const dir = tempDir(t);
+  const manager = await createPluginManager({
+    dataDir: join(dir, 'data'),
+    pluginDir: join(dir, 'plugins'),
+    logLevel: false,
+  });
+  const { app } = await buildServer({ manager, token: TOKEN, limits });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.after(async () => {
+    await app.close();
+    await manager.shutdown();
+  });
+  const { port } = app.server.address() as { port: number };
+  const base = `http://127.0.0.1:${port}`;
+  const call = async (method: string, path: string, token: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  return { port, manager, call };
+}
+
+/** A socket whose whole input is collected until the server closes it. */
+function open(port: number): { socket: Socket; closed: Promise<string> } {
+  const socket = connect(port, '127.0.0.1');
+  const chunks: Buffer[] = [];
+  socket.on('data', (d) => chunks.push(d));
+  const closed = new Promise<string>((resolve) => {
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+  return { socket, closed };
+}
+
+const statusOf = (answer: string) => Number(answer.split(' ')[1]);
+const bodyOf = (answer: string) =>
+  JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: { code: string } };
+
+describe('server limits', () => {
+  test('a body that arrives after its token was revoked does not act: 401, nothing made', async (t) => {
+    const { port, call, manager } = await start(t);
+    const made = await call('POST', '/api/tokens', TOKEN, { name: 'late', role: 'admin' });
+    assert.equal(made.status, 201);
+    const token = made.body.token as string;
+    const body = JSON.stringify({ name: 'late-ns' });
+    const { socket, closed } = open(port);
+    await once(socket, 'connect');
+    socket.write(
+      `POST /api/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+    );
+    // the headers were taken with the token still valid: the request waits for its body
+    const ns = await call('GET', '/api/namespaces', TOKEN);
+    assert.equal(ns.status, 200);
+    assert.equal((await call('DELETE', '/api/tokens/late', TOKEN)).status, 204);
+    socket.end(body.slice(5));
+    const answer = await closed;
+    assert.equal(statusOf(answer), 401, answer);
+    assert.equal(bodyOf(answer).error.code, 'UNAUTHORIZED');
+    const names = (await manager.namespaces.list()).map((n) => n.name);
+    assert.ok(!names.includes('late-ns'), 'no namespace made by the revoked token');
+  });
+
+  test('a body that does not arrive within requestTimeoutMs gets 408 REQUEST_TIMEOUT and the connection ends', async (t) => {
+    const { port } = await start(t, { requestTimeoutMs: 300 });
+    const { socket, closed } = open(port);
+    socket.write(
+      `POST /api/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"na`,
+    );
+    const answer = await closed;
+    assert.equal(statusOf(answer), 408, answer);
+    assert.equal(bodyOf(answer).error.code, 'REQUEST_TIMEOUT');
+  });
+
+  test('a request refused for its token is answered at once and its connection closed, whatever body it announces', async (t) => {
+    const { port } = await start(t);
+    for (const authorization of ['', 'Authorization: Bearer wrong\r\n']) {
+      const { socket, closed } = open(port);
+      // a chunked body that never ends: the server must not read it
+      socket.write(
+        `POST /api/namespaces HTTP/1.1\r\nHost: x\r\n${authorization}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n`,
+      );
+      const answer = await closed;
+      assert.equal(statusOf(answer), 401, answer);
+      assert.match(answer, /\r\nconnection: close\r\n/i);
+    }
+  });
+
+  test('connections past maxConnections are closed as they arrive; /healthz answers again once one ends', async (t) => {
+    const { port } = await start(t, { maxConnections: 2 });
+    const held = [open(port), open(port)];
+    // each holds a connection with a request that has not finished its headers
+    for (const h of held) {
+      await once(h.socket, 'connect');
+      h.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    }
+    const extra = open(port);
+    extra.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.equal(await extra.closed, '', 'closed without an answer');
+    held[0]!.socket.destroy();
+    await held[0]!.closed;
+    // the server sees the close a moment after the client does
+    const res = await until('/healthz answers', async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { connection: 'close' } });
+      return r.status === 200 && r;
+    });
+    assert.equal(res.status, 200);
+    held[1]!.socket.destroy();
+  });
+});
