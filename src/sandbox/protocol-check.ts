@@ -348,33 +348,59 @@ export function checkReply(request: HostMessage['type'], reply: SandboxMessage, 
 }
 
 function checkOutcomes(reply: TriggeredReply, trigger: TriggerInFlight): void {
-  const inputs = new Map<string, FlowFile>();
-  for (const f of trigger.inputs) inputs.set(f.id, f);
-  const relationships = new Set(trigger.relationships);
-  /** Each consumed input: the commit that consumed it. */
-  const consumedBy = new Map<string, number>();
-  reply.outcomes.forEach((o, k) => {
-    for (const c of o.consumed) {
-      if (!inputs.has(c)) fail(`consumed ${quote(c)}, which is not an input of the trigger`);
-      if (consumedBy.has(c)) fail(`input ${c} consumed twice`);
-      consumedBy.set(c, k);
+  const inputs = trigger.inputs;
+  const n = inputs.length;
+  /**
+   * An input's index by its id: where the last one found was, plus one (a
+   * reply names inputs in their order, mostly), else by a map made once.
+   */
+  let next = 0;
+  let byId: Map<string, number> | null = null;
+  const index = {
+    get(id: string): number | undefined {
+      let i: number | undefined = next < n && inputs[next]!.id === id ? next : undefined;
+      if (i === undefined) {
+        if (!byId) {
+          byId = new Map();
+          for (let j = 0; j < n; j++) byId.set(inputs[j]!.id, j);
+        }
+        i = byId.get(id);
+      }
+      if (i !== undefined) next = i + 1;
+      return i;
+    },
+    has: (id: string) => index.get(id) !== undefined,
+  };
+  const relationships = trigger.relationships;
+  /** Per input: 1 + the commit that consumed it (0: none), whether sent on, whether left over. */
+  const consumedBy = new Int32Array(n);
+  const sentOn = new Uint8Array(n);
+  const back = new Uint8Array(n);
+  const outcomes = reply.outcomes;
+  for (let k = 0; k < outcomes.length; k++) {
+    for (const c of outcomes[k]!.consumed) {
+      const i = index.get(c);
+      if (i === undefined) fail(`consumed ${quote(c)}, which is not an input of the trigger`);
+      if (consumedBy[i]) fail(`input ${c} consumed twice`);
+      consumedBy[i] = k + 1;
     }
-  });
-  const sentOn = new Set<string>();
+  }
   const fresh = new Set<string>();
   const made: WireOutput[] = [];
-  reply.outcomes.forEach((o, k) => {
-    for (const out of o.outputs) {
-      if (!relationships.has(out.relationship))
+  next = 0;
+  for (let k = 0; k < outcomes.length; k++) {
+    for (const out of outcomes[k]!.outputs) {
+      if (!relationships.includes(out.relationship))
         fail(`an output to relationship ${quote(out.relationship)}, not offered`);
-      const input = inputs.get(out.id);
-      if (input) {
-        if (consumedBy.get(out.id) !== k) fail(`input ${out.id} sent on by a commit that did not consume it`);
-        if (sentOn.has(out.id)) fail(`input ${out.id} sent on twice`);
-        sentOn.add(out.id);
+      const i = index.get(out.id);
+      if (i !== undefined) {
+        if (consumedBy[i] !== k + 1) fail(`input ${out.id} sent on by a commit that did not consume it`);
+        if (sentOn[i]) fail(`input ${out.id} sent on twice`);
+        sentOn[i] = 1;
+        const input = inputs[i]!;
         out.entryDate = input.entryDate;
         out.lineageStartDate = input.lineageStartDate;
-        out.parentIds = [...input.parentIds];
+        out.parentIds = input.parentIds.length ? [...input.parentIds] : [];
       } else {
         if (!FLOWFILE_ID.test(out.id)) fail(`a new FlowFile id ${quote(out.id)} that is not a UUID`);
         if (fresh.has(out.id)) fail(`new FlowFile id ${out.id} twice`);
@@ -385,30 +411,28 @@ function checkOutcomes(reply: TriggeredReply, trigger: TriggerInFlight): void {
       }
       const c = out.content;
       if (c.kind === 'input') {
-        const source = inputs.get(c.from);
-        if (!source) fail(`content of ${quote(c.from)}, which is not an input`);
-        const by = consumedBy.get(c.from);
-        if (by !== undefined && by < k) fail(`content of input ${c.from}, consumed by an earlier commit`);
-        if (c.offset + c.length > source.size)
-          fail(`content ${c.offset}+${c.length} of input ${c.from}, which has ${source.size} bytes`);
+        const from = index.get(c.from);
+        if (from === undefined) fail(`content of ${quote(c.from)}, which is not an input`);
+        const by = consumedBy[from]!;
+        if (by && by < k + 1) fail(`content of input ${c.from}, consumed by an earlier commit`);
+        if (c.offset + c.length > inputs[from]!.size)
+          fail(`content ${c.offset}+${c.length} of input ${c.from}, which has ${inputs[from]!.size} bytes`);
       }
     }
-  });
-  const most = inputs.size + fresh.size;
+  }
+  const most = n + fresh.size;
   for (const out of made) {
     if (out.parentIds.length > most) fail(`a new FlowFile with ${out.parentIds.length} parents`);
     for (const p of out.parentIds)
-      if (!inputs.has(p) && !fresh.has(p)) fail(`a new FlowFile whose parent ${quote(p)} is neither an input nor new`);
+      if (!index.has(p) && !fresh.has(p)) fail(`a new FlowFile whose parent ${quote(p)} is neither an input nor new`);
   }
-  const back = new Set<string>();
   for (const l of reply.leftovers) {
-    if (!inputs.has(l.id)) fail(`a leftover ${quote(l.id)}, which is not an input`);
-    if (consumedBy.has(l.id)) fail(`input ${l.id} both consumed and left over`);
-    if (back.has(l.id)) fail(`input ${l.id} left over twice`);
-    back.add(l.id);
+    const i = index.get(l.id);
+    if (i === undefined) fail(`a leftover ${quote(l.id)}, which is not an input`);
+    if (consumedBy[i]) fail(`input ${l.id} both consumed and left over`);
+    if (back[i]) fail(`input ${l.id} left over twice`);
+    back[i] = 1;
   }
-  if (back.size + consumedBy.size !== inputs.size) {
-    for (const f of trigger.inputs)
-      if (!back.has(f.id) && !consumedBy.has(f.id)) fail(`input ${f.id} neither consumed nor left over`);
-  }
+  for (let i = 0; i < n; i++)
+    if (!consumedBy[i] && !back[i]) fail(`input ${inputs[i]!.id} neither consumed nor left over`);
 }
