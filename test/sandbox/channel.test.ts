@@ -123,6 +123,33 @@ test('a process sandbox: children, clones of part of an input, empty content and
   }
 });
 
+test('a process sandbox: a child of a FlowFile made and removed in the same session crosses, no protocol violation', async (t) => {
+  // the scratch FlowFile never reaches the host: the runtime leaves it out of its child's parents
+  const m = await manager(
+    t,
+    `for (let ff = session.get(); ff; ff = session.get()) {
+      const scratch = session.createChild(ff);
+      const out = session.putAttribute(session.createChild([ff, scratch]), 'kind', 'grandchild');
+      session.remove(scratch);
+      session.remove(ff);
+      session.transfer(out, 'success');
+    }
+    session.commit();`,
+  );
+  const inputs = Array.from({ length: 6 }, (_, i) => ({ content: `c${i}`, attributes: { n: String(i) } }));
+  const { out } = await startThrough(t, m, inputs, 'Echo', { id: 'echo', schedule: { batchSize: 3 } });
+  await until('every output through', () => out.length === inputs.length);
+  for (const e of out) {
+    assert.equal(e.attributes.kind, 'grandchild');
+    assert.equal(e.parentIds.length, 1, 'its input, not the scratch FlowFile');
+  }
+  assert.deepEqual(
+    m.alerts().filter((a) => a.code === 'SANDBOX_PROTOCOL_VIOLATION'),
+    [],
+    'the runtime sends only what the host accepts',
+  );
+});
+
 test('a reply is read strictly: inputs by index in range, a new FlowFile with its id, attributes as strings', () => {
   const inputs = [{ id: 'a', attributes: {}, size: 3, entryDate: 1, lineageStartDate: 1, parentIds: [] }];
   const at = new Map([['a', 0]]);
