@@ -176,6 +176,14 @@ export const ERRORS = {
   REQUEST_TIMEOUT: spec(408, () => 'The request did not arrive in time'),
   BODY_TOO_LARGE: spec(413, () => 'The request body is over the upload cap'),
   UNSUPPORTED_MEDIA_TYPE: spec(415, () => 'That content type is not accepted here'),
+  EVENT_STREAMS_FULL: spec<{ max: number }>(
+    503,
+    (p) => `The server has ${p.max} event streams open, its most; try again later`,
+  ),
+  TOO_MANY_EVENT_STREAMS: spec<{ max: number }>(
+    429,
+    (p) => `This token has ${p.max} event streams open, its most; close one first`,
+  ),
   INTERNAL: spec(500, () => 'Internal error; the server log has the details'),
   ROUTE_NOT_FOUND: spec<{ method: string; url: string }>(404, (p) => `No route ${p.method} ${p.url}`),
   MANAGER_SHUT_DOWN: spec(409, () => 'The plugin manager has been shut down'),

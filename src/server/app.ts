@@ -242,7 +242,14 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
   await app.register(pluginRoutes, { prefix: '/api/plugins', manager, flow, actor });
   await app.register(namespaceRoutes, { prefix: '/api/namespaces', manager, actor });
   await app.register(trustRoutes, { prefix: '/api/trust', manager, actor });
-  await app.register(observeRoutes, { prefix: '/api', manager, flow, hub });
+  await app.register(observeRoutes, {
+    prefix: '/api',
+    manager,
+    flow,
+    hub,
+    onRevoke: (listener) => tokens.onRevoke(listener),
+    limits,
+  });
   await app.register(tokenRoutes, { prefix: '/api', tokens, actor });
   await app.register(metricsRoutes, { manager, flow });
   await app.register(consoleRoutes);

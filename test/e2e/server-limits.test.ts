@@ -21,7 +21,7 @@ async function start(t: TestContext, limits: Partial<ServerLimits> = {}) {
     pluginDir: join(dir, 'plugins'),
     logLevel: false,
   });
-  const { app } = await buildServer({ manager, token: TOKEN, limits });
+  const { app, hub } = await buildServer({ manager, token: TOKEN, limits });
   await app.listen({ host: '127.0.0.1', port: 0 });
   t.after(async () => {
     await app.close();
@@ -41,7 +41,30 @@ async function start(t: TestContext, limits: Partial<ServerLimits> = {}) {
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null };
   };
-  return { port, manager, call };
+  /** Opens `/api/events`; `ended` resolves when the server ends the stream. */
+  const stream = async (token: string) => {
+    const controller = new AbortController();
+    t.after(() => controller.abort());
+    const res = await fetch(`${base}/api/events`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: controller.signal,
+    });
+    if (res.status !== 200)
+      return { status: res.status, body: JSON.parse(await res.text()), ended: Promise.resolve('') };
+    const reader = res.body!.getReader();
+    let text = '';
+    const first = await reader.read();
+    text += new TextDecoder().decode(first.value);
+    const ended = (async () => {
+      for (;;) {
+        const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+        if (done) return text;
+        text += new TextDecoder().decode(value);
+      }
+    })();
+    return { status: 200, body: null, ended, first: text };
+  };
+  return { port, manager, call, hub, stream };
 }
 
 /** A socket whose whole input is collected until the server closes it. */
@@ -129,5 +152,43 @@ describe('server limits', () => {
     });
     assert.equal(res.status, 200);
     held[1]!.socket.destroy();
+  });
+
+  test('a token’s event streams end when it is revoked, through this server at once, elsewhere at its next event', async (t) => {
+    const { call, hub, manager, stream } = await start(t);
+    const viewer = (await call('POST', '/api/tokens', TOKEN, { name: 'watcher', role: 'viewer' })).body.token as string;
+    const other = (await call('POST', '/api/tokens', TOKEN, { name: 'other', role: 'viewer' })).body.token as string;
+    const a = await stream(viewer);
+    const b = await stream(other);
+    assert.equal(a.status, 200);
+    assert.match(a.first ?? '', /event: hello/);
+    assert.equal((await call('DELETE', '/api/tokens/watcher', TOKEN)).status, 204);
+    await a.ended;
+    // a revoke the server did not make (the CLI writes the state store): seen when the stream next writes
+    assert.ok(await manager.store.deleteToken('other'));
+    let ended = false;
+    void b.ended.then(() => {
+      ended = true;
+    });
+    await until('the stream of a token revoked elsewhere ends', async () => {
+      hub.publish('test.ping', {});
+      await new Promise((r) => setTimeout(r, 100));
+      return ended;
+    });
+    await b.ended;
+  });
+
+  test('event streams are capped per token (429) and in all (503)', async (t) => {
+    const { call, stream } = await start(t, { maxEventStreams: 3, maxEventStreamsPerToken: 2 });
+    const viewer = (await call('POST', '/api/tokens', TOKEN, { name: 'watcher', role: 'viewer' })).body.token as string;
+    assert.equal((await stream(viewer)).status, 200);
+    assert.equal((await stream(viewer)).status, 200);
+    const third = await stream(viewer);
+    assert.equal(third.status, 429);
+    assert.equal(third.body.error.code, 'TOO_MANY_EVENT_STREAMS');
+    assert.equal((await stream(TOKEN)).status, 200);
+    const full = await stream(TOKEN);
+    assert.equal(full.status, 503);
+    assert.equal(full.body.error.code, 'EVENT_STREAMS_FULL');
   });
 });

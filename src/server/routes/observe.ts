@@ -5,6 +5,7 @@ import { createError } from '../../errors.ts';
 import type { FlowController } from '../../flow/controller.ts';
 import type { PluginManager } from '../../plugin/manager.ts';
 import type { EventHub } from '../events.ts';
+import type { ServerLimits } from '../limits.ts';
 import {
   alertListSchema,
   auditListSchema,
@@ -14,21 +15,35 @@ import {
   noBody,
   textBody,
 } from '../responses.ts';
-import { errors, sandboxListSchema } from '../schemas.ts';
+import { errorSchema, errors, sandboxListSchema } from '../schemas.ts';
 
 export interface ObserveRoutesOptions {
   manager: PluginManager;
   flow?: FlowController;
   hub: EventHub;
+  /** Tells when a named token is revoked through this server: its streams end at once. */
+  onRevoke: (listener: (name: string) => void) => () => void;
+  /** Event streams open at once: in all, and per token. */
+  limits: Pick<ServerLimits, 'maxEventStreams' | 'maxEventStreamsPerToken'>;
 }
 
 const KEEPALIVE_MS = 15_000;
+/** A stream asks again whether its token still names someone at most this often (a revoke made elsewhere). */
+const RECHECK_MS = 1000;
 
-export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (app, { manager, flow, hub }) => {
-  // event streams are ended when the server closes, so a stop never waits on them
-  const streams = new Set<import('node:http').ServerResponse>();
+export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (
+  app,
+  { manager, flow, hub, onRevoke, limits },
+) => {
+  // each open event stream, by the token that opened it; ended when the server closes, so a stop never waits on them
+  const streams = new Map<import('node:http').ServerResponse, { token: string; close: () => void }>();
+  const perToken = new Map<string, number>();
+  const offRevoke = onRevoke((name) => {
+    for (const [, s] of streams) if (s.token === name) s.close();
+  });
   app.addHook('onClose', async () => {
-    for (const res of streams) res.end();
+    offRevoke();
+    for (const [, s] of streams) s.close();
   });
   app.get<{ Querystring: { limit?: number } }>(
     '/alerts',
@@ -57,12 +72,26 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
         response: {
           200: textBody(
             'text/event-stream',
-            'Events: hello, plugin.registered, plugin.enabled, plugin.disabled, plugin.status, plugin.unregistered, alert; each data line is JSON with `at`',
+            'Events: hello, plugin.registered, plugin.enabled, plugin.disabled, plugin.status, plugin.unregistered, alert; each data line is JSON with `at`. The stream ends when its token is revoked',
           ),
+          429: {
+            ...errorSchema,
+            description: 'This token has as many event streams open as it may (TOO_MANY_EVENT_STREAMS)',
+          },
+          503: {
+            ...errorSchema,
+            description:
+              'The server has as many event streams open as it takes (EVENT_STREAMS_FULL), or the state store does not answer (STORE_UNAVAILABLE)',
+          },
         },
       },
     },
     (request, reply) => {
+      const token = request.principal?.name ?? '';
+      if (streams.size >= limits.maxEventStreams)
+        throw createError('EVENT_STREAMS_FULL', { max: limits.maxEventStreams });
+      if ((perToken.get(token) ?? 0) >= limits.maxEventStreamsPerToken)
+        throw createError('TOO_MANY_EVENT_STREAMS', { max: limits.maxEventStreamsPerToken });
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -72,18 +101,37 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (ap
         'x-accel-buffering': 'no',
       });
       res.write(`retry: 3000\nevent: hello\ndata: ${JSON.stringify({ at: new Date().toISOString() })}\n\n`);
+      // a token revoked elsewhere (the CLI, another node) is seen here when the stream next writes
+      let checked = Date.now();
+      const stillValid = () => {
+        if (Date.now() - checked < RECHECK_MS) return;
+        checked = Date.now();
+        request.server.confirmPrincipal(request).catch(close);
+      };
       const off = hub.subscribe((e) => {
+        stillValid();
         res.write(
           `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify({ at: e.at, ...((e.data as object) ?? {}) })}\n\n`,
         );
       });
-      const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
-      streams.add(res);
-      const close = () => {
+      const keepalive = setInterval(() => {
+        stillValid();
+        res.write(': keepalive\n\n');
+      }, KEEPALIVE_MS);
+      let closed = false;
+      function close() {
+        if (closed) return;
+        closed = true;
         clearInterval(keepalive);
         off();
         streams.delete(res);
-      };
+        const left = (perToken.get(token) ?? 1) - 1;
+        if (left > 0) perToken.set(token, left);
+        else perToken.delete(token);
+        res.end();
+      }
+      streams.set(res, { token, close });
+      perToken.set(token, (perToken.get(token) ?? 0) + 1);
       request.raw.on('close', close);
       res.on('error', close);
     },
