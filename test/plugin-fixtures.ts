@@ -124,10 +124,19 @@ export function treeDigest(dir: string): Record<string, string> {
 
 export interface TarEntry {
   path: string;
-  type?: '0' | '1' | '2' | '3' | '4' | '5' | '6';
+  /** `x`: a PAX header for the entry after it (its `data` the records; see `paxPath`). */
+  type?: '0' | '1' | '2' | '3' | '4' | '5' | '6' | 'x';
   mode?: number;
   data?: string | Buffer;
   linkpath?: string;
+}
+
+/** A PAX header giving the next entry `path`, however long: ustar alone holds at most 255 bytes. */
+export function paxPath(path: string): TarEntry {
+  const record = (len: number) => `${len} path=${path}\n`;
+  let len = Buffer.byteLength(record(0));
+  while (Buffer.byteLength(record(len)) !== len) len = Buffer.byteLength(record(len));
+  return { path: 'PaxHeader', type: 'x', data: record(len) };
 }
 
 /** A raw ustar archive, gzipped: lets tests make what tar itself would refuse to. */

@@ -13,6 +13,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import * as tar from 'tar';
+import { createError } from '../errors.ts';
 import { listPluginFiles } from './files.ts';
 import { type Finding, finding } from './findings.ts';
 import { MANIFEST_FILE } from './manifest.ts';
@@ -58,6 +59,23 @@ interface Entry {
 }
 
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+/** One name in a path, in bytes: what Linux, macOS and Windows file systems all take. */
+export const MAX_NAME_BYTES = 255;
+/** A whole path inside the plugin, in bytes: well under PATH_MAX (4096) with the plugin folder in front. */
+export const MAX_PATH_BYTES = 1024;
+
+/** Why a path cannot be written on any file system we run on, or null. */
+function nameProblem(path: string): string | null {
+  if (Buffer.byteLength(path) > MAX_PATH_BYTES) return `the path is over ${MAX_PATH_BYTES} bytes`;
+  if (path.split('/').some((seg) => Buffer.byteLength(seg) > MAX_NAME_BYTES))
+    return `a name in the path is over ${MAX_NAME_BYTES} bytes`;
+  return null;
+}
+
+/** A path shown in a finding: a hostile name may be 10,000 characters. */
+function shown(path: string): string {
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path;
+}
 
 /** Reads and checks a bundle; returns its entries only when nothing is wrong. */
 export async function readBundle(
@@ -97,7 +115,7 @@ export async function readBundle(
     onReadEntry(e) {
       const path = e.path.replace(/^\.\//, '').replace(/\/$/, '');
       const unsafe = (message: string) => {
-        findings.push(finding('ARCHIVE_UNSAFE', message, { path: e.path }));
+        findings.push(finding('ARCHIVE_UNSAFE', message, { path: shown(e.path) }));
         e.resume();
       };
       if (++count > limits.maxFiles) {
@@ -107,6 +125,8 @@ export async function readBundle(
       }
       if (path === '' && e.type === 'Directory') return void e.resume();
       if (!isPortablePath(path)) return unsafe('absolute, `..`, empty or non-NFC path');
+      const tooLong = nameProblem(path);
+      if (tooLong) return unsafe(tooLong);
       const isFile = FILE_TYPES.has(e.type);
       if (!isFile && e.type !== 'Directory')
         return unsafe(`entry type ${e.type} is not allowed (links, devices and pipes are refused)`);
@@ -144,6 +164,23 @@ export async function readBundle(
   } catch (err) {
     findings.push(finding('ARCHIVE_UNSAFE', `malformed tar: ${(err as Error).message}`));
   }
+  // a file where another entry needs a folder (`a`, then `a/b`): the second could not be written
+  const files = new Map<string, string>();
+  for (const e of entries) if (e.type === 'File') files.set(e.path.toLowerCase(), e.path);
+  for (const e of entries) {
+    const segs = e.path.split('/');
+    for (let i = 1; i < segs.length; i++) {
+      const file = files.get(segs.slice(0, i).join('/').toLowerCase());
+      if (file !== undefined) {
+        findings.push(
+          finding('ARCHIVE_UNSAFE', `"${shown(file)}" is a file, and another entry needs it to be a folder`, {
+            path: shown(e.path),
+          }),
+        );
+        break;
+      }
+    }
+  }
   if (findings.length) return { entries: [], findings };
   // a bundle may wrap the plugin in one top folder (as npm pack does)
   const tops = new Set(entries.map((e) => e.path.split('/')[0]));
@@ -164,10 +201,27 @@ export async function writeEntries(dir: string, entries: readonly Entry[]): Prom
   await mkdir(dir, { recursive: false });
   for (const e of [...entries].sort((a, b) => a.path.length - b.path.length)) {
     const target = join(dir, e.path);
-    if (e.type === 'Directory') await mkdir(target, { recursive: true });
-    else {
-      await mkdir(dirname(target), { recursive: true });
-      await writeFile(target, e.data, { flag: 'wx', mode: 0o644 });
+    try {
+      if (e.type === 'Directory') await mkdir(target, { recursive: true });
+      else {
+        await mkdir(dirname(target), { recursive: true });
+        await writeFile(target, e.data, { flag: 'wx', mode: 0o644 });
+      }
+    } catch (err) {
+      // readBundle refuses every name it knows the file system would: one it missed is still the bundle's fault, never a 500
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code && ENTRY_ERRNOS.has(code)) {
+        const refused = finding('ARCHIVE_UNSAFE', 'the file system cannot hold this entry', { path: shown(e.path) });
+        throw createError(
+          'BUNDLE_INVALID',
+          { codes: ['ARCHIVE_UNSAFE'] },
+          { details: { findings: [refused] }, cause: err },
+        );
+      }
+      throw err;
     }
   }
 }
+
+/** What a file system answers for a name it cannot take. */
+const ENTRY_ERRNOS = new Set(['ENAMETOOLONG', 'EEXIST', 'ENOTDIR', 'EISDIR', 'EILSEQ', 'EINVAL']);

@@ -7,7 +7,16 @@ import { createPluginManager, isDataBridgeError, type PluginManager } from '../.
 import { packPlugin } from '../../src/plugin/bundle.ts';
 import { SIGNATURE_FILE } from '../../src/plugin/signing.ts';
 import { tempDir } from '../helpers.ts';
-import { craftPluginTgz, craftTgz, makePlugin, newKey, sign, treeDigest, trustKey } from '../plugin-fixtures.ts';
+import {
+  craftPluginTgz,
+  craftTgz,
+  makePlugin,
+  newKey,
+  paxPath,
+  sign,
+  treeDigest,
+  trustKey,
+} from '../plugin-fixtures.ts';
 
 interface Setup {
   manager: PluginManager;
@@ -227,6 +236,21 @@ describe('install refuses hostile plugins with a coded finding, changing nothing
       setuid: [{ path: 'suid.sh', data: '#!/bin/sh', mode: 0o4755 }],
       'case collision': [{ path: 'INDEX.JS', data: 'shadow' }],
       'not NFC': [{ path: 'cafe\u0301.js', data: 'x' }],
+      // names the file system refuses (ENAMETOOLONG, EEXIST, ENOTDIR used to answer 500 INTERNAL)
+      'a 10,000-character name': [paxPath('a'.repeat(10_000)), { path: 'long', data: 'x' }],
+      '200 é: 400 bytes in one name': [paxPath('\u00e9'.repeat(200)), { path: 'e', data: 'x' }],
+      '25 nested 200-character folders': [
+        paxPath(`${Array(25).fill('d'.repeat(200)).join('/')}/f`),
+        { path: 'f', data: 'x' },
+      ],
+      'a file, then a file inside it': [
+        { path: 'a', data: 'x' },
+        { path: 'a/b', data: 'y' },
+      ],
+      'a file, then a folder of its name': [
+        { path: 'lib2', data: 'x' },
+        { path: 'LIB2/c.js', data: 'y' },
+      ],
     };
     for (const [name, extra] of Object.entries(cases)) {
       await t.test(name, async () => refused(s, craftPluginTgz(base, extra), 'ARCHIVE_UNSAFE'));
