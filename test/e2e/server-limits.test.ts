@@ -191,4 +191,15 @@ describe('server limits', () => {
     assert.equal(full.status, 503);
     assert.equal(full.body.error.code, 'EVENT_STREAMS_FULL');
   });
+
+  test('HEAD /api/events answers the stream’s headers at once and holds no subscriber', async (t) => {
+    const { port, hub } = await start(t);
+    const before = hub.listeners;
+    const { socket, closed } = open(port);
+    socket.write(`HEAD /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+    const answer = await closed;
+    assert.equal(statusOf(answer), 200, answer);
+    assert.match(answer, /content-type: text\/event-stream/i);
+    assert.equal(hub.listeners, before);
+  });
 });

@@ -87,6 +87,9 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (
       },
     },
     (request, reply) => {
+      // HEAD (which Fastify routes here too) gets the stream's headers and no stream: it would never end, and hold a subscriber
+      if (request.method === 'HEAD')
+        return reply.type('text/event-stream; charset=utf-8').header('cache-control', 'no-cache, no-transform').send();
       const token = request.principal?.name ?? '';
       if (streams.size >= limits.maxEventStreams)
         throw createError('EVENT_STREAMS_FULL', { max: limits.maxEventStreams });
