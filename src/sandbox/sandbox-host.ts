@@ -441,7 +441,15 @@ export class SandboxHost {
 
   /** A sandbox that broke the protocol: killed and restarted, its sessions rolled back, an alert saying what. */
   #violation(reason: string, transport: Transport): void {
-    this.#crashed(`broke the protocol: ${reason}`, 'SANDBOX_PROTOCOL_VIOLATION', transport);
+    try {
+      this.#crashed(`broke the protocol: ${reason}`, 'SANDBOX_PROTOCOL_VIOLATION', transport);
+    } catch (err) {
+      // an alert listener that throws: said, never thrown into the event loop that delivered the message
+      this.#o.log.error(
+        { namespace: this.namespace, err: String(err), reason },
+        'handling a protocol violation failed',
+      );
+    }
   }
 
   #rejectAll(reason: string): void {
