@@ -7,6 +7,10 @@
  * channel.ts); the whole session runs in the sandbox and its
  * outcomes come back in the reply, so the host applies them once. Errors
  * cross as plain data.
+ *
+ * Every message type of both directions is here, and nowhere else; the
+ * host's check of what a sandbox sends (protocol-check.ts) is written beside
+ * them, and every sandbox message goes through it before the host acts on it.
  */
 
 import type { OutputFlowFile, SessionOutcome } from '../flow/outcome.ts';
