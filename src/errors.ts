@@ -185,7 +185,7 @@ export const ERRORS = {
     (p) => `This token has ${p.max} event streams open, its most; close one first`,
   ),
   INTERNAL: spec(500, () => 'Internal error; the server log has the details'),
-  ROUTE_NOT_FOUND: spec<{ method: string; url: string }>(404, (p) => `No route ${p.method} ${p.url}`),
+  ROUTE_NOT_FOUND: spec(404, () => 'No route for this method and path'),
   MANAGER_SHUT_DOWN: spec(409, () => 'The plugin manager has been shut down'),
 } as const;
 

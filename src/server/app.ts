@@ -93,6 +93,25 @@ function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   socket.destroy();
 }
 
+/**
+ * What failed validation, without the request's own text: Ajv's params
+ * name an unknown key (`additionalProperty`, `propertyName`) as sent, and a
+ * pointer into a map holds the sender's keys. The schema's words stay.
+ */
+function validationDetails(validation: unknown): unknown {
+  if (!Array.isArray(validation)) return null;
+  return validation.map((v: { instancePath?: string; keyword?: string; message?: string; params?: object }) => {
+    const { additionalProperty: _a, propertyName: _p, ...params } = (v.params ?? {}) as Record<string, unknown>;
+    const path = v.instancePath ?? '';
+    return {
+      instancePath: path.length > 100 ? `${path.slice(0, 100)}…` : path,
+      keyword: v.keyword,
+      message: v.message,
+      params,
+    };
+  });
+}
+
 /** Longest path segment the router takes: the manifest's id limit (128) with room to spare. */
 const MAX_PARAM_LENGTH = 256;
 
@@ -148,6 +167,10 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
     const status = reply.statusCode;
     if (status === 401 || status === 403 || (status >= 400 && !request.raw.complete))
       reply.header('connection', 'close');
+    // a browser must not guess a type for an answer (a JSON error read as HTML), nor keep an API answer in a cache
+    reply.header('x-content-type-options', 'nosniff');
+    const url = request.routeOptions.url;
+    if (!url || url.startsWith('/api/') || url === '/metrics') reply.header('cache-control', 'no-store');
     return payload;
   });
   const hub = new EventHub(manager);
@@ -161,7 +184,9 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
     if (err instanceof DataBridgeError) return reply.status(err.status).send({ error: err.toJSON() });
     const e = err as { validation?: unknown; statusCode?: number; message: string; code?: string };
     if (e.validation)
-      return reply.status(400).send({ error: { code: 'USAGE', message: e.message, details: e.validation } });
+      return reply
+        .status(400)
+        .send({ error: { code: 'USAGE', message: e.message, details: validationDetails(e.validation) } });
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       // never the framework's message or code: a JSON parse error's message quotes the body
       const known = (BODY_ERRORS[e.code ?? ''] ?? FRAMEWORK_ERRORS[e.statusCode] ?? FRAMEWORK_ERRORS[400]!)();
@@ -174,12 +199,10 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!;
     const allow = routes.allowed(path);
+    // never the path: an answer does not echo the request
     const err = allow.length
       ? createError('METHOD_NOT_ALLOWED', { method: request.method, allow })
-      : createError('ROUTE_NOT_FOUND', {
-          method: request.method,
-          url: path.length > 200 ? `${path.slice(0, 200)}…` : path,
-        });
+      : createError('ROUTE_NOT_FOUND', {});
     if (allow.length) reply.header('allow', allow.join(', '));
     return reply.status(err.status).send({ error: err.toJSON() });
   });

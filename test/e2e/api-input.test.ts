@@ -167,4 +167,42 @@ describe('API input', () => {
     assert.equal(JSON.parse(body).error.code, 'HEADERS_TOO_LARGE');
     assert.doesNotMatch(body, /aaaa/);
   });
+
+  test('answers echo nothing of the request: no path, no unknown key, no library text; nosniff and no-store', async (t) => {
+    const { call, port } = await start(t);
+    const marker = 'zq-echo-marker';
+    const answers = [
+      await call('GET', `/api/${marker}/x`),
+      await call('GET', `/no/${marker}`),
+      await call('POST', '/api/namespaces', JSON.stringify({ name: 'etl', [`${marker}<script>`]: 1 })),
+      await call('GET', `/api/alerts?${marker}=1`),
+      await call('DELETE', `/api/cluster/nodes/${marker}%3Cscript%3E`),
+      await call(
+        'POST',
+        '/api/trust/keys',
+        JSON.stringify({
+          publisher: 'acme',
+          publicKey: `-----BEGIN PUBLIC KEY-----\n${marker}\n-----END PUBLIC KEY-----`,
+        }),
+      ),
+    ];
+    for (const a of answers) {
+      assert.ok(a.status >= 400, a.text);
+      oneShape(a.text);
+      assert.ok(!a.text.includes(marker), `no echo: ${a.text}`);
+    }
+    assert.equal(answers[0]!.error!.code, 'ROUTE_NOT_FOUND');
+    assert.equal(JSON.parse(answers[0]!.text).error.message, 'No route for this method and path');
+    assert.equal(answers[2]!.error!.code, 'USAGE');
+    assert.equal(answers[5]!.error!.code, 'KEY_INVALID');
+    assert.doesNotMatch(answers[5]!.text, /DECODER|error:[0-9A-F]{8}|routines/, 'no OpenSSL text');
+    for (const path of ['/api/plugins', '/api/nothing', '/healthz']) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff', path);
+      if (path.startsWith('/api')) assert.equal(res.headers.get('cache-control'), 'no-store', path);
+      await res.text();
+    }
+  });
 });

@@ -1,6 +1,7 @@
 /** `/api/namespaces` and `/api/trust`: limits and the trust store. */
 
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { createError, isDataBridgeError } from '../../errors.ts';
 import type { PluginManager } from '../../plugin/manager.ts';
 import { limitsJsonSchema } from '../../sandbox/limits.ts';
 import {
@@ -197,14 +198,25 @@ export const trustRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
     },
     async (request, reply) => {
       const { publisher, publicKey, namespaces } = request.body;
-      return reply
-        .status(201)
-        .send(
-          await manager.trust.addKey(
-            { publisher, publicKeyPem: publicKey, namespaces: namespaces ?? [], replace: request.query.replace },
-            actor(request),
-          ),
-        );
+      try {
+        return reply
+          .status(201)
+          .send(
+            await manager.trust.addKey(
+              { publisher, publicKeyPem: publicKey, namespaces: namespaces ?? [], replace: request.query.replace },
+              actor(request),
+            ),
+          );
+      } catch (err) {
+        // OpenSSL's text says nothing a client can act on and quotes the library: our own words, the original as cause
+        if (isDataBridgeError(err, 'KEY_INVALID'))
+          throw createError(
+            'KEY_INVALID',
+            { file: 'publicKey', reason: 'not an Ed25519 public key in SPKI PEM' },
+            { cause: err },
+          );
+        throw err;
+      }
     },
   );
   app.post<{ Params: { keyId: string }; Body: { reason?: string } }>(

@@ -99,7 +99,8 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (
       const res = reply.raw;
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
+        'cache-control': 'no-store, no-transform',
+        'x-content-type-options': 'nosniff',
         connection: 'keep-alive',
         'x-accel-buffering': 'no',
       });
@@ -237,7 +238,12 @@ export const observeRoutes: FastifyPluginAsync<ObserveRoutesOptions> = async (
       schema: {
         tags: ['observe'],
         summary: 'Forget a node that no longer beats (a stopped or lost machine); a live node is refused',
-        params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 100 } } },
+        // cluster.ts's node id syntax: a NODE_NOT_FOUND names only an id of that syntax
+        params: {
+          type: 'object',
+          properties: { id: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,100}$' } },
+          required: ['id'],
+        },
         response: { 204: noBody('Forgotten'), ...errorResponses(404, 409, 503) },
       },
     },
