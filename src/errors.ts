@@ -166,9 +166,10 @@ export const ERRORS = {
   ),
   TOKEN_EXISTS: spec<{ name: string }>(409, (p) => `A token named "${p.name}" already exists`),
   TOKEN_NOT_FOUND: spec<{ name: string }>(404, (p) => `No token named "${p.name}"`),
-  METHOD_NOT_ALLOWED: spec<{ method: string; allow: readonly string[] }>(
-    405,
-    (p) => `${p.method} is not allowed here; allowed: ${p.allow.join(', ')}`,
+  METHOD_NOT_ALLOWED: spec<{ method: string; allow: readonly string[] }>(405, (p) =>
+    p.allow.length
+      ? `${p.method} is not allowed here; allowed: ${p.allow.join(', ')}`
+      : `${p.method} is not served by this server`,
   ),
   BAD_REQUEST: spec<{ reason: string }>(400, (p) => `Bad request: ${p.reason}`),
   URI_TOO_LONG: spec(414, () => 'The request target is too long'),

@@ -6,17 +6,17 @@
  * `/`. A thin layer over the host API.
  */
 
-import { STATUS_CODES } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createError, DataBridgeError } from '../errors.ts';
 import type { FlowController } from '../flow/controller.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 import { VERSION } from '../version.ts';
-import { type Authenticate, installAuth, principalOf } from './auth.ts';
+import { type Authenticate, bearerOf, installAuth, principalOf } from './auth.ts';
 import { consoleRoutes } from './console.ts';
 import { EventHub } from './events.ts';
 import { type ServerLimits, serverLimits } from './limits.ts';
@@ -85,10 +85,15 @@ function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? createError('REQUEST_TIMEOUT', {})
         : createError('BAD_REQUEST', { reason: 'the request could not be parsed' });
+  writeError(socket, e);
+}
+
+/** Writes an answer in our shape straight to a socket no request object owns, and closes it. */
+function writeError(socket: Duplex, e: DataBridgeError, headers = ''): void {
   const body = JSON.stringify({ error: e.toJSON() });
   if (socket.writable)
     socket.write(
-      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nConnection: close\r\n${headers}Content-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
   socket.destroy();
 }
@@ -161,6 +166,21 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
   server.connectionsCheckingInterval = checkEvery;
   // more connections are closed as they arrive: the process keeps file descriptors for its own work and /healthz
   server.maxConnections = limits.maxConnections;
+  // CONNECT is no route's method: Node hands it to a 'connect' listener as a tunnel, and with none it dropped the
+  // connection unanswered. 401 without a valid token, as everywhere; else 405.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const secret = bearerOf(req.headers);
+    void Promise.resolve(secret ? authenticate(secret) : null)
+      .catch(() => null)
+      .then((principal) =>
+        writeError(
+          socket,
+          principal
+            ? createError('METHOD_NOT_ALLOWED', { method: 'CONNECT', allow: [] })
+            : createError('UNAUTHORIZED', {}),
+        ),
+      );
+  });
   // an error answered before the body was read closes the connection: Node would otherwise read (drain) a body of any length
   // to keep the connection alive, and a 401 or 403 gives its sender no reason to keep one
   app.addHook('onSend', async (request, reply, payload) => {
@@ -180,9 +200,24 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
   documentResponses(app);
   const routes = routeTable(app);
 
+  // a path no route has: 405 with Allow where another method has it, else 404; never the path itself
+  const notFound = (request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0]!;
+    // a route that exists for this method and called for not-found itself (a missing static file) is a 404
+    const allow = routes.allowed(path);
+    const err =
+      allow.length && !allow.includes(request.method)
+        ? createError('METHOD_NOT_ALLOWED', { method: request.method, allow })
+        : createError('ROUTE_NOT_FOUND', {});
+    if (err.code === 'METHOD_NOT_ALLOWED') reply.header('allow', allow.join(', '));
+    return reply.status(err.status).send({ error: err.toJSON() });
+  };
+
   app.setErrorHandler((err, request, reply) => {
     if (err instanceof DataBridgeError) return reply.status(err.status).send({ error: err.toJSON() });
     const e = err as { validation?: unknown; statusCode?: number; message: string; code?: string };
+    // a body the framework refused on the way to no route at all (QUERY without a type, a type no parser takes): the route is what is wrong
+    if (request.is404 && e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return notFound(request, reply);
     if (e.validation)
       return reply
         .status(400)
@@ -196,16 +231,9 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
     return reply.status(500).send({ error: createError('INTERNAL', {}).toJSON() });
   });
 
-  app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0]!;
-    const allow = routes.allowed(path);
-    // never the path: an answer does not echo the request
-    const err = allow.length
-      ? createError('METHOD_NOT_ALLOWED', { method: request.method, allow })
-      : createError('ROUTE_NOT_FOUND', {});
-    if (allow.length) reply.header('allow', allow.join(', '));
-    return reply.status(err.status).send({ error: err.toJSON() });
-  });
+  app.setNotFoundHandler(notFound);
+  // Fastify parses text/plain by default: a JSON route sent text got 400 'body must be object' instead of 415
+  app.removeContentTypeParser('text/plain');
 
   // bundles arrive as their bytes; anything else is refused with 415
   app.addContentTypeParser(

@@ -58,21 +58,23 @@ export function adminToken(token: string): Authenticate {
   return (secret) => (tokenMatches(secret, token) ? { name: 'admin', role: 'admin' } : null);
 }
 
-function bearer(request: FastifyRequest): string | null {
-  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(request.headers.authorization ?? '');
+/** The bearer secret of a request's headers, or null. */
+export function bearerOf(headers: { authorization?: string | undefined }): string | null {
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(headers.authorization ?? '');
   return m ? m[1]! : null;
 }
 
 /** Who the request's bearer token names, or null. */
 export async function principalOf(request: FastifyRequest, authenticate: Authenticate): Promise<Principal | null> {
-  const secret = bearer(request);
+  const secret = bearerOf(request.headers);
   return secret ? await authenticate(secret) : null;
 }
 
 function accessOf(request: FastifyRequest): Access {
   const declared = request.routeOptions.config?.access;
   if (declared) return declared;
-  // the not-found handler has no method list: it needs a token like any route
+  // the not-found handler: any valid token learns that a route does not exist (an operator's PUT to no route got 403 'needs admin')
+  if (request.is404) return 'viewer';
   return request.method === 'GET' || request.method === 'HEAD' ? 'viewer' : 'admin';
 }
 
@@ -96,8 +98,12 @@ export function installAuth(app: FastifyInstance, authenticate: Authenticate): v
       schema.description = schema.description ? `${schema.description}\n\n${who}` : who;
     }
   });
+  // what the first check decided: a route that hands over to the not-found handler (a static file that is missing)
+  // keeps its access, where the not-found handler's own would ask an open route for a token
+  const decided = new WeakMap<FastifyRequest, Access>();
   const check = async (request: FastifyRequest) => {
-    const access = accessOf(request);
+    const access = decided.get(request) ?? accessOf(request);
+    decided.set(request, access);
     if (access === 'open') {
       request.principal = await principalOf(request, authenticate);
       return;

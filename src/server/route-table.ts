@@ -11,16 +11,14 @@ export interface RouteTable {
   allowed(path: string): string[];
 }
 
+// exact, as the router matches: `/api/whoami/` is not `/api/whoami` (it answered 405 listing GET while GET was refused)
 function patternOf(url: string): RegExp {
-  const parts = url
-    .replace(/\/+$/, '')
-    .split('/')
-    .map((seg) => {
-      if (seg === '*') return '.*';
-      if (seg.startsWith(':')) return '[^/]+';
-      return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    });
-  return new RegExp(`^${parts.join('/')}/?$`);
+  const parts = url.split('/').map((seg) => {
+    if (seg === '*') return '.*';
+    if (seg.startsWith(':')) return '[^/]+';
+    return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  });
+  return new RegExp(`^${parts.join('/')}$`);
 }
 
 /** Records every route registered after this call. */

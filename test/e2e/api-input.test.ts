@@ -205,4 +205,63 @@ describe('API input', () => {
       await res.text();
     }
   });
+
+  test('statuses say what is wrong: trailing slash and missing files 404, unknown routes 404 to any token, 415, 400 for too many parts, CONNECT and QUERY in our shape', async (t) => {
+    const { call, port } = await start(t);
+    const rawAnswer = (text: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        const chunks: Buffer[] = [];
+        socket.on('data', (d) => chunks.push(d));
+        socket.on('error', reject);
+        socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        socket.write(text);
+      });
+    const codeOf = (a: { text: string }) => (JSON.parse(a.text) as { error: { code: string } }).error.code;
+    for (const path of ['/api/whoami/', '/metrics/']) {
+      const a = await call('GET', path);
+      assert.equal(a.status, 404, `${path}: ${a.text}`);
+      assert.equal(codeOf(a), 'ROUTE_NOT_FOUND');
+    }
+    const missing = await fetch(`http://127.0.0.1:${port}/docs/api/static/no-such-file.js`);
+    assert.equal(missing.status, 404, await missing.text());
+    // a known path and another method is still 405 with Allow
+    const patch = await call('PATCH', '/api/plugins');
+    assert.equal(patch.status, 405);
+    const made = await call('POST', '/api/tokens', JSON.stringify({ name: 'oncall', role: 'operator' }));
+    const operator = (JSON.parse(made.text) as { token: string }).token;
+    const unknown = await fetch(`http://127.0.0.1:${port}/api/plugins/acme.x/enable/`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${operator}` },
+    });
+    assert.equal(unknown.status, 404, await unknown.text());
+    const text = await call('POST', '/api/namespaces', 'name=etl', 'text/plain');
+    assert.equal(text.status, 415, text.text);
+    assert.equal(text.error?.code, 'UNSUPPORTED_MEDIA_TYPE');
+    const form = new FormData();
+    for (let i = 0; i < 11; i++) form.append(`f${i}`, 'x');
+    const parts = await fetch(`http://127.0.0.1:${port}/api/plugins/install`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body: form,
+    });
+    const partsText = await parts.text();
+    assert.equal(parts.status, 400, partsText);
+    assert.equal(JSON.parse(partsText).error.code, 'BAD_REQUEST');
+    const query = await rawAnswer(
+      `QUERY /api/plugins HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.match(query, /^HTTP\/1\.1 405 /);
+    assert.match(query, /\r\nallow: GET, HEAD\r\n/i);
+    for (const [auth, status, code] of [
+      [`Authorization: Bearer ${TOKEN}\r\n`, 405, 'METHOD_NOT_ALLOWED'],
+      ['', 401, 'UNAUTHORIZED'],
+    ] as const) {
+      const answer = await rawAnswer(`CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n${auth}\r\n`);
+      assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), answer);
+      const body = answer.slice(answer.indexOf('\r\n\r\n') + 4);
+      oneShape(body);
+      assert.equal(JSON.parse(body).error.code, code);
+    }
+  });
 });

@@ -349,6 +349,12 @@ async function multipartBundle(request: FastifyRequest): Promise<Buffer> {
     return await file.toBuffer();
   } catch (err) {
     if (err instanceof DataBridgeError) throw err;
+    const code = (err as { code?: string }).code;
+    // more parts than an install takes (one file, ten fields) is a malformed upload, not a large one
+    if (code === 'FST_FILES_LIMIT' || code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT')
+      throw createError('BAD_REQUEST', {
+        reason: 'the multipart body has too many parts (one file, at most ten fields)',
+      });
     if ((err as { statusCode?: number }).statusCode === 413) throw createError('BODY_TOO_LARGE', {});
     throw createError('BAD_REQUEST', { reason: 'the multipart body is malformed' });
   }
