@@ -1,7 +1,7 @@
 /** Shared test helpers: temporary folders and running the real CLI. */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -23,8 +23,19 @@ export const CHROMIUM_FLAGS = [
 /** A fresh folder removed after the test. */
 export function tempDir(t: TestContext, prefix = 'databridge-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  // a process sandbox runs as uid 65534 when the tests run as root: plugin folders inside must be reachable
+  chmodSync(dir, 0o755);
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * A folder a process sandbox may write: when the tests run as root a sandbox
+ * runs as uid 65534, and a folder declared writable must be that uid's.
+ */
+export function sandboxWritable(path: string): string {
+  if (process.getuid?.() === 0) chownSync(path, 65534, 65534);
+  return path;
 }
 
 export interface CliResult {

@@ -23,6 +23,7 @@ export interface StateOptions {
   inlinePlugin?: string[];
   workerPlugin?: string[];
   allowWeakIsolation?: boolean;
+  sandboxUid?: string;
   store?: string;
   json?: boolean;
 }
@@ -57,6 +58,10 @@ export function withStateOptions(command: Command): Command {
       '--allow-weak-isolation',
       'where this host cannot confine a process sandbox fully (no bubblewrap, no cgroups), run plugins with what holds instead of refusing them (env DATABRIDGE_ALLOW_WEAK_ISOLATION=1)',
     )
+    .option(
+      '--sandbox-uid <uid>',
+      'when DataBridge runs as root, the host uid a process sandbox runs as (never root; it must read DataBridge’s files and write the folders plugins declare writable; default 65534; env DATABRIDGE_SANDBOX_UID)',
+    )
     .option('--json', 'machine-readable output');
 }
 
@@ -85,6 +90,7 @@ export function managerOptions(opts: StateOptions, extra: PluginManagerOptions =
     ...(opts.inlinePlugin ? { inlinePlugins: opts.inlinePlugin } : {}),
     ...(opts.workerPlugin ? { workerPlugins: opts.workerPlugin } : {}),
     ...(opts.allowWeakIsolation ? { allowWeakIsolation: true } : {}),
+    ...(opts.sandboxUid !== undefined ? { sandboxUid: Number(opts.sandboxUid) } : {}),
     ...(opts.store ? { store: opts.store } : {}),
     logLevel: 'warn',
     ...extra,

@@ -60,6 +60,15 @@ export interface PluginManagerOptions {
    */
   allowWeakIsolation?: boolean;
   /**
+   * The host uid (and gid) a process sandbox runs as when DataBridge runs
+   * as root: bwrap maps the sandbox's uid 65534 to it, so what a sandbox
+   * writes is never root's and root's 0600 files stay closed to it. It
+   * must be able to read DataBridge's files, and write the folders
+   * plugins declare writable. Not root (env DATABRIDGE_SANDBOX_UID).
+   * Default 65534 (nobody). Unused when DataBridge is not root.
+   */
+  sandboxUid?: number;
+  /**
    * @internal For tests: this report instead of probing the host's
    * confinement. Not read from the environment.
    */
@@ -102,6 +111,7 @@ export interface PluginManagerConfig {
   inlinePlugins: string[];
   workerPlugins: string[];
   allowWeakIsolation: boolean;
+  sandboxUid: number;
   /** @internal */
   confinementReport: ConfinementReport | null;
   autoRollback: { enabled: boolean; probationMs: number; maxFailures: number };
@@ -157,6 +167,7 @@ const optionsSchema = {
     inlinePlugins: trustList,
     workerPlugins: trustList,
     allowWeakIsolation: { type: 'boolean' },
+    sandboxUid: { type: 'integer', minimum: 1, maximum: 4294967294 },
     confinementReport: {
       type: 'object',
       required: ['bwrap', 'cgroup', 'prlimit', 'level', 'missing'],
@@ -233,6 +244,7 @@ export function resolveConfig(
     inlinePlugins: [...(options.inlinePlugins ?? envList(env, 'DATABRIDGE_INLINE_PLUGINS', 'inlinePlugins'))],
     workerPlugins: [...(options.workerPlugins ?? envList(env, 'DATABRIDGE_WORKER_PLUGINS', 'workerPlugins'))],
     allowWeakIsolation: options.allowWeakIsolation ?? envFlag(env, 'DATABRIDGE_ALLOW_WEAK_ISOLATION'),
+    sandboxUid: options.sandboxUid ?? envUid(env, 'DATABRIDGE_SANDBOX_UID'),
     confinementReport: options.confinementReport ?? null,
     autoRollback: {
       enabled: options.autoRollback?.enabled ?? true,
@@ -258,6 +270,20 @@ function envList(env: NodeJS.ProcessEnv, name: string, field: string): string[] 
     throw createError('CONFIG_INVALID', { summary: `${field} ${problems[0]!.message}` }, { details: { problems } });
   }
   return items;
+}
+
+/** A uid from the environment (65534 when unset); not a uid other than root is CONFIG_INVALID. */
+function envUid(env: NodeJS.ProcessEnv, name: string): number {
+  const text = (env[name] ?? '').trim();
+  if (!text) return 65534;
+  const uid = Number(text);
+  if (!Number.isInteger(uid) || uid < 1 || uid > 4294967294) {
+    const problems = [
+      { field: 'sandboxUid', message: `${name} holds "${text}", which is not a uid other than root (0)` },
+    ];
+    throw createError('CONFIG_INVALID', { summary: `sandboxUid ${problems[0]!.message}` }, { details: { problems } });
+  }
+  return uid;
 }
 
 function envFlag(env: NodeJS.ProcessEnv, name: string): boolean {

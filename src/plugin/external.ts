@@ -15,6 +15,7 @@ import semver from 'semver';
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
 import type { ConfinementReport } from '../sandbox/confinement.ts';
+import { checkGrants, DATABRIDGE_ROOT, folderUnreadable } from '../sandbox/grants.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import type { ComponentInfos } from '../sandbox/protocol.ts';
 import { RemoteControllerService, RemoteProcessor, RemoteReportingTask } from '../sandbox/remote-processor.ts';
@@ -33,6 +34,7 @@ import { type TrustPolicy, type ValidationReport, validatePluginDir } from './va
 
 export interface ExternalPluginsOptions {
   pluginDir: string;
+  dataDir: string;
   registry: PluginRegistry;
   store: StateStore;
   policy: TrustPolicy;
@@ -179,6 +181,7 @@ export class ExternalPlugins {
       if (mode === 'process' && confinement.level !== 'full' && !allowWeakIsolation) {
         findings = [...findings, finding('ISOLATION_UNAVAILABLE', isolationUnavailable(id, confinement).message)];
       }
+      if (mode === 'process') findings = [...findings, ...this.#grantFindings(dir, manifest)];
     }
     if (!findings.some((f) => f.severity === 'error')) {
       const mode = this.isolationOf(report.manifest!);
@@ -405,6 +408,20 @@ export class ExternalPlugins {
     return modeOf(manifest.id, manifest.isolation, this.#o);
   }
 
+  /** Declared paths a process sandbox would be refused (grants.ts), and a plugin folder its uid cannot read. */
+  #grantFindings(dir: string, manifest: PluginManifest): Finding[] {
+    const uid = this.#o.confinement.uid?.switched ? this.#o.confinement.uid.uid : null;
+    const { refused } = checkGrants(manifest.permissions ?? {}, {
+      protectedRoots: [this.#o.dataDir, this.#o.pluginDir, DATABRIDGE_ROOT],
+      uid,
+      create: true,
+    });
+    const folder = folderUnreadable(dir, uid);
+    return [...refused, ...(folder ? [folder] : [])].map((r) =>
+      finding(r.code, `${manifest.id}: ${r.message}`, { path: 'manifest.json', pointer: '/permissions/fs' }),
+    );
+  }
+
   async #loadSandboxed(
     dir: string,
     report: ValidationReport,
@@ -424,6 +441,7 @@ export class ExternalPlugins {
       requested: manifest.limits,
       permissions: manifest.permissions ?? {},
       readPaths: [dir],
+      protectedRoots: [this.#o.dataDir, this.#o.pluginDir],
       log: this.#o.log,
       onAlert: (a) => this.#o.onAlert(a),
       onFailed: (reason) => {

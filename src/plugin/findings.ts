@@ -29,6 +29,10 @@ export const FINDING_CODES = [
   'SCANNER_FINDING',
   'LOAD_FAILED',
   'ISOLATION_UNAVAILABLE',
+  'PATH_INVALID',
+  'PATH_FORBIDDEN',
+  'PATH_SYMLINK',
+  'PATH_NOT_ACCESSIBLE',
 ] as const;
 
 export type FindingCode = (typeof FINDING_CODES)[number];

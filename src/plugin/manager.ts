@@ -14,7 +14,12 @@ import { createError } from '../errors.ts';
 import type { Alert } from '../flow/controller.ts';
 import { createLogger, type PinoLogger } from '../log.ts';
 import { BUILTIN_PROCESSORS, builtInPluginId } from '../processors/index.ts';
-import { type ConfinementReport, overrideConfinement, probeConfinement } from '../sandbox/confinement.ts';
+import {
+  type ConfinementReport,
+  configureSandboxUid,
+  overrideConfinement,
+  probeConfinement,
+} from '../sandbox/confinement.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import { ResourceMonitor, type UsageSample } from '../sandbox/monitor.ts';
 import { Namespaces } from '../sandbox/namespaces.ts';
@@ -168,6 +173,7 @@ export class PluginManager {
       await this.#restoreEnabledStates();
       mkdirSync(this.config.pluginDir, { recursive: true });
       // a report given for tests stands for the probe's, for the spawn path too (process-wide, as the probe's cache is)
+      configureSandboxUid(this.config.sandboxUid);
       if (this.config.confinementReport) overrideConfinement(this.config.confinementReport);
       this.#confinement = await probeOrNone();
       if (this.#confinement.level !== 'full') {
@@ -184,6 +190,7 @@ export class PluginManager {
       }
       this.#external = new ExternalPlugins({
         pluginDir: this.config.pluginDir,
+        dataDir: this.config.dataDir,
         registry: this.registry,
         store: this.#store,
         policy: this.policy,

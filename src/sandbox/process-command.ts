@@ -2,6 +2,7 @@
  * The command line of a process sandbox, outermost first:
  *
  *   sh (joins the sandbox's cgroup, then execs) → prlimit (RLIMIT_NOFILE)
+ *   → setpriv (as root only: to the sandbox's host uid, never root)
  *   → bwrap (namespaces, a root of only what is bound) → node --permission …
  *
  * Each step execs the next, so the cgroup holds every process of the
@@ -15,7 +16,8 @@ import { existsSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { PluginPermissions } from '../plugin/manifest.ts';
 import { type Bind, bwrapArgs } from './bwrap.ts';
-import type { ConfinementState } from './confinement.ts';
+import { type ConfinementState, setprivArgs } from './confinement.ts';
+import { checkGrants, DATABRIDGE_ROOT } from './grants.ts';
 import type { ResourceLimits } from './limits.ts';
 
 const SRC = resolve(import.meta.dirname, '..');
@@ -38,6 +40,8 @@ export interface ProcessCommandOptions {
   /** Folders the sandbox may read (the plugins' own). */
   readPaths: readonly string[];
   permissions: PluginPermissions;
+  /** The data dir and plugin dir: no declared path may be, hold or lie inside one (nor DataBridge's root). */
+  protectedRoots?: readonly string[];
   /** The host's probe; absent or null: no bwrap, no cgroup (as before the probe existed). */
   confinement?: ConfinementState | null;
 }
@@ -66,16 +70,21 @@ function real(path: string): string | null {
   }
 }
 
-/** Declared paths by real path (a link inside a grant must not lead out of it); missing ones are skipped. */
-function declared(p: PluginPermissions): { read: string[]; write: string[]; skipped: string[] } {
-  const skipped: string[] = [];
-  const pick = (list: readonly string[] | undefined): string[] =>
-    (list ?? []).flatMap((path) => {
-      const r = real(path);
-      if (!r) skipped.push(`${path}: does not exist`);
-      return r ? [r] : [];
-    });
-  return { read: pick(p.fs?.read), write: pick(p.fs?.write), skipped };
+/**
+ * Declared paths checked again at this start (grants.ts): a path that is
+ * not its own real path any more, or leads into DataBridge's folders, is
+ * refused, never bound; a missing one is left out.
+ */
+function declared(o: ProcessCommandOptions): { read: string[]; write: string[]; skipped: string[] } {
+  const checked = checkGrants(o.permissions, {
+    protectedRoots: [...(o.protectedRoots ?? []), DATABRIDGE_ROOT],
+    uid: o.confinement?.switchTo?.uid ?? null,
+  });
+  const skipped = [
+    ...checked.refused.map((r) => `${r.code}: ${r.message}`),
+    ...checked.missing.map((path) => `${path}: does not exist`),
+  ];
+  return { read: checked.read, write: checked.write, skipped };
 }
 
 /**
@@ -92,7 +101,7 @@ export function processCommand(
   skipped: string[];
 } {
   const p = options.permissions;
-  const grants = declared(p);
+  const grants = declared(options);
   const plugins = options.readPaths.map((r) => real(r) ?? r);
   const node = real(process.execPath) ?? process.execPath;
   const nodeArgs = [
@@ -134,6 +143,11 @@ export function processCommand(
       ...args,
     ];
     command = bwrap;
+    // after the cgroup and prlimit steps (they need root), before bwrap: its uid 65534 maps to this uid, not root
+    if (state!.switchTo) {
+      args = [...setprivArgs(state!.switchTo.uid), command, ...args];
+      command = state!.switchTo.setpriv;
+    }
   } else if (!network && existsSync('/usr/bin/unshare')) {
     args = ['-n', '--', command, ...args];
     command = '/usr/bin/unshare';

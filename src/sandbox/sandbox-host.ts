@@ -55,6 +55,8 @@ export interface SandboxHostOptions {
   requested?: ResourceLimits;
   permissions: PluginPermissions;
   readPaths: string[];
+  /** Process mode: folders no declared path may touch (the data dir, the plugin dir), checked at every start. */
+  protectedRoots?: readonly string[];
   log: PinoLogger;
   onAlert: (alert: SandboxAlert) => void;
   /** Called once when the sandbox is given up. */
@@ -385,6 +387,7 @@ export class SandboxHost {
       const spawnOptions = {
         limits: this.limits,
         readPaths: this.#o.readPaths,
+        protectedRoots: this.#o.protectedRoots,
         permissions: this.#o.permissions,
         confinement,
       };

@@ -5,7 +5,7 @@
  * plugin folder, copied and signed with a throwaway key trusted for it.
  */
 
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FlowController } from '../flow/controller.ts';
@@ -87,6 +87,8 @@ export async function inProcessHost(): Promise<PrivateHost> {
 export async function pluginHost(dir: string, inline: boolean): Promise<PrivateHost> {
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { id: string; publisher: string };
   const root = mkdtempSync(join(tmpdir(), 'databridge-testrunner-'));
+  // as root, a process sandbox runs as another uid (65534), which must reach the plugin's folder: passing through, not listing
+  chmodSync(root, 0o711);
   try {
     const copy = join(root, 'plugins', manifest.id);
     cpSync(dir, copy, {

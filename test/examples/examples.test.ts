@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ReportingTaskRunner, TestRunner } from 'databridge/sdk/testing';
 import { createPluginManager } from '../../src/index.ts';
-import { ROOT, tempDir } from '../helpers.ts';
+import { ROOT, sandboxWritable, tempDir } from '../helpers.ts';
 
 const EXAMPLES = join(ROOT, 'examples', 'plugins');
 const example = (id: string) => join(EXAMPLES, id);
@@ -170,7 +170,8 @@ describe('acme.archive: reads and writes its declared folder, in a child process
 
   test('archives, spots duplicates, and cannot leave its folder', async (t) => {
     mkdirSync(ARCHIVE, { recursive: true });
-    const dir = mkdtempSync(join(ARCHIVE, 'test-'));
+    sandboxWritable(ARCHIVE);
+    const dir = sandboxWritable(mkdtempSync(join(ARCHIVE, 'test-')));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const runner = await TestRunner.forPlugin(example('acme.archive'), 'ArchiveFile', {
       properties: { Directory: dir },

@@ -8,7 +8,17 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,10 +29,11 @@ import { createPluginManager, type PluginManager } from '../../src/index.ts';
 import { DEFAULT_PIDS_MAX } from '../../src/sandbox/cgroup-layout.ts';
 import { confinementState, probeConfinement } from '../../src/sandbox/confinement.ts';
 import { type Emitted, registerSink, registerSource } from '../flow-harness.ts';
-import { ROOT, tempDir, until } from '../helpers.ts';
+import { ROOT, sandboxWritable, tempDir, until } from '../helpers.ts';
 import { beforeLoad, makePlugin, newKey, sign, treeDigest, trustKey, upperCode } from '../plugin-fixtures.ts';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'hostile');
+const a0600Secret = `root-only-${randomBytes(8).toString('hex')}`;
 const N = 10;
 
 const report = await probeConfinement();
@@ -338,6 +349,7 @@ describe('process sandboxes confined by the OS', () => {
     const grant = join(tempDir(t), 'grant');
     mkdirSync(grant);
     writeFileSync(join(grant, 'in.txt'), 'granted');
+    sandboxWritable(grant);
     const a = await arena(t, 'declared-folder', { GRANT: grant });
     await a.attack({ grant, token: join(a.dataDir, 'admin.token') });
     const results = await outcomes(a);
@@ -351,12 +363,34 @@ describe('process sandboxes confined by the OS', () => {
     await contained(a);
   });
 
+  test('a writable declared folder: a setuid program planted there is never root’s, root’s 0600 file stays closed', {
+    skip: needsBwrap || (process.getuid?.() === 0 ? false : 'DataBridge switches the sandbox’s uid only as root'),
+  }, async (t) => {
+    const grant = join(tempDir(t), 'grant');
+    mkdirSync(grant);
+    sandboxWritable(grant);
+    writeFileSync(join(grant, 'root-only.txt'), a0600Secret, { mode: 0o600 });
+    const a = await arena(t, 'setuid', { GRANT: grant });
+    await a.attack({ grant });
+    const results = await outcomes(a);
+    assertRefused(results, ['rootSecret'], a0600Secret);
+    for (let i = 0; i < N; i++) {
+      const st = statSync(join(grant, `suid-${i}`));
+      assert.notEqual(st.uid, 0, `suid-${i} is not root's`);
+      assert.equal(st.uid, 65534, 'it is the sandbox uid’s');
+    }
+    const report = await probeConfinement();
+    assert.equal(report.uid?.switched, true, 'the probe says the sandbox runs as another uid');
+    await contained(a);
+  });
+
   test('acme.archive (an example) still archives into its declared folder, confined', {
     skip: needsBwrap,
   }, async (t) => {
     const ARCHIVE = '/tmp/databridge-archive';
     mkdirSync(ARCHIVE, { recursive: true });
-    const target = mkdtempSync(join(ARCHIVE, 'confined-'));
+    sandboxWritable(ARCHIVE);
+    const target = sandboxWritable(mkdtempSync(join(ARCHIVE, 'confined-')));
     t.after(() => rmSync(target, { recursive: true, force: true }));
     const dir = tempDir(t);
     const pluginDir = join(dir, 'plugins');

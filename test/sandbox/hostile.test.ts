@@ -11,7 +11,7 @@ import { describe, type TestContext, test } from 'node:test';
 import { createFlowController, type FlowController } from '../../src/flow/controller.ts';
 import { createPluginManager, type PluginManager } from '../../src/index.ts';
 import { type Emitted, registerSink, registerSource } from '../flow-harness.ts';
-import { tempDir, until } from '../helpers.ts';
+import { sandboxWritable, tempDir, until } from '../helpers.ts';
 import { beforeLoad, makePlugin, newKey, sign, trustKey, upperCode } from '../plugin-fixtures.ts';
 
 function hostileCode(body: string, hooks = ''): string {
@@ -249,6 +249,7 @@ describe('hostile plugins in process sandboxes', () => {
     const grant = join(dir, 'grant');
     mkdirSync(grant);
     writeFileSync(join(grant, 'in.txt'), 'granted');
+    sandboxWritable(grant);
     const body = `const fs = ${mod('fs')}; const text = fs.readFileSync('${grant}/in.txt', 'utf8'); fs.writeFileSync('${grant}/out.txt', text.toUpperCase());`;
     const a = await arena(t, hostileCode(body), { permissions: { fs: { read: [grant], write: [grant] } } });
     assert.equal(a.manager.get('evil.hostile').isolation, 'process', 'an untrusted plugin runs in a process');

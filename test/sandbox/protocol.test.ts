@@ -16,7 +16,7 @@ import { createFlowController } from '../../src/flow/controller.ts';
 import { createPluginManager } from '../../src/index.ts';
 import { probeConfinement } from '../../src/sandbox/confinement.ts';
 import { type Emitted, registerSink, registerSource } from '../flow-harness.ts';
-import { ROOT, tempDir, until } from '../helpers.ts';
+import { ROOT, sandboxWritable, tempDir, until } from '../helpers.ts';
 import { beforeLoad, makePlugin, newKey, sign, trustKey, upperCode } from '../plugin-fixtures.ts';
 
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'hostile', 'protocol');
@@ -54,6 +54,7 @@ async function attack(t: TestContext, mode: 'process' | 'worker', forge: string,
   const dataDir = join(dir, 'data');
   const grant = join(dir, 'grant');
   mkdirSync(grant);
+  sandboxWritable(grant);
   const folder = join(pluginDir, ID);
   cpSync(FIXTURE, folder, { recursive: true });
   const manifest = join(folder, 'manifest.json');
