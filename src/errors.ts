@@ -137,6 +137,11 @@ export const ERRORS = {
   ),
   BUNDLE_INVALID: spec<{ codes: readonly string[] }>(422, (p) => `The bundle was refused: ${p.codes.join(', ')}`),
   KEY_INVALID: spec<{ file: string; reason: string }>(400, (p) => `${p.file}: ${p.reason}`),
+  PRIVATE_KEY_SENT: spec(
+    400,
+    () =>
+      'That is a private key: send the public key only. A private key must never leave its owner; treat this one as exposed and make a new pair',
+  ),
   KEY_NOT_FOUND: spec<{ keyId: string }>(404, (p) => `No key ${p.keyId} in the trust store`),
   KEY_EXISTS: spec<{ keyId: string; publisher: string }>(
     409,

@@ -15,12 +15,16 @@
  * fits, waits for the reader to drain it, writes on), and a busy host turns
  * its loop every few ms. Through a lane a batch is one write and one read.
  *
- * The host trusts nothing from the sandbox: a frame over MAX_FRAME_BYTES, a
+ * The host trusts nothing from the sandbox: a frame over its cap
+ * (FRAME_CAPS: checked on its length prefix, before its bytes are kept), a
  * body that is not a JSON object, a reply to no trigger in flight or of
- * another kind than `triggered` or `error` to one, a reply codec.ts cannot
- * read, content lengths that add up past MAX_LANE_BYTES or to another
- * figure than its frame announced, or a lane shorter than announced are
- * violations, and the sandbox is ended. The host reads a reply at the slot it
+ * another kind than `triggered` or `error` to one, a reply's JSON over
+ * replyJsonCap or one codec.ts cannot read, content past replyContentCap
+ * (the sandbox's memory limit) or adding up to another figure than its
+ * frame announced, a reply bigger than what the sandbox has written into
+ * its lane (holes: a sparse lane costs it nothing, the host a read and a
+ * copy), or a lane shorter than announced are violations, and the sandbox
+ * is ended. The host reads a reply at the slot it
  * gave the trigger, never where the sandbox says. What gets through is then
  * checked as every sandbox message is, worker or process
  * (protocol-check.ts, from SandboxHost): this end only frames and decodes.
@@ -34,6 +38,7 @@ import {
   ftruncateSync,
   openSync,
   readSync,
+  statfsSync,
   unlinkSync,
   writeSync,
   writevSync,
@@ -50,10 +55,46 @@ export const CHANNEL_FD = 3;
 export const DOWN_LANE_FD = 4;
 export const UP_LANE_FD = 5;
 
-/** The largest frame either side accepts (metadata only: content goes through the lanes). */
+/** The largest frame the sandbox accepts from the host (metadata only: content goes through the lanes). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
-/** The most content one trigger or one reply may carry. */
+/**
+ * The largest frame the host reads from a sandbox, by kind. The kind is
+ * known only once the frame is parsed, so the length prefix is held to the
+ * largest kind the sandbox may send now (`loaded` or `created` only while
+ * such a request is in flight) before a byte of the body is kept, and the
+ * body to its own kind's cap before it is parsed. The runtime keeps its
+ * messages within these (childChannel: a log or an error cut, anything
+ * else answered by an error); only a sandbox writing to the channel itself
+ * passes one.
+ */
+export const FRAME_CAPS = {
+  /** A log message (the runtime cuts one to fit). */
+  log: 32 * 1024,
+  /** Any other message: a reply's head, an error (cut to fit), usage, ready. */
+  other: 256 * 1024,
+  /** A `created` reply (its findings). */
+  created: 1024 * 1024,
+  /** A `loaded` reply (what a plugin's components say of themselves: BOUNDS.componentInfos). */
+  loaded: 8 * 1024 * 1024,
+} as const;
+/** The most content one trigger or one reply may carry; a reply less where its sandbox has a memory limit. */
 export const MAX_LANE_BYTES = 1024 * 1024 * 1024;
+/**
+ * The most JSON a reply to a batch of `inputs` FlowFiles may have in its
+ * lane: parsing is the host's cost, so a few MiB, whatever the batch.
+ */
+export function replyJsonCap(inputs: number): number {
+  return Math.min(8 * 1024 * 1024, 4 * 1024 * 1024 + inputs * 16 * 1024);
+}
+/**
+ * The most content the host reads from one reply of a sandbox with this
+ * memory limit: the sandbox wrote it into its lane, whose pages its memory
+ * limit pays for (tmpfs pages are charged to their writer), so it can hold
+ * no more than that at once.
+ */
+export function replyContentCap(maxMemoryMB: number | undefined): number {
+  return maxMemoryMB ? Math.min(MAX_LANE_BYTES, maxMemoryMB * 1024 * 1024) : MAX_LANE_BYTES;
+}
 /** Where slot n's region starts: n * SLOT_BYTES. The lanes are sparse files: a hole costs nothing. */
 const SLOT_BYTES = 2 ** 31;
 /** A lane past this size is cut back to nothing when no trigger is in flight (a big batch's pages freed). */
@@ -61,14 +102,15 @@ const TRIM_BYTES = 64 * 1024 * 1024;
 
 /** Splits a byte stream into frames: a 4-byte big-endian length, then that many bytes. */
 export class FrameReader {
-  readonly #max: number;
+  readonly #max: () => number;
   readonly #onFrame: (body: Buffer) => void;
   #chunks: Buffer[] = [];
   #buffered = 0;
   #need = -1;
 
-  constructor(max: number, onFrame: (body: Buffer) => void) {
-    this.#max = max;
+  /** `max`: the cap, or what it is when a length prefix is read (it may depend on what is in flight). */
+  constructor(max: number | (() => number), onFrame: (body: Buffer) => void) {
+    this.#max = typeof max === 'number' ? () => max : max;
     this.#onFrame = onFrame;
   }
 
@@ -80,7 +122,13 @@ export class FrameReader {
       if (this.#need < 0) {
         if (this.#buffered < 4) return;
         this.#need = this.#take(4).readUInt32BE(0);
-        if (this.#need > this.#max) throw new Error(`a frame of ${this.#need} bytes (at most ${this.#max})`);
+        const max = this.#max();
+        if (this.#need > max) {
+          // nothing more is kept: the caller ends the sandbox
+          this.#chunks = [];
+          this.#buffered = 0;
+          throw new Error(`a frame of ${this.#need} bytes (at most ${max})`);
+        }
       }
       if (this.#buffered < this.#need) return;
       const body = this.#take(this.#need);
@@ -153,7 +201,16 @@ export interface Lanes {
   up: number;
   /** The sandbox's descriptors 4 and 5: the down lane read-only, the up lane read-write. */
   child: [number, number];
+  /**
+   * Whether the lanes are in a tmpfs, where a file's blocks are exactly
+   * the pages written to it (and charged to the writer's memory). On a disk
+   * filesystem blocks can lag or be compressed away, and the check of a
+   * reply against them is skipped.
+   */
+  tmpfs: boolean;
 }
+
+const TMPFS_MAGIC = 0x01021994;
 
 /**
  * Makes a sandbox's two lanes: files in a tmpfs (/dev/shm where there is
@@ -173,7 +230,7 @@ export function openLanes(): Lanes {
   };
   const [down, downChild] = open('r');
   const [up, upChild] = open('r+');
-  return { down, up, child: [downChild, upChild] };
+  return { down, up, child: [downChild, upChild], tmpfs: statfsSync(dir).type === TMPFS_MAGIC };
 }
 
 /** The host's slots: one per trigger in flight, the smallest free first. */
@@ -240,10 +297,19 @@ export function hostChannel(
   /** A message as read (a reply with its content): checked by the receiver, not here. */
   onMessage: (message: unknown) => void,
   onViolation: (reason: string) => void,
+  /** The most content one reply may carry (replyContentCap of the sandbox's memory limit). */
+  maxContent = MAX_LANE_BYTES,
 ): { send(message: HostMessage): void; close(): void } {
   const slots = new Slots();
   /** Each trigger in flight, for reading its reply: its inputs and relationships, by index. */
   const triggers = new Map<number, TriggerRequest>();
+  /** Loads and creates in flight, by id: while there are any, a frame may be as big as their replies. */
+  const big = new Map<number, 'loaded' | 'created'>();
+  const frameCap = (): number => {
+    let cap: number = FRAME_CAPS.other;
+    for (const kind of big.values()) cap = Math.max(cap, FRAME_CAPS[kind]);
+    return cap;
+  };
   let broken = false;
   const parse = (bytes: Buffer): Record<string, unknown> => {
     const m = JSON.parse(bytes.toString('utf8')) as unknown;
@@ -252,7 +318,11 @@ export function hostChannel(
   };
   const receive = (body: Buffer): void => {
     const m = parse(body);
+    const kind = m.type === 'log' || m.type === 'loaded' || m.type === 'created' ? m.type : 'other';
+    if (body.length > FRAME_CAPS[kind])
+      throw new Error(`a ${kind} frame of ${body.length} bytes (at most ${FRAME_CAPS[kind]})`);
     const id = typeof m.id === 'number' ? m.id : undefined;
+    if (id !== undefined) big.delete(id);
     const slot = id === undefined ? undefined : slots.release(id);
     const trigger = id === undefined ? undefined : triggers.get(id);
     if (trigger) triggers.delete(trigger.id);
@@ -266,17 +336,24 @@ export function hostChannel(
   };
   const readReply = (m: Record<string, unknown>, trigger?: TriggerRequest, slot?: number): TriggeredReply => {
     if (!trigger || slot === undefined) throw new Error(`a reply to no trigger in flight (${String(m.id)})`);
-    const json = readLane(lanes.up, slot, 0, count(m.json, MAX_FRAME_BYTES, 'a reply of'));
+    const jsonBytes = count(m.json, replyJsonCap(trigger.inputs.length), 'a reply of JSON bytes');
+    const announced = count(m.content, maxContent, 'a reply with content bytes');
+    // Nothing is read that the sandbox has not written: a hole in the lane reads as zeros and costs it
+    // nothing, pages it wrote are charged to its memory. The lane's blocks are every page of it, not only
+    // this slot's: a sandbox cannot make the host read more than it holds written at this moment.
+    const held = lanes.tmpfs ? fstatSync(lanes.up).blocks * 512 : Number.POSITIVE_INFINITY;
+    if (held < jsonBytes + announced)
+      throw new Error(`a reply of ${jsonBytes + announced} bytes in an up lane holding ${held} bytes written (holes)`);
+    const json = readLane(lanes.up, slot, 0, jsonBytes);
     if (!json) throw new Error('the up lane is shorter than the reply says');
     const reply = decodeTriggered(parse(Buffer.from(json)), trigger.id, trigger.inputs, trigger.relationships);
-    const announced = count(m.content, MAX_LANE_BYTES, 'a reply with content of');
     const total = reply.outcomes.reduce((n, o) => n + o.lengths.reduce((a, b) => a + b, 0), 0);
     if (total !== announced)
       throw new Error(`content lengths that add up to ${total} bytes, not the ${announced} announced`);
     let at = json.byteLength;
     const outcomes = reply.outcomes.map((o) => {
       const n = o.lengths.reduce((a, b) => a + b, 0);
-      if (at + n > MAX_LANE_BYTES) throw new Error(`a reply with more than ${MAX_LANE_BYTES} bytes of content`);
+      if (at + n > jsonBytes + announced) throw new Error(`a reply with more than ${announced} bytes of content`);
       const packed = readLane(lanes.up, slot, at, n);
       if (!packed) throw new Error('the up lane is shorter than the reply says');
       at += n;
@@ -284,7 +361,7 @@ export function hostChannel(
     });
     return { ...reply, outcomes };
   };
-  const reader = new FrameReader(MAX_FRAME_BYTES, (body) => {
+  const reader = new FrameReader(frameCap, (body) => {
     if (!broken) receive(body);
   });
   socket.on('data', (chunk: Buffer) => {
@@ -300,6 +377,8 @@ export function hostChannel(
   socket.on('error', () => {});
   return {
     send(message) {
+      if (message.type === 'load' || message.type === 'create')
+        big.set(message.id, message.type === 'load' ? 'loaded' : 'created');
       if (message.type !== 'trigger') return void socket.write(frame(message));
       const slot = slots.take(message.id);
       triggers.set(message.id, message);
@@ -320,6 +399,45 @@ export function hostChannel(
       closeSync(lanes.up);
     },
   };
+}
+
+/** A text cut to at most about `bytes` bytes as JSON spells it. */
+const cutTo = (text: string, bytes: number): string => {
+  let n = Math.min(text.length, bytes);
+  while (n > 0 && Buffer.byteLength(JSON.stringify(text.slice(0, n))) > bytes) n = Math.floor(n / 2);
+  return n < text.length ? `${text.slice(0, n)}… (cut)` : text;
+};
+
+/** An error reply saying a message was too big to send. */
+const tooBig = (id: number, what: string): SandboxMessage => ({
+  type: 'error',
+  id,
+  error: { code: 'PLUGIN_ERROR', message: `${what}: over the channel's cap, not sent` },
+});
+
+/**
+ * A message as a frame within the host's cap for its kind (FRAME_CAPS): a
+ * log or an error cut to fit, any other message that does not fit answered
+ * by an error instead, so that the runtime never breaks the protocol.
+ */
+function fitted(message: SandboxMessage): Buffer {
+  const out = frame(message);
+  const kind =
+    message.type === 'log' || message.type === 'loaded' || message.type === 'created' ? message.type : 'other';
+  const cap = FRAME_CAPS[kind];
+  if (out.length - 4 <= cap) return out;
+  if (message.type === 'log')
+    return frame({
+      ...message,
+      message: cutTo(message.message, cap / 2),
+      fields: { note: 'fields left out: too big' },
+    });
+  if (message.type === 'error') {
+    const { code, plugin, message: text, stack } = message.error;
+    const error = { code, plugin, message: cutTo(text, cap / 4), stack: stack && cutTo(stack, cap / 4) };
+    return frame({ ...message, error });
+  }
+  return 'id' in message ? frame(tooBig(message.id, `a ${message.type} reply of ${out.length - 4} bytes`)) : out;
 }
 
 /**
@@ -351,10 +469,15 @@ export function childChannel(onMessage: (message: HostMessage) => void): (messag
   return (message) => {
     const id = 'id' in message ? message.id : undefined;
     const run = id === undefined ? undefined : running.get(id);
-    if (!run) return void socket.write(frame(message));
+    if (!run) return void socket.write(fitted(message));
     running.delete(id!);
-    if (message.type !== 'triggered') return void socket.write(frame(message));
+    if (message.type !== 'triggered') return void socket.write(fitted(message));
     const json = Buffer.from(encodeTriggered(message, run.at, run.relationships));
+    const cap = replyJsonCap(run.at.size);
+    if (json.byteLength > cap)
+      return void socket.write(
+        fitted(tooBig(message.id, `a reply of ${json.byteLength} bytes of JSON (at most ${cap} for its batch)`)),
+      );
     const content = message.outcomes.map((o) => new Uint8Array(o.packed));
     writeLane(UP_LANE_FD, run.slot, json, ...content);
     const head: LaneFrame = {

@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { DEFAULT_PIDS_MAX } from './cgroup-layout.ts';
 import { SandboxCgroup } from './cgroups.ts';
-import { CHANNEL_FD, hostChannel, type Lanes, openLanes } from './channel.ts';
+import { CHANNEL_FD, hostChannel, type Lanes, openLanes, replyContentCap } from './channel.ts';
 import { cpuTime, findNodeProcess, openDescriptors, residentBytes } from './proc-usage.ts';
 import {
   ATTACH_FAILED,
@@ -197,11 +197,17 @@ export function spawnProcess(options: SpawnOptions, events: TransportEvents): Tr
     channel.close();
     events.exit(reason);
   };
-  const channel = hostChannel(child.stdio[CHANNEL_FD] as Duplex, lanes, events.message, (reason) => {
-    violation = `broke the protocol: ${reason}`;
-    child.kill('SIGKILL');
-    events.violation(reason);
-  });
+  const channel = hostChannel(
+    child.stdio[CHANNEL_FD] as Duplex,
+    lanes,
+    events.message,
+    (reason) => {
+      violation = `broke the protocol: ${reason}`;
+      child.kill('SIGKILL');
+      events.violation(reason);
+    },
+    replyContentCap(options.limits.maxMemoryMB),
+  );
   child.on('exit', (code, signal) => ended(violation ?? exitReason(code, signal, cgroup)));
   child.on('error', (err) => ended(`could not start: ${err.message}`));
   lines(child.stderr, events.stderr);

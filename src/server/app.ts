@@ -19,6 +19,7 @@ import { VERSION } from '../version.ts';
 import { type Authenticate, bearerOf, installAuth, principalOf } from './auth.ts';
 import { consoleRoutes } from './console.ts';
 import { EventHub } from './events.ts';
+import { installJsonParser } from './json-body.ts';
 import { type ServerLimits, serverLimits } from './limits.ts';
 import { metricsRoutes } from './metrics.ts';
 import { documentResponses, healthSchema } from './responses.ts';
@@ -234,6 +235,7 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
   app.setNotFoundHandler(notFound);
   // Fastify parses text/plain by default: a JSON route sent text got 400 'body must be object' instead of 415
   app.removeContentTypeParser('text/plain');
+  installJsonParser(app);
 
   // bundles arrive as their bytes; anything else is refused with 415
   app.addContentTypeParser(

@@ -18,9 +18,31 @@ export const errorSchema = {
   required: ['error'],
 } as const;
 
+/** The manifest's id syntax (schemas/plugin-manifest.schema.json). */
+export const PLUGIN_ID_PATTERN = '^[a-z0-9]+(?:-[a-z0-9]+)*(?:\\.[a-z0-9]+(?:[-_][a-z0-9]+)*)+$';
+
+/** A plugin id as a body field: the manifest's syntax (an operator names plugins that can be installed). */
+export const pluginIdSchema = {
+  type: 'string',
+  maxLength: 128,
+  pattern: PLUGIN_ID_PATTERN,
+  description: 'a plugin id, in the manifest’s syntax: <publisher namespace>.<name>, lower case',
+} as const;
+
+/**
+ * A plugin id in a path: the manifest's syntax, or a built-in's (`builtin.LogAttribute`). Nothing else
+ * reaches a handler, so a PLUGIN_NOT_FOUND names only an id of that syntax (`..` and `ACME.X` were echoed).
+ */
 export const idParams = {
   type: 'object',
-  properties: { id: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._-]+$' } },
+  properties: {
+    id: {
+      type: 'string',
+      maxLength: 128,
+      pattern: `^(?:builtin\\.[A-Za-z][A-Za-z0-9]*|${PLUGIN_ID_PATTERN.slice(1, -1)})$`,
+      description: 'a plugin id: <publisher namespace>.<name> in lower case, or builtin.<Name>',
+    },
+  },
   required: ['id'],
 } as const;
 

@@ -264,4 +264,70 @@ describe('API input', () => {
       assert.equal(JSON.parse(body).error.code, code);
     }
   });
+
+  test('requests mean one thing: reserved and repeated namespaces, a release revoked twice, a private key, plugin ids, display names, a key twice', async (t) => {
+    const { call, manager } = await start(t);
+    const key = newKey();
+    const json = (v: unknown) => JSON.stringify(v);
+    const refused: [string, string, string, string][] = [
+      [
+        'POST',
+        '/api/trust/keys',
+        json({ publisher: 'acme', publicKey: key.publicKeyPem, namespaces: ['builtin.*'] }),
+        'USAGE',
+      ],
+      [
+        'POST',
+        '/api/trust/keys',
+        json({ publisher: 'acme', publicKey: key.publicKeyPem, namespaces: ['builtin'] }),
+        'USAGE',
+      ],
+      [
+        'POST',
+        '/api/trust/keys',
+        json({ publisher: 'acme', publicKey: key.publicKeyPem, namespaces: ['acme.*', 'acme.*'] }),
+        'USAGE',
+      ],
+      ['POST', '/api/trust/keys', json({ publisher: 'acme', publicKey: key.privateKeyPem }), 'PRIVATE_KEY_SENT'],
+      [
+        'POST',
+        '/api/trust/revoked-releases',
+        json({ pluginId: 'builtin.GenerateFlowFile', version: '1.0.0' }),
+        'USAGE',
+      ],
+      ['POST', '/api/namespaces', json({ name: 'ws', displayName: '   ' }), 'USAGE'],
+      ['POST', '/api/namespaces', json({ name: 'cc', displayName: '\u0000\u202egnp.exe' }), 'USAGE'],
+      ['POST', '/api/namespaces', '{"name":"dk","name":"dk2"}', 'BAD_REQUEST'],
+      ['POST', '/api/namespaces', '{"name":"dk","limits":{"maxMemoryMB":64,"max\\u004demoryMB":128}}', 'BAD_REQUEST'],
+      ['GET', '/api/plugins/acme..x', '', 'USAGE'],
+      ['GET', '/api/plugins/ACME.UPPER', '', 'USAGE'],
+      ['PUT', '/api/plugins/nope/enable', '', 'USAGE'],
+    ];
+    for (const [method, path, body, code] of refused) {
+      const a = await call(method, path, body || undefined);
+      assert.equal(a.status, 400, `${method} ${path} ${body}: ${a.text}`);
+      assert.equal(a.error?.code, code, `${method} ${path} ${body}`);
+    }
+    assert.deepEqual(await manager.trust.list(), [], 'no key trusted');
+    assert.deepEqual(
+      (await manager.namespaces.list()).map((n) => n.name),
+      [],
+      'no namespace made',
+    );
+    // ids of both syntaxes reach the route
+    assert.equal((await call('GET', '/api/plugins/builtin.LogAttribute')).status, 200);
+    assert.equal((await call('GET', '/api/plugins/acme.nope')).error?.code, 'PLUGIN_NOT_FOUND');
+    // a release revoked again: 200 with what was recorded the first time, and one audit entry
+    const release = json({ pluginId: 'acme.upper', version: '1.0.0', reason: 'first' });
+    const first = await call('POST', '/api/trust/revoked-releases', release);
+    assert.equal(first.status, 201, first.text);
+    const again = await call(
+      'POST',
+      '/api/trust/revoked-releases',
+      json({ pluginId: 'acme.upper', version: '1.0.0', reason: 'second' }),
+    );
+    assert.equal(again.status, 200, again.text);
+    assert.equal(JSON.parse(again.text).reason, 'first');
+    assert.equal((await manager.trust.listRevokedReleases()).length, 1);
+  });
 });

@@ -24,7 +24,12 @@ function code(body: string): string {
 }) } };\n`;
 }
 
-async function manager(t: import('node:test').TestContext, body: string): Promise<PluginManager> {
+async function manager(
+  t: import('node:test').TestContext,
+  body: string,
+  /** Where the host's log lines go, when the test reads them. */
+  logLines?: string[],
+): Promise<PluginManager> {
   const dir = tempDir(t);
   const dirs = { dataDir: join(dir, 'data'), pluginDir: join(dir, 'plugins') };
   const key = newKey();
@@ -38,7 +43,12 @@ async function manager(t: import('node:test').TestContext, body: string): Promis
     key,
   );
   await beforeLoad(dirs, (m) => trustKey(m, key));
-  const m = await createPluginManager({ ...dirs, logLevel: false });
+  const m = await createPluginManager({
+    ...dirs,
+    ...(logLines
+      ? { logLevel: 'info', logDestination: { write: (l: string) => void logLines.push(l) } }
+      : { logLevel: false }),
+  });
   t.after(() => m.shutdown());
   assert.equal(m.sandboxOf('acme.echo')?.mode, 'process');
   return m;
@@ -246,3 +256,85 @@ for (const [what, write] of [
     assert.deepEqual(out.map((e) => e.attributes.n).sort(), ['0', '1']);
   });
 }
+
+/**
+ * Runs three FlowFiles one at a time through a plugin whose code, on the one
+ * marked evil, does `evil`: its sandbox ends with a protocol violation
+ * saying `why`, and every FlowFile is delivered or still queued.
+ */
+async function endsItsOwnSandbox(t: import('node:test').TestContext, evil: string, why: RegExp): Promise<void> {
+  const m = await manager(
+    t,
+    `const ff = session.get();
+    if (ff && ff.attributes.evil) { ${evil} }
+    if (ff) session.transfer(ff, 'success');
+    session.commit();`,
+  );
+  const inputs: { attributes: Record<string, string> }[] = [
+    { attributes: { n: '0' } },
+    { attributes: { n: '1' } },
+    { attributes: { n: '2', evil: '1' } },
+  ];
+  const { flow, out } = await startThrough(t, m, inputs, 'Echo', {
+    id: 'echo',
+    penaltyDuration: '50 ms',
+    schedule: { batchSize: 1, concurrentTasks: 1 },
+  });
+  await until('the sandbox ended for breaking the protocol', () =>
+    m.alerts().some((a) => a.plugin === 'acme.echo' && /broke the protocol/.test(a.message)),
+  );
+  const alert = m.alerts().find((a) => a.plugin === 'acme.echo' && /broke the protocol/.test(a.message))!;
+  assert.match(alert.message, why);
+  await until('the well-behaved FlowFiles delivered', () => out.length === 2);
+  await flow.stop('echo');
+  const queued = flow.stats().connections.reduce((n, c) => n + c.queued, 0);
+  assert.equal(out.length + queued, inputs.length, 'every FlowFile delivered or still queued');
+  assert.deepEqual(out.map((e) => e.attributes.n).sort(), ['0', '1']);
+}
+
+/**
+ * Finding 6 (attack run 2026-12-02): makes the runtime's next reply claim
+ * `claim` bytes of new content for its output, in an up lane grown to 16 GiB
+ * of holes (ftruncate: it costs the sandbox nothing). Its head frame says
+ * the same, so the lengths add up.
+ */
+const sparseReply = (claim: number) => `
+  const fs = process.getBuiltinModule('fs');
+  const stringify = JSON.stringify;
+  JSON.stringify = function (v, ...rest) {
+    if (v && v.type === 'triggered') {
+      if (Array.isArray(v.outcomes)) {
+        fs.ftruncateSync(5, 8 * 2 ** 31);
+        for (const o of v.outcomes) { o[2] = [${claim}]; for (const out of o[0]) { out[4] = 2; out[5] = 0; out[6] = 0; out[7] = ${claim}; } }
+      } else {
+        v.content = ${claim};
+        JSON.stringify = stringify;
+      }
+    }
+    return stringify.call(this, v, ...rest);
+  };`;
+
+test('a reply claiming content its sandbox never wrote (holes in a sparse lane) ends its sandbox; nothing is read', async (t) => {
+  // 100 MiB: under the sandbox's memory limit (128 MiB), so only the lane's blocks tell
+  await endsItsOwnSandbox(t, sparseReply(100 * 1024 * 1024), /holding \d+ bytes written/);
+});
+
+test("a reply claiming more content than its sandbox's memory limit ends its sandbox before anything is read", async (t) => {
+  await endsItsOwnSandbox(t, sparseReply(200 * 1024 * 1024), /content bytes: 209715200/);
+});
+
+/** A frame of `body` (a JS expression of a string) as the plugin writes it, with the length prefix it says. */
+const rawFrame = (body: string, prefix = 'b.length') =>
+  `const b = Buffer.from(${body}); const h = Buffer.alloc(4); h.writeUInt32BE(${prefix});
+  process.getBuiltinModule('fs').writeSync(3, Buffer.concat([h, b]));`;
+
+test('a log frame past its cap ends its sandbox, though its message is within the protocol bounds', async (t) => {
+  // 40 Ki characters: under BOUNDS.logMessage (64 Ki), over a log frame's 32 KiB
+  const log = `JSON.stringify({ type: 'log', level: 'info', message: 'x'.repeat(40 * 1024), fields: {}, plugin: 'acme.echo' })`;
+  await endsItsOwnSandbox(t, rawFrame(log), /a log frame of \d+ bytes \(at most 32768\)/);
+});
+
+test('a length prefix past the cap ends its sandbox at once: the host keeps none of what follows', async (t) => {
+  // 1 MiB announced (64 MiB passed before), and only a little sent: the host does not wait for the rest
+  await endsItsOwnSandbox(t, rawFrame("'[{},{},{}'", '1024 * 1024'), /a frame of 1048576 bytes \(at most 262144\)/);
+});

@@ -1,5 +1,6 @@
 /** `/api/namespaces` and `/api/trust`: limits and the trust store. */
 
+import { createPrivateKey } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { createError, isDataBridgeError } from '../../errors.ts';
 import type { PluginManager } from '../../plugin/manager.ts';
@@ -12,6 +13,7 @@ import {
   trustedKeySchema,
   trustSchema,
 } from '../responses.ts';
+import { PLUGIN_ID_PATTERN, pluginIdSchema } from '../schemas.ts';
 
 export interface AdminRoutesOptions {
   manager: PluginManager;
@@ -33,14 +35,20 @@ const nameParams = {
   },
   required: ['name'],
 } as const;
-const displayName = { type: 'string', minLength: 1, maxLength: 200 } as const;
-
-/** The manifest's id syntax (schemas/plugin-manifest.schema.json). */
-const pluginId = {
+/** Something to read: not only white space, no control or format characters (NUL, a right-to-left override). */
+const displayName = {
   type: 'string',
-  maxLength: 128,
-  pattern: '^[a-z0-9]+(?:-[a-z0-9]+)*(?:\\.[a-z0-9]+(?:[-_][a-z0-9]+)*)+$',
-  description: 'a plugin id, in the manifest’s syntax: <publisher namespace>.<name>, lower case',
+  minLength: 1,
+  maxLength: 200,
+  pattern: '^[^\\p{Cc}\\p{Cf}]*[^\\s\\p{Cc}\\p{Cf}][^\\p{Cc}\\p{Cf}]*$',
+  description: 'shown to people: at least one visible character, no control or format characters',
+} as const;
+
+/** A release to revoke: an id in the manifest's syntax, never a built-in (which ships with DataBridge and is not signed). */
+const pluginId = {
+  ...pluginIdSchema,
+  pattern: `^(?!builtin\\.)${PLUGIN_ID_PATTERN.slice(1)}`,
+  description: `${pluginIdSchema.description}; not builtin.*`,
 } as const;
 
 /** A semantic version (semver.org's own expression). */
@@ -185,8 +193,15 @@ export const trustRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
             namespaces: {
               type: 'array',
               maxItems: 50,
-              items: { type: 'string', maxLength: 128, pattern: '^(\\*|[a-z0-9][a-z0-9._-]*(\\.\\*)?)$' },
-              description: 'plugin ids the key may sign: acme.*, acme.upper or *; default <publisher>.*',
+              uniqueItems: true,
+              // builtin.* is DataBridge's own: no key signs for it
+              items: {
+                type: 'string',
+                maxLength: 128,
+                pattern: '^(\\*|(?!builtin(\\.|$))[a-z0-9][a-z0-9._-]*(\\.\\*)?)$',
+              },
+              description:
+                'plugin ids the key may sign: acme.*, acme.upper or *, each once, never builtin.*; default <publisher>.*',
             },
           },
         },
@@ -198,6 +213,8 @@ export const trustRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
     },
     async (request, reply) => {
       const { publisher, publicKey, namespaces } = request.body;
+      // a private key sent here has left its owner's machine: refuse it by name, so the sender knows to replace it
+      if (isPrivateKey(publicKey)) throw createError('PRIVATE_KEY_SENT', {});
       try {
         return reply
           .status(201)
@@ -257,11 +274,20 @@ export const trustRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
             reason: { type: 'string', maxLength: 500 },
           },
         },
-        response: { 201: { ...revokedReleaseSchema, description: 'Revoked' }, ...errorResponses(503) },
+        response: {
+          201: { ...revokedReleaseSchema, description: 'Revoked' },
+          200: { ...revokedReleaseSchema, description: 'Already revoked: the revocation recorded before, unchanged' },
+          ...errorResponses(503),
+        },
       },
     },
     async (request, reply) => {
       const { pluginId, version, reason } = request.body;
+      // idempotent: the same release again answers 200 with the revocation already recorded, and records nothing
+      const held = (await manager.trust.listRevokedReleases()).find(
+        (r) => r.pluginId === pluginId && r.version === version,
+      );
+      if (held) return reply.status(200).send(held);
       return reply
         .status(201)
         .send(
@@ -270,3 +296,14 @@ export const trustRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
     },
   );
 };
+
+/** Whether a PEM text holds a private key (of any kind), which must never reach the server. */
+function isPrivateKey(pem: string): boolean {
+  if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(pem)) return true;
+  try {
+    createPrivateKey(pem);
+    return true;
+  } catch {
+    return false;
+  }
+}
