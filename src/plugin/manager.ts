@@ -572,8 +572,8 @@ export class PluginManager {
   }
 
   /**
-   * Watches a freshly upgraded plugin: a sandbox crash, timeout or memory
-   * kill, or `maxFailures` failed sessions within the probation window, and
+   * Watches a freshly upgraded plugin: a sandbox crash, timeout, memory
+   * kill or protocol violation, or `maxFailures` failed sessions within the probation window, and
    * the previous version (kept in `.previous/`) is put back.
    */
   #startProbation(id: string, version: string): void {
@@ -586,6 +586,7 @@ export class PluginManager {
       'EXECUTION_TIMEOUT',
       'MEMORY_LIMIT',
       'SANDBOX_FAILED',
+      'SANDBOX_PROTOCOL_VIOLATION',
       'PROCESSOR_INIT_FAILED',
     ]);
     const off = this.onAlert((alert) => {
