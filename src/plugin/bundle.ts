@@ -11,7 +11,7 @@
 
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import * as tar from 'tar';
 import { createError } from '../errors.ts';
 import { listPluginFiles } from './files.ts';
@@ -77,6 +77,41 @@ function shown(path: string): string {
   return path.length > 200 ? `${path.slice(0, 200)}…` : path;
 }
 
+const SLICE = 1024 * 1024;
+
+type Inflated = { kind: 'ok'; raw: Buffer } | { kind: 'too-large' | 'bomb' | 'not-gzip' };
+
+/**
+ * Gunzips off the event loop (zlib's thread pool, a chunk at a time), stopping as soon as the output
+ * passes the expansion cap or the ratio cap (checked past 1 MiB, as before): the output only grows, so
+ * stopping at the first chunk over a cap refuses exactly what inflating everything would have. Eight
+ * bombs inflated at once with gunzipSync held the loop (and /healthz) for about 2 s.
+ */
+function gunzipCapped(gz: Buffer, limits: BundleLimits): Promise<Inflated> {
+  const cap = limits.maxExpandedBytes + 1024 * 1024;
+  return new Promise((resolve) => {
+    const gunzip = createGunzip();
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let done = false;
+    const finish = (result: Inflated) => {
+      if (done) return;
+      done = true;
+      gunzip.destroy();
+      resolve(result);
+    };
+    gunzip.on('data', (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > cap) return finish({ kind: 'too-large' });
+      if (total > 1024 * 1024 && total / Math.max(gz.length, 1) > limits.maxRatio) return finish({ kind: 'bomb' });
+      chunks.push(chunk);
+    });
+    gunzip.on('end', () => finish({ kind: 'ok', raw: Buffer.concat(chunks, total) }));
+    gunzip.on('error', () => finish({ kind: 'not-gzip' }));
+    gunzip.end(gz);
+  });
+}
+
 /** Reads and checks a bundle; returns its entries only when nothing is wrong. */
 export async function readBundle(
   source: string | Buffer,
@@ -89,21 +124,13 @@ export async function readBundle(
   const gz = typeof source === 'string' ? await readFile(source) : source;
   if (gz.length > limits.maxBytes)
     return fail('ARCHIVE_TOO_LARGE', `the bundle is ${gz.length} bytes; the most is ${limits.maxBytes}`);
-  let raw: Buffer;
-  try {
-    raw = gunzipSync(gz, { maxOutputLength: limits.maxExpandedBytes + 1024 * 1024 });
-  } catch (err) {
-    if (err instanceof RangeError || (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-      return fail('ARCHIVE_TOO_LARGE', `the bundle expands past ${limits.maxExpandedBytes} bytes`);
-    }
-    return fail('ARCHIVE_UNSAFE', `not a gzipped tar: ${(err as Error).message}`);
-  }
-  if (raw.length > 1024 * 1024 && raw.length / Math.max(gz.length, 1) > limits.maxRatio) {
-    return fail(
-      'ARCHIVE_TOO_LARGE',
-      `the bundle expands ${Math.round(raw.length / gz.length)}-fold (a compression bomb?)`,
-    );
-  }
+  const inflated = await gunzipCapped(gz, limits);
+  if (inflated.kind === 'too-large')
+    return fail('ARCHIVE_TOO_LARGE', `the bundle expands past ${limits.maxExpandedBytes} bytes`);
+  if (inflated.kind === 'bomb')
+    return fail('ARCHIVE_TOO_LARGE', `the bundle expands more than ${limits.maxRatio}-fold (a compression bomb?)`);
+  if (inflated.kind !== 'ok') return fail('ARCHIVE_UNSAFE', 'not a gzipped tar');
+  const raw = inflated.raw;
 
   const findings: Finding[] = [];
   const entries: Entry[] = [];
@@ -160,7 +187,12 @@ export async function readBundle(
     );
   });
   try {
-    parser.end(raw);
+    // in slices, letting the event loop turn between them: a 200 MiB archive is not read in one go
+    for (let at = 0; at < raw.length; at += SLICE) {
+      parser.write(raw.subarray(at, at + SLICE));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    parser.end();
   } catch (err) {
     findings.push(finding('ARCHIVE_UNSAFE', `malformed tar: ${(err as Error).message}`));
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { createPluginManager, isDataBridgeError, type PluginManager } from '../../src/index.ts';
-import { packPlugin } from '../../src/plugin/bundle.ts';
+import { packPlugin, readBundle } from '../../src/plugin/bundle.ts';
 import { SIGNATURE_FILE } from '../../src/plugin/signing.ts';
 import { tempDir } from '../helpers.ts';
 import {
@@ -281,6 +281,31 @@ describe('install refuses hostile plugins with a coded finding, changing nothing
     await refused(s, many, 'ARCHIVE_TOO_LARGE');
     const fat = craftPluginTgz(base, [{ path: 'fat.bin', data: Buffer.alloc(300 * 1024, 7) }]);
     await refused(s, fat, 'ARCHIVE_TOO_LARGE');
+  });
+
+  test('a bundle inflates off the event loop, under the same caps: the loop turns while bombs are refused', async () => {
+    const bomb = craftTgz([
+      { path: 'manifest.json', data: '{}' },
+      { path: 'zeros.bin', data: Buffer.alloc(64 * 1024 * 1024) },
+    ]);
+    let turns = 0;
+    let running = true;
+    const spin = () => {
+      turns++;
+      if (running) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const results = await Promise.all(Array.from({ length: 4 }, () => readBundle(bomb)));
+    running = false;
+    for (const r of results) {
+      assert.deepEqual(
+        r.findings.map((f) => f.code),
+        ['ARCHIVE_TOO_LARGE'],
+      );
+      assert.equal(r.entries.length, 0);
+    }
+    // gunzipSync inflated each bomb whole in one turn of the loop
+    assert.ok(turns > 4, `the event loop turned ${turns} times while four bombs were read`);
   });
 
   test('STRUCTURE_INVALID: a folder holding a link out of it, or an entry point that is not there', async (t) => {
