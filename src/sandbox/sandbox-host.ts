@@ -22,6 +22,7 @@ import { narrowLimits, type ResourceLimits } from './limits.ts';
 import type { CreateRequest, HostMessage, LoadRequest, Replies, SandboxMessage, TriggerRequest } from './protocol.ts';
 import { PROTOCOL_VERSION } from './protocol.ts';
 import { checkReply, checkSandboxMessage, ProtocolViolation, type TriggerInFlight } from './protocol-check.ts';
+import { LOG_MESSAGES_BURST, LOG_MESSAGES_PER_SECOND, TokenBucket } from './rate-limit.ts';
 import {
   type SandboxConfinement,
   spawnProcess,
@@ -101,6 +102,13 @@ export class SandboxHost {
   /** The monitor sets this: no new triggers until then. */
   throttledUntil = 0;
   readonly stats = { restarts: 0, crashes: 0, timeouts: 0, lastCrash: null as string | null, startedAt: Date.now() };
+  /** Its log messages the host writes: a sandbox must not make the host log at a rate of its choosing. */
+  readonly #logBudget = new TokenBucket(LOG_MESSAGES_PER_SECOND, LOG_MESSAGES_BURST, (dropped) =>
+    this.#o.log.warn(
+      { code: 'SANDBOX_LOG_DROPPED', namespace: this.namespace, plugins: this.plugins, dropped },
+      `sandbox ${this.namespace}: ${dropped} log messages dropped (more than ${LOG_MESSAGES_PER_SECOND} a second)`,
+    ),
+  );
 
   constructor(options: SandboxHostOptions) {
     this.#o = options;
@@ -412,7 +420,8 @@ export class SandboxHost {
     try {
       const m = checkSandboxMessage(raw, (plugin) => this.#runs(plugin));
       if (m.type === 'log') {
-        this.#o.log[m.level]({ ...m.fields, plugin: m.plugin, namespace: this.namespace }, m.message);
+        if (this.#logBudget.take())
+          this.#o.log[m.level]({ ...m.fields, plugin: m.plugin, namespace: this.namespace }, m.message);
         return;
       }
       if (m.type === 'ready') throw new ProtocolViolation('a second ready message');

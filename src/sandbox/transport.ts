@@ -26,6 +26,7 @@ import {
   type SandboxConfinement,
 } from './process-command.ts';
 import type { HostMessage } from './protocol.ts';
+import { readLines } from './rate-limit.ts';
 
 export { processCommand, type SandboxConfinement };
 
@@ -67,21 +68,6 @@ export interface SpawnOptions extends ProcessCommandOptions {
   pidsMax?: number;
 }
 
-function lines(stream: NodeJS.ReadableStream | null, fn: (line: string) => void): void {
-  let buf = '';
-  stream?.setEncoding('utf8');
-  stream?.on('data', (d: string) => {
-    buf += d;
-    let i = buf.indexOf('\n');
-    while (i >= 0) {
-      fn(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-      i = buf.indexOf('\n');
-    }
-    if (buf.length > 64 * 1024) buf = buf.slice(-64 * 1024);
-  });
-}
-
 export function spawnWorker(options: SpawnOptions, events: TransportEvents): Transport {
   const heap = options.limits.maxMemoryMB;
   const worker = new Worker(new URL('./worker-entry.ts', import.meta.url), {
@@ -105,8 +91,9 @@ export function spawnWorker(options: SpawnOptions, events: TransportEvents): Tra
     gone = true;
     events.exit(reason ?? `exited with code ${code}`);
   });
-  lines(worker.stderr, events.stderr);
-  lines(worker.stdout, events.stderr);
+  // cut and rate-limited (rate-limit.ts): a sandbox writing without end must not make the host log without end
+  readLines(worker.stderr, events.stderr);
+  readLines(worker.stdout, events.stderr);
   return {
     mode: 'worker',
     pid: null,
@@ -210,8 +197,8 @@ export function spawnProcess(options: SpawnOptions, events: TransportEvents): Tr
   );
   child.on('exit', (code, signal) => ended(violation ?? exitReason(code, signal, cgroup)));
   child.on('error', (err) => ended(`could not start: ${err.message}`));
-  lines(child.stderr, events.stderr);
-  lines(child.stdout, events.stderr);
+  readLines(child.stderr, events.stderr);
+  readLines(child.stdout, events.stderr);
   const node = realpathSync(process.execPath);
   let nodePid: number | null = null;
   const measure = async (): Promise<HostMeasure> => {

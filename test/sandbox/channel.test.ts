@@ -338,3 +338,55 @@ test('a length prefix past the cap ends its sandbox at once: the host keeps none
   // 1 MiB announced (64 MiB passed before), and only a little sent: the host does not wait for the rest
   await endsItsOwnSandbox(t, rawFrame("'[{},{},{}'", '1024 * 1024'), /a frame of 1048576 bytes \(at most 262144\)/);
 });
+
+test('a plugin that logs without end: the host logs at most a bounded rate of it and says how many it dropped', async (t) => {
+  const lines: string[] = [];
+  const m = await manager(
+    t,
+    `const ff = session.get();
+    if (ff && ff.attributes.loud) for (let i = 0; i < 3000; i++) session.logger.info('flood ' + i);
+    if (ff) session.transfer(ff, 'success');
+    session.commit();`,
+    lines,
+  );
+  const { out } = await startThrough(t, m, [{ attributes: { loud: '1' } }], 'Echo', { id: 'echo' });
+  await until('the FlowFile through', () => out.length === 1);
+  const logged = () => lines.map((l) => JSON.parse(l) as { msg: string; code?: string; dropped?: number });
+  await until('the dropped messages counted', () => logged().some((l) => l.code === 'SANDBOX_LOG_DROPPED'));
+  const passed = logged().filter((l) => /^flood \d+$/.test(l.msg)).length;
+  const dropped = logged()
+    .filter((l) => l.code === 'SANDBOX_LOG_DROPPED')
+    .reduce((n, l) => n + l.dropped!, 0);
+  assert.ok(dropped > 0 && passed < 3000, `${passed} logged, ${dropped} dropped`);
+  assert.equal(passed + dropped, 3000, 'every message logged or counted as dropped');
+  assert.equal(m.alerts().filter((a) => a.code === 'SANDBOX_PROTOCOL_VIOLATION').length, 0, 'logging is no violation');
+});
+
+test("a plugin that floods its stderr: the host's log gets lines cut to 8 KiB, at a bounded rate, and a count of the rest", async (t) => {
+  const lines: string[] = [];
+  const m = await manager(
+    t,
+    `const ff = session.get();
+    if (ff && ff.attributes.loud) {
+      process.stderr.write('y'.repeat(100 * 1024) + '\\n');
+      for (let i = 0; i < 5000; i++) process.stderr.write('noise ' + i + '\\n');
+    }
+    if (ff) session.transfer(ff, 'success');
+    session.commit();`,
+    lines,
+  );
+  const { out } = await startThrough(t, m, [{ attributes: { loud: '1' } }], 'Echo', { id: 'echo' });
+  await until('the FlowFile through', () => out.length === 1);
+  const sandbox = () =>
+    lines.map((l) => (JSON.parse(l) as { msg: string }).msg).filter((s) => s.startsWith('sandbox: '));
+  await until('the dropped lines counted', () => sandbox().some((s) => /^sandbox: dropped \d+ lines/.test(s)));
+  const long = sandbox().find((s) => s.startsWith('sandbox: yyy'))!;
+  assert.ok(long.length < 8 * 1024 + 100, `a line of ${long.length} characters`);
+  assert.match(long, /… \(94208 more bytes cut\)$/);
+  const noise = sandbox().filter((s) => /^sandbox: noise \d+$/.test(s)).length;
+  const dropped = sandbox()
+    .map((s) => /^sandbox: dropped (\d+) lines/.exec(s))
+    .reduce((n, r) => n + (r ? Number(r[1]) : 0), 0);
+  assert.ok(noise < 5000, `${noise} lines logged`);
+  assert.equal(noise + 1 + dropped, 5001, 'every line logged or counted as dropped');
+});
