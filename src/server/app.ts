@@ -167,6 +167,17 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
   server.connectionsCheckingInterval = checkEvery;
   // more connections are closed as they arrive: the process keeps file descriptors for its own work and /healthz
   server.maxConnections = limits.maxConnections;
+  // Expect: 100-continue: Node would send 100 before any check, inviting a body the server will refuse. 100 goes
+  // only to a request whose token names someone; one without gets its 401 (and the connection closed) instead
+  server.on('checkContinue', (req: IncomingMessage, res: import('node:http').ServerResponse) => {
+    const secret = bearerOf(req.headers);
+    void Promise.resolve(secret ? authenticate(secret) : null)
+      .catch(() => null)
+      .then((principal) => {
+        if (principal) res.writeContinue();
+        server.emit('request', req, res);
+      });
+  });
   // CONNECT is no route's method: Node hands it to a 'connect' listener as a tunnel, and with none it dropped the
   // connection unanswered. 401 without a valid token, as everywhere; else 405.
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {

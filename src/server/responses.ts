@@ -400,7 +400,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   403: 'The token’s role may not do this (FORBIDDEN_ROLE)',
   404: 'No such plugin, namespace, key or node',
   409: 'A conflict with the current state (the code says which)',
-  413: 'The body is over the cap (BODY_TOO_LARGE)',
+  413: 'The body is over the cap (BODY_TOO_LARGE: 1 MiB for JSON, bundleLimits.maxBytes for a bundle)',
   415: 'A body of a content type this route does not take (UNSUPPORTED_MEDIA_TYPE)',
   422: 'The bundle or the plugin’s files fail validation; every finding in details.findings',
   500: 'A bug (INTERNAL); the server log has the details',
@@ -449,6 +449,8 @@ export function documentResponses(app: FastifyInstance): void {
     if (access !== 'open') implied.push(401, 503);
     if (access === 'operator' || access === 'admin') implied.push(403);
     if (schema.params || schema.querystring || schema.body) implied.push(400);
+    // a body can be over the cap or of a type the route does not take
+    if (schema.body) implied.push(413, 415);
     schema.response = { ...errorResponses(...implied), ...schema.response };
   });
 }

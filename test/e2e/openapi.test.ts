@@ -451,6 +451,10 @@ export const read = (p: Plugin): string => p.noSuchField;
         responses.some((s) => /^2\d\d$/.test(s)),
         `${op} documents its success answer (${responses.join(', ')})`,
       );
+      // a route that takes a body can be sent one over the cap or of another type
+      const operation = doc.paths[op.split(' ')[1]!]![op.split(' ')[0]!.toLowerCase()]! as { requestBody?: unknown };
+      if (operation.requestBody)
+        assert.ok(responses.includes('413') && responses.includes('415'), `${op} documents 413 and 415`);
     }
   });
 });

@@ -202,4 +202,24 @@ describe('server limits', () => {
     assert.match(answer, /content-type: text\/event-stream/i);
     assert.equal(hub.listeners, before);
   });
+
+  test('Expect: 100-continue gets 100 only with a valid token; without one, 401 and nothing invited', async (t) => {
+    const { port, manager } = await start(t);
+    const body = JSON.stringify({ name: 'expect-ns' });
+    const head = (auth: string) =>
+      `POST /api/namespaces HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`;
+    const refused = open(port);
+    refused.socket.write(head(''));
+    const answer = await refused.closed;
+    assert.match(answer, /^HTTP\/1\.1 401 /, answer);
+    assert.doesNotMatch(answer, /100 Continue/);
+    const allowed = open(port);
+    allowed.socket.write(head(`Authorization: Bearer ${TOKEN}\r\nConnection: close\r\n`));
+    const [first] = (await once(allowed.socket, 'data')) as [Buffer];
+    assert.match(first.toString(), /^HTTP\/1\.1 100 Continue\r\n/);
+    allowed.socket.write(body);
+    const made = await allowed.closed;
+    assert.match(made, /HTTP\/1\.1 201 /, made);
+    assert.ok((await manager.namespaces.list()).some((n) => n.name === 'expect-ns'));
+  });
 });
