@@ -117,6 +117,11 @@ export function installAuth(app: FastifyInstance, authenticate: Authenticate): v
   app.addHook('onRequest', check);
   // and again once it is read, right before the handler: a body may arrive long after its headers,
   // and a token revoked meanwhile must not act (a revoked admin token made a new admin token 60 s later)
-  app.addHook('preHandler', check);
+  // (a request without a body reaches its handler in the same turn as its first check: asked again, it would only cost time)
+  app.addHook('preHandler', async (request) => {
+    const headers = request.raw.headers;
+    if (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) return;
+    await check(request);
+  });
   app.decorate('confirmPrincipal', check);
 }
