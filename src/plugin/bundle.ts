@@ -181,9 +181,10 @@ export async function readBundle(
       e.on('end', () => entries.push({ path, type: isFile ? 'File' : 'Directory', data: Buffer.concat(chunks) }));
     },
   });
-  parser.on('warn', (code: string, message: string | Error) => {
+  parser.on('warn', (code: string) => {
     findings.push(
-      finding('ARCHIVE_UNSAFE', `malformed tar (${code}): ${message instanceof Error ? message.message : message}`),
+      // the code, not tar's text, which may quote the archive
+      finding('ARCHIVE_UNSAFE', `malformed tar (${code})`),
     );
   });
   try {
@@ -194,7 +195,7 @@ export async function readBundle(
     }
     parser.end();
   } catch (err) {
-    findings.push(finding('ARCHIVE_UNSAFE', `malformed tar: ${(err as Error).message}`));
+    findings.push(finding('ARCHIVE_UNSAFE', `malformed tar (${(err as { code?: string }).code ?? 'unreadable'})`));
   }
   // a file where another entry needs a folder (`a`, then `a/b`): the second could not be written
   const files = new Map<string, string>();
