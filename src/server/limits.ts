@@ -6,6 +6,8 @@
  * revoked still acted (attack run of 2026-12-02, findings 1-3).
  */
 
+import { createError } from '../errors.ts';
+
 export interface ServerLimits {
   /**
    * A request's headers and body must have arrived within this (408
@@ -44,7 +46,10 @@ export function serverLimits(given: Partial<ServerLimits> = {}, env: NodeJS.Proc
     const v = env[name]?.trim();
     if (!v) return undefined;
     const n = Number(v);
-    return Number.isInteger(n) && n > 0 ? n : undefined;
+    // a limit mistyped is refused, never left silently at its default
+    if (!Number.isSafeInteger(n) || n <= 0)
+      throw createError('CONFIG_INVALID', { summary: `${name} must be a positive whole number, not "${v}"` });
+    return n;
   };
   const limits: ServerLimits = {
     ...DEFAULT_SERVER_LIMITS,

@@ -7,9 +7,10 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
+import { isDataBridgeError } from '../../src/errors.ts';
 import { createPluginManager } from '../../src/index.ts';
 import { buildServer } from '../../src/server/app.ts';
-import type { ServerLimits } from '../../src/server/limits.ts';
+import { type ServerLimits, serverLimits } from '../../src/server/limits.ts';
 import { tempDir, until } from '../helpers.ts';
 
 const TOKEN = 'limits-test-token-0123456789';
@@ -221,5 +222,18 @@ describe('server limits', () => {
     const made = await allowed.closed;
     assert.match(made, /HTTP\/1\.1 201 /, made);
     assert.ok((await manager.namespaces.list()).some((n) => n.name === 'expect-ns'));
+  });
+
+  test('the environment sets the request timeout and the connection cap; a bad value is CONFIG_INVALID', () => {
+    const limits = serverLimits({}, { DATABRIDGE_REQUEST_TIMEOUT_MS: '120000', DATABRIDGE_MAX_CONNECTIONS: '64' });
+    assert.equal(limits.requestTimeoutMs, 120_000);
+    assert.equal(limits.maxConnections, 64);
+    assert.equal(serverLimits({ maxConnections: 3 }, { DATABRIDGE_MAX_CONNECTIONS: '64' }).maxConnections, 3);
+    for (const bad of ['abc', '0', '-5', '1.5']) {
+      assert.throws(
+        () => serverLimits({}, { DATABRIDGE_REQUEST_TIMEOUT_MS: bad }),
+        (err) => isDataBridgeError(err, 'CONFIG_INVALID'),
+      );
+    }
   });
 });
