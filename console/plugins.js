@@ -311,7 +311,10 @@ function permissionsList(p, plugin) {
   const items = [];
   if (p.fs?.read?.length) items.push(`read: ${p.fs.read.join(', ')}`);
   if (p.fs?.write?.length) items.push(`write: ${p.fs.write.join(', ')}`);
-  if (p.network) items.push('network access');
+  if (p.network)
+    items.push(
+      'network access: the host’s network namespace, so besides TCP and UDP it can reach the host’s abstract Unix sockets (not its path sockets)',
+    );
   if (p.childProcess) items.push('child processes');
   if (p.env?.length) items.push(`environment: ${p.env.join(', ')}`);
   if (items.length === 0) {

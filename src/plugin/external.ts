@@ -32,6 +32,12 @@ import type { ScannerHook } from './scanner.ts';
 import type { PluginRegistration, SandboxMode } from './types.ts';
 import { type TrustPolicy, type ValidationReport, validatePluginDir } from './validator.ts';
 
+/** The code of a refusal made before the plugin's module ran (its components are still named), or null. */
+function refusedBeforeLoad(findings: readonly Finding[]): string | null {
+  const codes = ['ISOLATION_UNAVAILABLE', 'PATH_FORBIDDEN', 'PATH_SYMLINK', 'PATH_NOT_ACCESSIBLE'];
+  return findings.find((f) => f.severity === 'error' && codes.includes(f.code))?.code ?? null;
+}
+
 export interface ExternalPluginsOptions {
   pluginDir: string;
   dataDir: string;
@@ -240,8 +246,8 @@ export class ExternalPlugins {
         enabled: state?.enabled ?? true,
         isolation: manifest ? this.isolationOf(manifest) : 'process',
         // refused before loading, it still names what it provides: a flow that uses one is told why, not 'unknown type'
-        ...(manifest && findings.some((f) => f.code === 'ISOLATION_UNAVAILABLE')
-          ? await this.#unavailableComponents(manifest, report)
+        ...(manifest && refusedBeforeLoad(findings)
+          ? await this.#unavailableComponents(manifest, report, refusedBeforeLoad(findings)!)
           : {}),
       });
       registry.setLoadState(id, { failure: reason });
@@ -258,6 +264,7 @@ export class ExternalPlugins {
   async #unavailableComponents(
     manifest: PluginManifest,
     report: ValidationReport,
+    reason: string,
   ): Promise<Pick<PluginRegistration, 'processors' | 'controllerServices' | 'reportingTasks'>> {
     const known = report.digest
       ? ((await this.#o.store.getScanResult(report.digest, COMPONENTS_CACHE)) as ComponentInfos | undefined)
@@ -276,7 +283,7 @@ export class ExternalPlugins {
           relationships: [],
         };
         const factory = (): never => {
-          throw createError('PLUGIN_FAILED', { id: manifest.id, component: d.name, reason: 'ISOLATION_UNAVAILABLE' });
+          throw createError('PLUGIN_FAILED', { id: manifest.id, component: d.name, reason });
         };
         out[kind][d.name] = { factory, info };
       }

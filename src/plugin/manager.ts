@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { createError } from '../errors.ts';
 import type { Alert } from '../flow/controller.ts';
@@ -162,7 +162,9 @@ export class PluginManager {
     if (this.#state === 'closed') throw createError('MANAGER_SHUT_DOWN', {});
     this.#state = 'initializing';
     try {
-      mkdirSync(this.config.dataDir, { recursive: true });
+      // 0700: a sandbox's uid (as root, 65534) has no business in it, even if a bind were led there
+      mkdirSync(dirname(this.config.dataDir), { recursive: true });
+      mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
       this.#store = this.config.store
         ? await openPostgresStore({ url: this.config.store })
         : await openSqliteStore({ file: join(this.config.dataDir, 'state.db') });

@@ -5,7 +5,7 @@
  */
 
 import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, normalize } from 'node:path';
 import { Ajv } from 'ajv';
 import semver from 'semver';
 import manifestSchema from '../../schemas/plugin-manifest.schema.json' with { type: 'json' };
@@ -74,6 +74,14 @@ function prototypeKeys(value: unknown, pointer: string, out: string[]): void {
 }
 
 /** Checks a parsed manifest; returns it (typed) when it has no error finding. */
+const PATH_RULE =
+  'a declared path must be absolute and normalized (no "..", ".", "//" or trailing "/"): a relative one would be resolved against the host\'s working directory';
+
+/** An absolute, normalized path: what `permissions.fs` may hold. */
+export function isNormalizedPath(path: string): boolean {
+  return isAbsolute(path) && normalize(path) === path && (path === '/' || !path.endsWith('/'));
+}
+
 export function checkManifest(raw: unknown): { manifest: PluginManifest | null; findings: Finding[] } {
   const findings: Finding[] = [];
   const where = (pointer: string) => ({ path: MANIFEST_FILE, pointer });
@@ -88,7 +96,9 @@ export function checkManifest(raw: unknown): { manifest: PluginManifest | null; 
       const pointer = e.instancePath + extra;
       if (proto.includes(pointer)) continue;
       const message = e.keyword === 'additionalProperties' ? 'is not a known field' : (e.message ?? 'is invalid');
-      findings.push(finding('MANIFEST_INVALID', message, where(pointer)));
+      if (e.keyword === 'pattern' && pointer.startsWith('/permissions/fs/'))
+        findings.push(finding('PATH_INVALID', PATH_RULE, where(pointer)));
+      else findings.push(finding('MANIFEST_INVALID', message, where(pointer)));
     }
     return { manifest: null, findings };
   }
@@ -112,6 +122,12 @@ export function checkManifest(raw: unknown): { manifest: PluginManifest | null; 
       findings.push(
         finding('MANIFEST_INVALID', 'a plugin cannot depend on itself', where(`/dependencies/${pointerKey(dep)}`)),
       );
+  }
+  for (const kind of ['read', 'write'] as const) {
+    for (const [i, path] of (m.permissions?.fs?.[kind] ?? []).entries()) {
+      if (!isNormalizedPath(path))
+        findings.push(finding('PATH_INVALID', PATH_RULE, where(`/permissions/fs/${kind}/${i}`)));
+    }
   }
   const seen = new Set<string>();
   for (const kind of ['processors', 'controllerServices', 'reportingTasks'] as const) {

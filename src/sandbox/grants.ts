@@ -17,8 +17,8 @@
  */
 
 import { chownSync, lstatSync, mkdirSync, realpathSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, normalize, resolve, sep } from 'node:path';
-import type { PluginPermissions } from '../plugin/manifest.ts';
+import { dirname, resolve, sep } from 'node:path';
+import { isNormalizedPath, type PluginPermissions } from '../plugin/manifest.ts';
 
 export type GrantCode = 'PATH_INVALID' | 'PATH_FORBIDDEN' | 'PATH_SYMLINK' | 'PATH_NOT_ACCESSIBLE';
 
@@ -42,11 +42,6 @@ export const SYSTEM_ROOTS = ['/proc', '/sys', '/dev', '/run', '/boot', '/etc'] a
 
 /** DataBridge's own root (where src/ and package.json are). */
 export const DATABRIDGE_ROOT = resolve(import.meta.dirname, '..', '..');
-
-/** An absolute, normalized path: what a manifest may declare. */
-export function isNormalizedPath(path: string): boolean {
-  return isAbsolute(path) && normalize(path) === path && (path === '/' || !path.endsWith('/'));
-}
 
 const within = (path: string, root: string): boolean =>
   path === root || path.startsWith(root === '/' ? '/' : `${root}${sep}`);

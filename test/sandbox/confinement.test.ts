@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import {
   cpSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -26,6 +27,7 @@ import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { createFlowController, type FlowController } from '../../src/flow/controller.ts';
 import { createPluginManager, type PluginManager } from '../../src/index.ts';
+import { checkManifest } from '../../src/plugin/manifest.ts';
 import { DEFAULT_PIDS_MAX } from '../../src/sandbox/cgroup-layout.ts';
 import { confinementState, probeConfinement } from '../../src/sandbox/confinement.ts';
 import { type Emitted, registerSink, registerSource } from '../flow-harness.ts';
@@ -61,8 +63,13 @@ interface Arena {
  * process sandbox, a secret in the data directory, and the healthy side of
  * the flow already run once (so its sandbox is up when the attack starts).
  */
-async function arena(t: TestContext, fixture: string, vars: Record<string, string> = {}): Promise<Arena> {
-  const dir = tempDir(t);
+async function arena(
+  t: TestContext,
+  fixture: string,
+  vars: Record<string, string> = {},
+  options: { dir?: string; expect?: 'active' | 'error' } = {},
+): Promise<Arena> {
+  const dir = options.dir ?? tempDir(t);
   const pluginDir = join(dir, 'plugins');
   const dataDir = join(dir, 'data');
   const id = `evil.${fixture}`;
@@ -93,16 +100,19 @@ async function arena(t: TestContext, fixture: string, vars: Record<string, strin
     await flow.close();
     await manager.shutdown();
   });
-  assert.equal(manager.get(id).status, 'active', `${id} loads: ${manager.get(id).statusReason}`);
+  assert.equal(manager.get(id).status, options.expect ?? 'active', `${id}: ${manager.get(id).statusReason}`);
   const out = { hostile: [] as Emitted[], healthy: [] as Emitted[] };
   const component = readdirComponent(folder);
-  flow.createProcessorByType(component, { id: 'hostile', penaltyDuration: '100 ms', schedule: { batchSize: 5 } });
-  flow.createProcessorByType(registerSink(manager, out.hostile), { id: 'sink-hostile' });
-  flow.connect({ source: 'hostile', relationship: 'success', destination: 'sink-hostile' });
+  if (options.expect !== 'error') {
+    flow.createProcessorByType(component, { id: 'hostile', penaltyDuration: '100 ms', schedule: { batchSize: 5 } });
+    flow.createProcessorByType(registerSink(manager, out.hostile), { id: 'sink-hostile' });
+    flow.connect({ source: 'hostile', relationship: 'success', destination: 'sink-hostile' });
+  }
   flow.createProcessorByType('Healthy', { id: 'healthy', schedule: { batchSize: 5 } });
   flow.createProcessorByType(registerSink(manager, out.healthy), { id: 'sink-healthy' });
   flow.connect({ source: 'healthy', relationship: 'success', destination: 'sink-healthy' });
-  for (const p of ['healthy', 'sink-healthy', 'sink-hostile']) await flow.start(p);
+  for (const p of ['healthy', 'sink-healthy', ...(options.expect === 'error' ? [] : ['sink-hostile'])])
+    await flow.start(p);
   let feeds = 0;
   const feed = async (to: string, inputs: { content: string; attributes: Record<string, string> }[]) => {
     const src = `src-${++feeds}`;
@@ -149,8 +159,8 @@ function readdirComponent(folder: string): string {
 }
 
 /** The hostile side kept every FlowFile (delivered once or queued); the healthy sandbox served on, never restarted. */
-async function contained(a: Arena): Promise<void> {
-  assert.equal(a.count(), N, 'no FlowFile of the hostile side was lost');
+async function contained(a: Arena, fed = N): Promise<void> {
+  assert.equal(a.count(), fed, 'no FlowFile of the hostile side was lost');
   assert.equal(new Set(a.hostile.map((f) => f.attributes.n)).size, a.hostile.length, 'none was delivered twice');
   const healthy = a.manager.sandboxOf('good.healthy')!;
   const pid = healthy.transport?.pid;
@@ -381,6 +391,66 @@ describe('process sandboxes confined by the OS', () => {
     }
     const report = await probeConfinement();
     assert.equal(report.uid?.switched, true, 'the probe says the sandbox runs as another uid');
+    await contained(a);
+  });
+
+  test('declared paths that lead to the host’s own files are refused at load, coded, and the host serves on', {
+    skip: needsBwrap,
+  }, async (t) => {
+    const cases: [string, (d: { dataDir: string; pluginDir: string; dir: string }) => unknown, string][] = [
+      ['relative to the host’s working directory', () => ({ read: ['data'] }), 'PATH_INVALID'],
+      ['with ..', (d) => ({ read: [`${d.dir}/grant/../data`] }), 'PATH_INVALID'],
+      ['the data dir', (d) => ({ read: [d.dataDir] }), 'PATH_FORBIDDEN'],
+      ['a folder holding the data dir', (d) => ({ read: [d.dir] }), 'PATH_FORBIDDEN'],
+      ['a file inside the data dir', (d) => ({ read: [join(d.dataDir, 'admin.token')] }), 'PATH_FORBIDDEN'],
+      ['the plugin dir', (d) => ({ write: [d.pluginDir] }), 'PATH_FORBIDDEN'],
+      ['DataBridge’s own folder', () => ({ read: [ROOT] }), 'PATH_FORBIDDEN'],
+      ['the host’s procfs', () => ({ read: ['/proc'] }), 'PATH_FORBIDDEN'],
+      ['/etc', () => ({ read: ['/etc/shadow'] }), 'PATH_FORBIDDEN'],
+      ['the whole file system', () => ({ read: ['/'] }), 'PATH_FORBIDDEN'],
+    ];
+    for (const [what, declare, code] of cases) {
+      const dir = tempDir(t);
+      const d = { dir, dataDir: join(dir, 'data'), pluginDir: join(dir, 'plugins') };
+      mkdirSync(join(dir, 'grant'));
+      if (code === 'PATH_INVALID') {
+        // caught by the manifest check itself: `plugin sign` refuses it, and so does every load
+        const manifest = readFileSync(join(FIXTURES, 'declared-paths', 'manifest.json'), 'utf8');
+        const { findings } = checkManifest(JSON.parse(manifest.replace('${FS}', JSON.stringify(declare(d)))));
+        assert.deepEqual(
+          findings.map((f) => [f.code, f.pointer]),
+          [[code, '/permissions/fs/read/0']],
+          what,
+        );
+        continue;
+      }
+      const a = await arena(t, 'declared-paths', { FS: JSON.stringify(declare(d)) }, { dir, expect: 'error' });
+      const status = a.manager.get(a.id);
+      assert.equal(status.status, 'error', `${what}: refused`);
+      assert.match(status.statusReason ?? '', new RegExp(`^${code}`), `${what}: ${status.statusReason}`);
+      assert.equal(a.manager.sandboxOf(a.id), undefined, `${what}: no sandbox started`);
+      assert.throws(
+        () => a.flow.createProcessorByType('DeclaredPaths', { id: 'hostile' }),
+        /PLUGIN_FAILED|evil\.declared-paths/,
+      );
+      assert.equal(a.count(), 0);
+      await contained(a, 0);
+    }
+  });
+
+  test('a declared path made a symbolic link to the data dir is refused at the next start, not bound', {
+    skip: needsBwrap,
+  }, async (t) => {
+    const grant = join(tempDir(t), 'grant');
+    mkdirSync(grant);
+    sandboxWritable(grant);
+    const a = await arena(t, 'symlink-redirect', { GRANT: grant });
+    await a.attack({ grant, dataDir: a.dataDir });
+    const results = await outcomes(a);
+    assert.ok(lstatSync(join(grant, 'link')).isSymbolicLink(), 'the plugin planted its link');
+    assert.ok((a.manager.sandboxOf(a.id)?.stats.restarts ?? 0) >= 2, 'it started again after planting it');
+    assertRefused(results, ['listDataDir', 'token'], a.secret);
+    for (const r of results) assert.doesNotMatch(r.listDataDir!, /admin\.token/);
     await contained(a);
   });
 
