@@ -31,7 +31,7 @@ import { checkManifest } from '../../src/plugin/manifest.ts';
 import { DEFAULT_PIDS_MAX } from '../../src/sandbox/cgroup-layout.ts';
 import { confinementState, probeConfinement } from '../../src/sandbox/confinement.ts';
 import { type Emitted, registerSink, registerSource } from '../flow-harness.ts';
-import { ROOT, sandboxWritable, tempDir, until } from '../helpers.ts';
+import { ROOT, runCli, sandboxWritable, tempDir, until } from '../helpers.ts';
 import { beforeLoad, makePlugin, newKey, sign, treeDigest, trustKey, upperCode } from '../plugin-fixtures.ts';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'hostile');
@@ -452,6 +452,53 @@ describe('process sandboxes confined by the OS', () => {
     assertRefused(results, ['listDataDir', 'token'], a.secret);
     for (const r of results) assert.doesNotMatch(r.listDataDir!, /admin\.token/);
     await contained(a);
+  });
+
+  test('a processor whose infos hold a null relationship is refused at load, coded; a flow using it is told why', {
+    skip: needsBwrap,
+  }, async (t) => {
+    const a = await arena(t, 'bad-info', {}, { expect: 'error' });
+    const status = a.manager.get(a.id);
+    assert.match(status.statusReason ?? '', /^LOAD_FAILED: .*relationships/, status.statusReason ?? '');
+    assert.match(status.statusReason ?? '', /evil\.bad-info/);
+    // what serve --flow and run do with a flow's processor: a coded refusal, never a TypeError
+    const err = (() => {
+      try {
+        a.flow.createProcessorByType('BadInfo', { id: 'hostile' });
+        return null;
+      } catch (e) {
+        return e as Error & { code?: string };
+      }
+    })();
+    assert.ok(err, 'the flow is refused');
+    assert.ok(!(err instanceof TypeError), String(err));
+    assert.match(String(err.code), /^(PLUGIN_FAILED|COMPONENT_UNKNOWN)$/, `${err.code}: ${err.message}`);
+    await contained(a, 0);
+    // and the CLI's run, as the attack had it: a coded refusal, not a TypeError
+    const flowFile = join(a.dataDir, '..', 'flow.json');
+    writeFileSync(
+      flowFile,
+      JSON.stringify({
+        processors: [
+          { id: 'gen', type: 'GenerateFlowFile', properties: { 'Max FlowFiles': '3' } },
+          { id: 'bad', type: 'BadInfo', autoTerminate: ['success'] },
+        ],
+        connections: [{ source: 'gen', relationship: 'success', destination: 'bad' }],
+      }),
+    );
+    const run = await runCli([
+      'run',
+      flowFile,
+      '--duration',
+      '1s',
+      '--data-dir',
+      a.dataDir,
+      '--plugin-dir',
+      a.pluginDir,
+    ]);
+    assert.notEqual(run.code, 0);
+    assert.doesNotMatch(run.stderr, /TypeError|Cannot read properties/, run.stderr);
+    assert.match(run.stderr, /FLOW_PLUGIN_UNAVAILABLE|COMPONENT_UNKNOWN|LOAD_FAILED/, run.stderr);
   });
 
   test('acme.archive (an example) still archives into its declared folder, confined', {
