@@ -17,11 +17,13 @@
  *
  * Who it runs as: uid and gid 65534 inside a new user namespace, with
  * every capability dropped and no new user namespaces of its own
- * (`--disable-userns`). bwrap maps that uid to whoever runs DataBridge, so
- * files it writes in a declared folder belong to that user; it holds no
- * capability outside its namespaces, so it reaches only what is bound, by
- * that user's permissions. Running DataBridge as an unprivileged user adds
- * the OS's own file permissions as one more layer.
+ * (`--disable-userns`). bwrap maps that uid to whoever starts bwrap: when
+ * DataBridge runs as root that is never root but the sandbox's host uid
+ * (setpriv, process-command.ts; 65534 unless configured), so files it
+ * writes in a declared folder are that uid's and root's 0600 files stay
+ * closed; when DataBridge is not root, it is DataBridge's own user. It
+ * holds no capability outside its namespaces, so it reaches only what is
+ * bound, by that uid's permissions.
  */
 
 import { execFileSync } from 'node:child_process';

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
+  chmodSync,
   cpSync,
   existsSync,
   lstatSync,
@@ -29,7 +30,7 @@ import { createFlowController, type FlowController } from '../../src/flow/contro
 import { createPluginManager, type PluginManager } from '../../src/index.ts';
 import { checkManifest } from '../../src/plugin/manifest.ts';
 import { DEFAULT_PIDS_MAX } from '../../src/sandbox/cgroup-layout.ts';
-import { confinementState, probeConfinement } from '../../src/sandbox/confinement.ts';
+import { confinementState, probeConfinement, unreadableBy } from '../../src/sandbox/confinement.ts';
 import { type Emitted, registerSink, registerSource } from '../flow-harness.ts';
 import { ROOT, runCli, sandboxWritable, tempDir, until } from '../helpers.ts';
 import { beforeLoad, makePlugin, newKey, sign, treeDigest, trustKey, upperCode } from '../plugin-fixtures.ts';
@@ -539,6 +540,26 @@ describe('process sandboxes confined by the OS', () => {
     );
     for (const c of ['one', 'two', 'three']) assert.equal(readFileSync(join(target, `${c}.txt`), 'utf8'), c);
     assert.equal(manager.sandboxOf('acme.archive')!.confinement?.bwrap, true);
+  });
+
+  test('the probe names a folder the sandbox’s uid cannot pass through, and how to open it', (t) => {
+    const closed = join(tempDir(t), 'closed');
+    mkdirSync(join(closed, 'app', 'src'), { recursive: true });
+    chmodSync(closed, 0o700);
+    const said = unreadableBy(65534, [join(closed, 'app', 'src')]);
+    // root owns it: 65534 is "other", and other has nothing
+    if (process.getuid?.() === 0) {
+      assert.match(said ?? '', new RegExp(`cannot enter ${closed} \\(mode 0700`));
+      assert.match(said ?? '', new RegExp(`chmod o\\+x ${closed}`));
+    }
+    chmodSync(closed, 0o755);
+    assert.equal(unreadableBy(65534, [join(closed, 'app', 'src')]), null);
+  });
+
+  test('what `network` reaches is said where a manifest author reads it: the host’s abstract Unix sockets', () => {
+    const schema = JSON.parse(readFileSync(join(ROOT, 'schemas', 'plugin-manifest.schema.json'), 'utf8'));
+    assert.match(schema.properties.permissions.properties.network.description, /abstract Unix sockets/);
+    assert.match(readFileSync(join(ROOT, 'docs', 'isolation.md'), 'utf8'), /\*\*abstract\s+Unix sockets\*\*/);
   });
 
   test('no sandbox leaves a cgroup behind', { skip: report.cgroup.version ? false : 'no cgroups here' }, async () => {
