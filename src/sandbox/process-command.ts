@@ -148,9 +148,17 @@ export function processCommand(
       args = [...setprivArgs(state!.switchTo.uid), command, ...args];
       command = state!.switchTo.setpriv;
     }
-  } else if (!network && existsSync('/usr/bin/unshare')) {
-    args = ['-n', '--', command, ...args];
-    command = '/usr/bin/unshare';
+  } else {
+    // without bwrap (weaker isolation accepted) a root host still never runs plugin code as root
+    if (state?.switchTo) {
+      args = [...setprivArgs(state.switchTo.uid), command, ...args];
+      command = state.switchTo.setpriv;
+    }
+    // unshare -n needs root: it runs before the switch
+    if (!network && existsSync('/usr/bin/unshare')) {
+      args = ['-n', '--', command, ...args];
+      command = '/usr/bin/unshare';
+    }
   }
   const prlimit = state ? state.prlimitPath : existsSync('/usr/bin/prlimit') ? '/usr/bin/prlimit' : null;
   if (options.limits.maxFileHandles && prlimit) {
