@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -66,6 +66,8 @@ async function stop(child: ChildProcess): Promise<void> {
 describe('named tokens with roles', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'databridge-tokens-'));
+    // the sandboxes' uid reads the example plugins' folders inside it
+    chmodSync(dir, 0o755);
     server = await startServe(['--seed-examples', ...state()], { DATABRIDGE_TOKEN: '' });
   });
   after(async () => {

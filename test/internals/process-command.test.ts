@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { type ConfinementState, confinementState } from '../../src/sandbox/confinement.ts';
 import { processCommand } from '../../src/sandbox/process-command.ts';
-import { tempDir } from '../helpers.ts';
+import { sandboxWritable, tempDir } from '../helpers.ts';
 
 const state = await confinementState();
 const limits = { maxFileHandles: 64, maxMemoryMB: 128 };
@@ -56,6 +56,7 @@ test('bwrap: network only when declared; declared paths by real path, read-only 
   const write = join(dir, 'write');
   mkdirSync(read);
   mkdirSync(write);
+  sandboxWritable(write);
   const permissions = { fs: { read: [read, join(dir, 'missing')], write: [write] } };
   const closed = processCommand({ limits, readPaths: [], permissions, confinement: withBwrap });
   assert.ok(closed.args.includes('--unshare-net'));
