@@ -8,7 +8,7 @@
  * binaries (test/pg.ts starts a private server).
  */
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPluginManager, type PluginManager } from '../src/index.ts';
@@ -24,6 +24,8 @@ const ROUNDS = 9;
 export async function clusterBench(): Promise<BenchResult[]> {
   if (PG_MISSING) throw new Error(`the cluster benchmark needs PostgreSQL: ${PG_MISSING}`);
   const root = mkdtempSync(join(tmpdir(), 'databridge-bench-cluster-'));
+  // a root host runs sandboxes as uid 65534, which must read the plugins' folders in here
+  chmodSync(root, 0o755);
   const server = await startPostgres();
   const managers: PluginManager[] = [];
   try {

@@ -21,7 +21,7 @@
  */
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -420,6 +420,8 @@ async function reloadLost(
 
 export async function sandboxBench(): Promise<BenchResult[]> {
   const root = mkdtempSync(join(tmpdir(), 'databridge-bench-sandbox-'));
+  // a root host runs sandboxes as uid 65534, which must read the plugins' folders in here
+  chmodSync(root, 0o755);
   try {
     const workerDirs = await setup(root, 'worker');
     const processDirs = await setup(root, 'process');
