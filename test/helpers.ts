@@ -5,6 +5,8 @@ import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
+import { createPluginManager } from '../src/index.ts';
+import { buildServer } from '../src/server/app.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const BIN = join(ROOT, 'bin', 'databridge.js');
@@ -122,4 +124,25 @@ export function startServe(
     });
     child.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
   });
+}
+
+/**
+ * A plugin manager in a fresh folder with the REST server on a loopback port,
+ * both closed after the test.
+ */
+export async function startApiServer(t: TestContext, token: string) {
+  const dir = tempDir(t);
+  const manager = await createPluginManager({
+    dataDir: join(dir, 'data'),
+    pluginDir: join(dir, 'plugins'),
+    logLevel: false,
+  });
+  const { app } = await buildServer({ manager, token });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.after(async () => {
+    await app.close();
+    await manager.shutdown();
+  });
+  const port = (app.server.address() as { port: number }).port;
+  return { dir, manager, app, port, base: `http://127.0.0.1:${port}` };
 }

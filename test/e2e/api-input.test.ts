@@ -4,29 +4,14 @@
 // or an echo of what was sent.
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { createPluginManager } from '../../src/index.ts';
-import { buildServer } from '../../src/server/app.ts';
-import { tempDir } from '../helpers.ts';
+import { startApiServer } from '../helpers.ts';
 import { newKey } from '../plugin-fixtures.ts';
 
 const TOKEN = 'input-test-token-0123456789';
 
 async function start(t: TestContext) {
-  const dir = tempDir(t);
-  const manager = await createPluginManager({
-    dataDir: join(dir, 'data'),
-    pluginDir: join(dir, 'plugins'),
-    logLevel: false,
-  });
-  const { app } = await buildServer({ manager, token: TOKEN });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  t.after(async () => {
-    await app.close();
-    await manager.shutdown();
-  });
-  const port = (app.server.address() as { port: number }).port;
+  const { port, manager } = await startApiServer(t, TOKEN);
   const call = async (method: string, path: string, body?: string | Uint8Array, type = 'application/json') => {
     const res = await fetch(`http://127.0.0.1:${port}${path}`, {
       method,

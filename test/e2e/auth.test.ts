@@ -2,11 +2,8 @@
 // requests go out on a raw socket, so nothing normalizes the target on the way.
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { createPluginManager } from '../../src/index.ts';
-import { buildServer } from '../../src/server/app.ts';
-import { tempDir } from '../helpers.ts';
+import { startApiServer } from '../helpers.ts';
 
 const TOKEN = 'auth-test-token-0123456789';
 
@@ -41,19 +38,7 @@ function raw(port: number, method: string, target: string, headers: Record<strin
 }
 
 async function start(t: TestContext) {
-  const dir = tempDir(t);
-  const manager = await createPluginManager({
-    dataDir: join(dir, 'data'),
-    pluginDir: join(dir, 'plugins'),
-    logLevel: false,
-  });
-  const { app } = await buildServer({ manager, token: TOKEN });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  t.after(async () => {
-    await app.close();
-    await manager.shutdown();
-  });
-  const { port } = app.server.address() as { port: number };
+  const { port, manager } = await startApiServer(t, TOKEN);
   return { port, manager };
 }
 

@@ -5,30 +5,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { createPluginManager } from '../../src/index.ts';
 import { packPlugin } from '../../src/plugin/bundle.ts';
-import { buildServer } from '../../src/server/app.ts';
 import type { AuditEntry } from '../../src/store/types.ts';
-import { tempDir } from '../helpers.ts';
+import { startApiServer } from '../helpers.ts';
 import { makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
 
 const TOKEN = 'race-test-token-0123456789';
 const ROUNDS = 40;
 
 test('install?force=true racing DELETE of the same plugin: every answer matches the audit log', async (t) => {
-  const dir = tempDir(t);
-  const manager = await createPluginManager({
-    dataDir: join(dir, 'data'),
-    pluginDir: join(dir, 'plugins'),
-    logLevel: false,
-  });
-  const { app } = await buildServer({ manager, token: TOKEN });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  t.after(async () => {
-    await app.close();
-    await manager.shutdown();
-  });
-  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  const { dir, manager, base } = await startApiServer(t, TOKEN);
   const key = newKey();
   await trustKey(manager, key);
   const src = makePlugin(join(dir, 'src', 'acme.race'), { id: 'acme.race' });

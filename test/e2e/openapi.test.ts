@@ -8,10 +8,8 @@ import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import openapiTS, { astToString } from 'openapi-typescript';
-import { createPluginManager } from '../../src/index.ts';
 import { packPlugin } from '../../src/plugin/bundle.ts';
-import { buildServer } from '../../src/server/app.ts';
-import { ROOT, tempDir } from '../helpers.ts';
+import { ROOT, startApiServer, tempDir } from '../helpers.ts';
 import { makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
 
 const TOKEN = 'openapi-test-token-0123456789';
@@ -32,19 +30,7 @@ interface Answer {
 }
 
 async function start(t: TestContext) {
-  const dir = tempDir(t);
-  const manager = await createPluginManager({
-    dataDir: join(dir, 'data'),
-    pluginDir: join(dir, 'plugins'),
-    logLevel: false,
-  });
-  const { app } = await buildServer({ manager, token: TOKEN });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  t.after(async () => {
-    await app.close();
-    await manager.shutdown();
-  });
-  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  const { dir, manager, base } = await startApiServer(t, TOKEN);
   const key = newKey();
   await trustKey(manager, key);
   const doc = (await (await fetch(`${base}/api/openapi.json`, { headers: bearer(TOKEN) })).json()) as Document;

@@ -2,12 +2,9 @@
 // without, each coding with its own ETag, 304 for a poll that changed nothing, a new body after a change.
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { createPluginManager } from '../../src/index.ts';
-import { buildServer } from '../../src/server/app.ts';
-import { tempDir } from '../helpers.ts';
+import { startApiServer } from '../helpers.ts';
 
 const TOKEN = 'list-test-token-0123456789';
 
@@ -30,19 +27,7 @@ function get(port: number, headers: Record<string, string>) {
 }
 
 test('the plugin list goes gzipped where accepted, with its own ETag, and the same JSON', async (t) => {
-  const dir = tempDir(t);
-  const manager = await createPluginManager({
-    dataDir: join(dir, 'data'),
-    pluginDir: join(dir, 'plugins'),
-    logLevel: false,
-  });
-  const { app } = await buildServer({ manager, token: TOKEN });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  t.after(async () => {
-    await app.close();
-    await manager.shutdown();
-  });
-  const port = (app.server.address() as { port: number }).port;
+  const { manager, port } = await startApiServer(t, TOKEN);
 
   const plain = await get(port, {});
   assert.equal(plain.status, 200);
