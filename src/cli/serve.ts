@@ -117,9 +117,7 @@ export function registerServe(program: Command): void {
         ].join('\n'),
       );
     } catch (err) {
-      await server?.app.close();
-      await flow?.close();
-      await manager.shutdown();
+      await stopAll(server, flow, manager).catch(() => {});
       throw err;
     }
     await new Promise<void>((resolveStop) => {
@@ -130,10 +128,30 @@ export function registerServe(program: Command): void {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
-    await server.app.close();
-    await flow?.close();
-    await manager.shutdown();
+    await stopAll(server, flow, manager);
   });
+}
+
+/**
+ * Stops the server, the flow and the manager in turn, each even when one
+ * before it failed (a data directory deleted under a running server makes the
+ * flow's last snapshot fail; the sandboxes must still stop, or the process
+ * would never exit), then reports the first failure.
+ */
+async function stopAll(
+  server: Awaited<ReturnType<typeof buildServer>> | undefined,
+  flow: FlowController | undefined,
+  manager: PluginManager,
+): Promise<void> {
+  let first: unknown;
+  for (const step of [() => server?.app.close(), () => flow?.close(), () => manager.shutdown()]) {
+    try {
+      await step();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first) throw first;
 }
 
 /** What the host holds around a process sandbox, for the start-up lines: never a weaker isolation in silence. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { startServe, tempDir } from '../helpers.ts';
@@ -39,5 +39,39 @@ describe('databridge serve (skeleton)', () => {
     const second = await startServer(dir, { DATABRIDGE_TOKEN: '' });
     t.after(() => second.child.kill('SIGKILL'));
     assert.equal(second.token, first.token);
+  });
+
+  test('SIGTERM after the data directory was deleted: the server still stops, says why and exits non-zero', async (t) => {
+    const dir = tempDir(t);
+    const flowFile = join(dir, 'flow.json');
+    writeFileSync(
+      flowFile,
+      JSON.stringify({
+        name: 'gen',
+        processors: [
+          { id: 'gen', type: 'GenerateFlowFile', properties: { 'Max FlowFiles': '5' } },
+          { id: 'log', type: 'LogAttribute', autoTerminate: ['success'] },
+        ],
+        connections: [{ source: 'gen', relationship: 'success', destination: 'log' }],
+      }),
+    );
+    const dataDir = join(dir, 'data');
+    const { child, output } = await startServe([
+      '--data-dir',
+      dataDir,
+      '--plugin-dir',
+      join(dir, 'p'),
+      '--flow',
+      flowFile,
+      // the examples' plugins run in sandboxes, which keep a server that never shut its manager down alive
+      '--seed-examples',
+    ]);
+    t.after(() => child.kill('SIGKILL'));
+    rmSync(dataDir, { recursive: true, force: true });
+    const exited = new Promise((r) => child.on('exit', r));
+    child.kill('SIGTERM');
+    // before, the flow's failed last snapshot left the sandboxes and timers running: it never exited
+    assert.equal(await exited, 1);
+    assert.match(output(), /error: ENOENT/);
   });
 });
