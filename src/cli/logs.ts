@@ -85,8 +85,10 @@ export function hostLogOptions(): { logLevel: LogLevel; logDestination: { write(
  */
 export function commandLogOptions(): { logLevel: LogLevel; logDestination: { write(line: string): void } } {
   if (settings.verbose) return hostLogOptions();
+  // a level above warn (error, fatal) narrows what is summed up too
+  const severe = settings.level === 'error' || settings.level === 'fatal';
   return {
-    logLevel: 'warn',
+    logLevel: severe ? settings.level! : 'warn',
     logDestination: {
       write(line: string) {
         try {
