@@ -6,11 +6,12 @@
  */
 
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { defaultFormat, prettyLine } from '../../src/cli/logs.ts';
-import { ROOT, runCli, startServe, tempDir } from '../helpers.ts';
+import { BIN, ROOT, runCli, startServe, tempDir } from '../helpers.ts';
 
 /** A folder whose plugin directory holds two example plugins signed by a key nobody trusted: both fail to load. */
 function brokenSite(t: TestContext) {
@@ -62,6 +63,18 @@ describe('CLI logs', () => {
     assert.equal(jsonLines(level.stderr).length, 2, level.stderr);
     const env = await runCli(['plugin', 'list', ...state], { env: { DATABRIDGE_LOG_LEVEL: 'debug' } });
     assert.deepEqual(jsonLines(env.stderr), []);
+  });
+
+  test('on a terminal the lines are pretty with no flag', {
+    skip: !existsSync('/usr/bin/script') && 'needs script(1) for a terminal',
+  }, (t) => {
+    const { state } = brokenSite(t);
+    // script(1) gives the command a pseudo-terminal, as a person's shell does
+    const command = [process.execPath, BIN, 'plugin', 'list', '--verbose', ...state].map((a) => `'${a}'`).join(' ');
+    const r = spawnSync('/usr/bin/script', ['-qec', command, '/dev/null'], { encoding: 'utf8', cwd: ROOT });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /WARN {2}plugin failed to load plugin=acme\.upper/);
+    assert.deepEqual(jsonLines(r.stdout.replaceAll('\r', '')), []);
   });
 
   test('a bad level or format is bad usage naming where it came from', async (t) => {
