@@ -11,7 +11,7 @@ import { describe, type TestContext, test } from 'node:test';
 import configSchema from '../../schemas/config.schema.json' with { type: 'json' };
 import { TRUST_PATTERN } from '../../src/plugin/isolation.ts';
 import { createPluginManager } from '../../src/plugin/manager.ts';
-import { limitsJsonSchema } from '../../src/sandbox/limits.ts';
+import { DEFAULT_LIMITS, limitsJsonSchema } from '../../src/sandbox/limits.ts';
 import { ROOT, runCli, tempDir } from '../helpers.ts';
 
 function writeConfig(dir: string, config: unknown, name = 'databridge.json'): string {
@@ -123,7 +123,11 @@ describe('the configuration file', () => {
   });
 
   test('namespaces in the file are created at start, and updated to the file’s limits at the next start (audited as config)', async (t) => {
-    const dir = site(t, { namespaces: [{ name: 'etl', displayName: 'ETL jobs', limits: { maxMemoryMB: 128 } }] });
+    const defaultLimits = { maxMemoryMB: 99 };
+    const dir = site(t, {
+      defaultLimits,
+      namespaces: [{ name: 'etl', displayName: 'ETL jobs', limits: { maxMemoryMB: 128 } }, { name: 'plain' }],
+    });
     writeFileSync(
       join(dir, 'flow.json'),
       JSON.stringify({
@@ -137,7 +141,8 @@ describe('the configuration file', () => {
     writeConfig(dir, {
       dataDir: 'state',
       pluginDir: 'plugins',
-      namespaces: [{ name: 'etl', limits: { maxMemoryMB: 64, maxExecutionMS: 1000 } }],
+      defaultLimits,
+      namespaces: [{ name: 'etl', limits: { maxMemoryMB: 64, maxExecutionMS: 1000 } }, { name: 'plain' }],
     });
     const second = await runCli(['run', 'flow.json'], { cwd: dir });
     assert.equal(second.code, 0, second.stderr);
@@ -154,6 +159,11 @@ describe('the configuration file', () => {
     assert.deepEqual(etl.limits, { maxMemoryMB: 64, maxExecutionMS: 1000 });
     const audit = (await manager.store.listAudit({ target: 'etl' })).map((a) => `${a.actor} ${a.action}`);
     assert.deepEqual(audit.sort(), ['config namespace.create', 'config namespace.update']);
+    // a namespace without limits gets the file's defaultLimits; one already as the file says is left alone
+    assert.deepEqual((await manager.namespaces.get('plain')).limits, { ...DEFAULT_LIMITS, ...defaultLimits });
+    const plain = (await manager.store.listAudit({ target: 'plain' })).map((a) => `${a.actor} ${a.action}`);
+    assert.deepEqual(plain, ['config namespace.create']);
+    assert.doesNotMatch(second.stderr, /namespace plain/);
   });
 
   test('the schema’s limits and trust patterns are the code’s', () => {
