@@ -9,6 +9,8 @@ import type { Command } from 'commander';
 import { DataBridgeError } from '../errors.ts';
 import type { PluginManagerOptions } from '../plugin/config.ts';
 import { createPluginManager, type PluginManager } from '../plugin/manager.ts';
+import { configManagerOptions } from './config-file.ts';
+import { commandLogOptions } from './logs.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_REFUSED = 1;
@@ -80,8 +82,14 @@ function collectList(value: string, previous: string[] | undefined): string[] {
   ];
 }
 
+/**
+ * The manager's options from a command's flags (and the environment and
+ * configuration file behind them). Logs are a one-shot command's: kept back
+ * and summarised; serve and run pass `hostLogOptions()` in `extra`.
+ */
 export function managerOptions(opts: StateOptions, extra: PluginManagerOptions = {}): PluginManagerOptions {
   return {
+    ...configManagerOptions(),
     dataDir: opts.dataDir,
     pluginDir: opts.pluginDir,
     allowUnsigned: opts.allowUnsigned ?? false,
@@ -92,7 +100,7 @@ export function managerOptions(opts: StateOptions, extra: PluginManagerOptions =
     ...(opts.allowWeakIsolation ? { allowWeakIsolation: true } : {}),
     ...(opts.sandboxUid !== undefined ? { sandboxUid: Number(opts.sandboxUid) } : {}),
     ...(opts.store ? { store: opts.store } : {}),
-    logLevel: 'warn',
+    ...commandLogOptions(),
     ...extra,
   };
 }

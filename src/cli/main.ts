@@ -6,7 +6,9 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.ts';
 import { EXIT_OK, EXIT_USAGE, reportFailure } from './common.ts';
+import { applyConfigFile, loadConfigFile } from './config-file.ts';
 import { registerKeygen } from './keygen.ts';
+import { flushCommandLogs, setLogSettings } from './logs.ts';
 import { registerPluginAuthoring } from './plugin-author.ts';
 import { registerPluginList } from './plugin-list.ts';
 import { registerPluginManagement } from './plugin-manage.ts';
@@ -22,7 +24,20 @@ export function buildProgram(): Command {
     .description('DataBridge: a dataflow engine and its plugin host')
     .version(VERSION, '-V, --version', 'print the version')
     .showHelpAfterError('(add --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    // the options every command takes, shown in every command's --help
+    .configureHelp({ showGlobalOptions: true })
+    .option(
+      '--config <file>',
+      `the configuration file (default: ./databridge.json when there is one; env DATABRIDGE_CONFIG)`,
+    )
+    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (env DATABRIDGE_LOG_LEVEL; default info)')
+    .option(
+      '--log-format <format>',
+      'pretty (one line for people) or json (a JSON object a line); default pretty on a terminal, json otherwise (env DATABRIDGE_LOG_FORMAT)',
+    )
+    .option('--verbose', 'a one-shot command prints the host’s log lines, not a summary of its warnings');
+  program.hook('preAction', (_program, command) => configure(program, command));
 
   const plugin = program.command('plugin').description('manage and author plugins');
   registerPluginList(plugin);
@@ -58,7 +73,40 @@ export async function main(argv: readonly string[]): Promise<number> {
       return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
     return reportFailure(err, argv.includes('--json'));
+  } finally {
+    flushCommandLogs();
   }
+}
+
+/**
+ * Before a command's action: its log settings and the configuration file.
+ * A flag beats the environment, which beats the file.
+ */
+function configure(program: Command, command: Command): void {
+  const o = program.opts<{ config?: string; logLevel?: string; logFormat?: string; verbose?: boolean }>();
+  const env = (name: string) => {
+    const value = process.env[name]?.trim();
+    return value ? value : undefined;
+  };
+  const configPath = o.config ?? env('DATABRIDGE_CONFIG');
+  const fromFlagOrEnv = (flag: string, value: string | undefined, variable: string) =>
+    value !== undefined
+      ? { value, name: flag }
+      : env(variable) !== undefined
+        ? { value: env(variable)!, name: variable }
+        : undefined;
+  // a bad level or format is reported before the file is read
+  const level = fromFlagOrEnv('--log-level', o.logLevel, 'DATABRIDGE_LOG_LEVEL');
+  const format = fromFlagOrEnv('--log-format', o.logFormat, 'DATABRIDGE_LOG_FORMAT');
+  setLogSettings({ level, format, verbose: o.verbose });
+  const loaded = loadConfigFile(configPath);
+  const file = loaded.config.log;
+  setLogSettings({
+    level: level ?? (file?.level ? { value: file.level, name: 'log.level' } : undefined),
+    format: format ?? (file?.format ? { value: file.format, name: 'log.format' } : undefined),
+    verbose: o.verbose,
+  });
+  applyConfigFile(loaded, command);
 }
 
 function applyExitOverride(command: Command): void {

@@ -13,12 +13,13 @@ import { type FlowFinding, loadFlow, readFlowFile } from '../flow/flow-definitio
 import { createPluginManager } from '../plugin/manager.ts';
 import { parseDuration } from '../sdk/index.ts';
 import { managerOptions, print, type StateOptions, table, withStateOptions } from './common.ts';
+import { applyConfigNamespaces } from './config-file.ts';
+import { hostLogOptions, logLinesWritten } from './logs.ts';
 
 interface RunOptions extends StateOptions {
   duration?: string;
   idle: string;
   memory?: boolean;
-  logLevel: string;
 }
 
 function durationOption(name: string, value: string | undefined): number | undefined {
@@ -41,17 +42,21 @@ export function registerRun(program: Command): void {
       .argument('<flow>', 'the flow file (JSON; see schemas/flow.schema.json)')
       .option('--duration <time>', 'stop after this long (e.g. 30s, 5 min)')
       .option('--idle <time>', 'stop once nothing has moved for this long', '1s')
-      .option('--memory', 'keep FlowFiles in memory only (nothing survives the run)')
-      .option('--log-level <level>', 'log level on stderr (error, warn, info, debug)', 'warn'),
+      .option('--memory', 'keep FlowFiles in memory only (nothing survives the run)'),
   ).action(async (file: string, opts: RunOptions) => {
     const durationMs = durationOption('duration', opts.duration);
     const idleMs = durationOption('idle', opts.idle)!;
-    if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(opts.logLevel)) {
-      throw createError('USAGE', { message: `--log-level must be error, warn, info or debug, not "${opts.logLevel}"` });
-    }
     const definition = readFlowFile(file);
-    const manager = await createPluginManager(managerOptions(opts, { logLevel: opts.logLevel as 'warn' }));
-    const controller = await createFlowController({ manager, repository: opts.memory ? 'memory' : 'durable' });
+    // the flow's logs (LogAttribute's lines, a plugin's) are what a run shows: info unless --log-level says otherwise
+    const manager = await createPluginManager(managerOptions(opts, hostLogOptions()));
+    let controller: Awaited<ReturnType<typeof createFlowController>>;
+    try {
+      for (const note of await applyConfigNamespaces(manager)) if (!opts.json) process.stderr.write(`${note}\n`);
+      controller = await createFlowController({ manager, repository: opts.memory ? 'memory' : 'durable' });
+    } catch (err) {
+      await manager.shutdown();
+      throw err;
+    }
     let stoppedBy: 'idle' | 'duration' | 'signal' = 'idle';
     const started = Date.now();
     let resumed = 0;
@@ -143,13 +148,17 @@ function summaryText(stats: FlowStats, alerts: number, stoppedBy: string, ms: nu
 function progressPrinter(): ((stats: FlowStats) => void) | undefined {
   if (!process.stderr.isTTY) return undefined;
   let lines = 0;
+  let logged = logLinesWritten();
   return (stats) => {
     const rows = Object.values(stats.processors).map(
       (p) =>
         `  ${p.id.padEnd(16)} in ${String(p.in).padStart(9)}  out ${String(p.out).padStart(9)}  errors ${p.errors}`,
     );
-    process.stderr.write(`${lines ? `\x1b[${lines}A\x1b[J` : ''}${rows.join('\n')}\n`);
+    // log lines written since the last table stay: the table is drawn again below them
+    const redraw = lines > 0 && logLinesWritten() === logged;
+    process.stderr.write(`${redraw ? `\x1b[${lines}A\x1b[J` : ''}${rows.join('\n')}\n`);
     lines = rows.length;
+    logged = logLinesWritten();
   };
 }
 

@@ -18,6 +18,8 @@ import { readTlsFiles } from '../server/tls.ts';
 import { resolveToken } from '../server/token.ts';
 import { PACKAGE_ROOT } from '../version.ts';
 import { managerOptions, type StateOptions, withStateOptions } from './common.ts';
+import { applyConfigNamespaces, optionOrigin } from './config-file.ts';
+import { hostLogOptions } from './logs.ts';
 
 interface ServeOptions extends StateOptions {
   host: string;
@@ -74,22 +76,28 @@ export function registerServe(program: Command): void {
         process.env.DATABRIDGE_TLS_KEY || undefined,
       )
       .option('--seed-examples', 'trust the example key for acme.* and install the example plugins (npm start does)'),
-  ).action(async (opts: ServeOptions) => {
+  ).action(async (opts: ServeOptions, command: Command) => {
     const port = Number(opts.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      throw createError('USAGE', { message: `--port must be a number from 0 to 65535, not "${opts.port}"` });
+    if (!/^\d+$/.test(opts.port.trim()) || port > 65535) {
+      const origin = optionOrigin(command, 'port', '--port', 'DATABRIDGE_PORT', 'serve.port');
+      throw createError('USAGE', { message: `${origin} must be a number from 0 to 65535, not "${opts.port}"` });
     }
-    if (opts.flow && !existsSync(opts.flow))
-      throw createError('USAGE', { message: `the flow file ${opts.flow} does not exist` });
+    if (opts.flow && !existsSync(opts.flow)) {
+      const origin = optionOrigin(command, 'flow', '--flow', 'DATABRIDGE_FLOW', 'serve.flow');
+      throw createError('USAGE', { message: `the flow file ${opts.flow} (${origin}) does not exist` });
+    }
     const https = readTlsFiles(opts.tlsCert, opts.tlsKey);
     const scheme = https ? 'https' : 'http';
     const manager = await createPluginManager(
-      managerOptions(opts, { logLevel: 'info', watchChanges: opts.watch ?? false }),
+      managerOptions(opts, { ...hostLogOptions(), watchChanges: opts.watch ?? false }),
     );
     let flow: FlowController | undefined;
     let server: Awaited<ReturnType<typeof buildServer>> | undefined;
     try {
-      const notes = opts.seedExamples ? await seedExamples(manager) : [];
+      const notes = [
+        ...(await applyConfigNamespaces(manager)),
+        ...(opts.seedExamples ? await seedExamples(manager) : []),
+      ];
       if (opts.flow) {
         flow = await createFlowController({ manager });
         await loadFlow(flow, readFlowFile(opts.flow), { baseDir: dirname(resolve(opts.flow)) });

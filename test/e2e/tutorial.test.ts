@@ -75,6 +75,14 @@ test('from plugin new to a signed, installed plugin running in a flow', async (t
   const summary = JSON.parse(run.stdout) as { processors: Record<string, { out: number; errors: number }> };
   assert.ok(summary.processors.mine!.out >= 1, run.stdout);
   assert.equal(summary.processors.mine!.errors, 0);
+  // step 5's promise: LogAttribute's lines, with the greeting and the upper-cased text (JSON off a terminal)
+  const logged = run.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { processor?: string; attributes?: { greeting?: string }; payload?: string })
+    .find((l) => l.processor === 'log');
+  assert.equal(logged?.attributes?.greeting, 'hello', run.stderr);
+  assert.equal(logged?.payload, 'HELLO WORLD');
 
   // a change that does not compile is refused with file and line, and nothing is packed
   writeFileSync(
