@@ -11,12 +11,12 @@
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_FLAGS as FLAGS, ROOT, runCli, startServe } from '../helpers.ts';
+import { CHROMIUM, CHROMIUM_MISSING, CHROMIUM_FLAGS as FLAGS, ROOT, runCli, startServe } from '../helpers.ts';
 
 const SHOTS = process.env.DATABRIDGE_SCREENSHOTS;
 
@@ -100,7 +100,7 @@ async function makeBundles(): Promise<void> {
   assert.equal(r.code, 0, r.stderr);
 }
 
-describe('the web console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, () => {
+describe('the web console', { skip: CHROMIUM_MISSING }, () => {
   before(async () => {
     dir = join(tmpdir(), `databridge-console-${process.pid}-${Date.now()}`);
     mkdirSync(dir, { recursive: true });
