@@ -96,6 +96,26 @@ describe('built-in processors', () => {
     );
   });
 
+  test('PutFile is idempotent: a file already holding the same bytes counts as written under every strategy', async (t) => {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, 'done.txt'), 'same bytes');
+    for (const strategy of ['fail', 'ignore', 'replace']) {
+      const { out } = await runProcessor(t, 'PutFile', {
+        properties: { Directory: dir, 'Conflict Resolution Strategy': strategy },
+        inputs: [
+          { content: 'same bytes', attributes: { filename: 'done.txt' } },
+          { content: 'same byteZ', attributes: { filename: strategy === 'replace' ? 'other.txt' : 'done.txt' } },
+        ],
+        penaltyDuration: '1 ms',
+      });
+      const failed = strategy === 'fail' ? 1 : 0;
+      assert.equal(out.success!.length, 2 - failed, strategy);
+      assert.equal(out.failure!.length, failed, `${strategy}: other bytes under the same name still conflict`);
+    }
+    assert.equal(readFileSync(join(dir, 'done.txt'), 'utf8'), 'same bytes');
+    assert.deepEqual(readdirSync(dir).sort(), ['done.txt', 'other.txt'], 'one file each, no temporary file left');
+  });
+
   test('LogAttribute passes FlowFiles on unchanged', async (t) => {
     const { out } = await runProcessor(t, 'LogAttribute', {
       properties: { 'Log Payload': 'true' },
