@@ -167,6 +167,12 @@ function withPathsFrom(def: FlowDefinition, baseDir: string, manager: PluginMana
   };
 }
 
+const KIND_NAMES = {
+  processors: 'processor',
+  controllerServices: 'controller service',
+  reportingTasks: 'reporting task',
+} as const;
+
 function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
   const findings: FlowFinding[] = [];
   const add = (code: FlowFindingCode, pointer: string, message: string, severity: 'error' | 'warning' = 'error') =>
@@ -189,13 +195,13 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
   };
   /** The first index of each id per kind, placed or not: a second use is a duplicate whatever became of the first. */
   const firstUse = new Map<string, number>();
-  const duplicate = (kind: string, id: string, at: string, i: number): boolean => {
+  const duplicate = (kind: keyof typeof KIND_NAMES, id: string, at: string, i: number): boolean => {
     const first = firstUse.get(`${kind}/${id}`);
     if (first === undefined) {
       firstUse.set(`${kind}/${id}`, i);
       return false;
     }
-    add('FLOW_DUPLICATE_ID', `${at}/id`, `${kind} id "${id}" is also used at /${kind}/${first}`);
+    add('FLOW_DUPLICATE_ID', `${at}/id`, `${KIND_NAMES[kind]} id "${id}" is also used at /${kind}/${first}`);
     return true;
   };
   // services first: processors name them
