@@ -73,7 +73,7 @@ function groupsRead(replacement: string): number[] {
  * JavaScript reads them (and `$0` as the whole match, as Java does); a
  * reference to a group the expression lacks stays as it is written.
  */
-export function expandReferences(
+function expandReferences(
   template: string,
   match: string,
   groups: readonly (string | undefined)[],
