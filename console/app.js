@@ -46,14 +46,20 @@ function loginView(message) {
           const ok = await tryToken(input.value.trim());
           if (ok) start();
           else {
-            error.textContent =
-              'That token was refused. Use the one printed by `databridge serve` (or in <data dir>/admin.token).';
+            fill(
+              error,
+              'That token was refused. Use the one ',
+              h('code', {}, 'databridge serve'),
+              ' printed (or the one in ',
+              h('code', {}, '<data dir>/admin.token'),
+              ').',
+            );
             input.select();
           }
         },
       },
       h('h1', {}, 'DataBridge console'),
-      h('p', {}, 'Sign in with the token from the link `databridge serve` printed.'),
+      h('p', {}, 'Sign in with the token from the link ', h('code', {}, 'databridge serve'), ' printed.'),
       h('label', { for: 'token' }, 'Token'),
       input,
       error,

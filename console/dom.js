@@ -91,6 +91,9 @@ export function bytes(n) {
 
 export const num = (n) => (n === null || n === undefined ? '–' : Number(n).toLocaleString('en'));
 
+/** A count with its noun, singular for one: `plural(1, 'time')` is "1 time", `plural(3, 'time')` "3 times". */
+export const plural = (n, one, many = `${one}s`) => `${num(n)} ${n === 1 ? one : many}`;
+
 export function time(iso) {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString();
@@ -100,9 +103,10 @@ const SVG = 'http://www.w3.org/2000/svg';
 
 /**
  * A line chart of `points` ([{t, v}]), newest on the right, scaled to its
- * max (or `max`); labelled for screen readers with its latest value.
+ * max (or `max`); labelled for screen readers with its latest value. Until
+ * it has two values to draw a line between, it says why (`empty`).
  */
-export function lineChart(title, points, { format = (v) => String(v), max } = {}) {
+export function lineChart(title, points, { format = (v) => String(v), max, empty = 'No samples yet.' } = {}) {
   const w = 300;
   const hgt = 80;
   const svg = document.createElementNS(SVG, 'svg');
@@ -110,11 +114,8 @@ export function lineChart(title, points, { format = (v) => String(v), max } = {}
   svg.setAttribute('class', 'chart');
   svg.setAttribute('role', 'img');
   const latest = points.at(-1)?.v;
-  svg.setAttribute(
-    'aria-label',
-    `${title}: ${latest === undefined || latest === null ? 'no data yet' : format(latest)}`,
-  );
   const values = points.map((p) => p.v).filter((v) => v !== null && v !== undefined);
+  svg.setAttribute('aria-label', `${title}: ${latest === undefined || latest === null ? empty : format(latest)}`);
   const top = Math.max(max ?? 0, ...values, 1e-9);
   if (values.length > 1) {
     const t0 = points[0].t;
@@ -131,11 +132,12 @@ export function lineChart(title, points, { format = (v) => String(v), max } = {}
     path.setAttribute('d', d);
     svg.append(path);
   }
+  const none = latest === undefined || latest === null;
   return h(
     'figure',
     { class: 'chart-box' },
-    h('figcaption', {}, title, h('strong', {}, latest === undefined || latest === null ? '–' : format(latest))),
-    svg,
+    h('figcaption', {}, title, none ? null : h('strong', {}, format(latest))),
+    values.length > 1 ? svg : h('p', { class: 'chart-empty muted small' }, empty),
   );
 }
 

@@ -2,7 +2,7 @@
 // queues, controller services and reporting tasks, refreshed live.
 
 import { api } from './api.js';
-import { badge, bytes, fill, h, num } from './dom.js';
+import { badge, bytes, fill, h, num, plural } from './dom.js';
 
 export async function flowView(main) {
   const body = h('div');
@@ -59,11 +59,11 @@ export async function flowView(main) {
                   h('code', {}, r.type),
                   ' ',
                   badge(r.state, r.state === 'running' ? 'ok' : 'neutral'),
-                  r.errors ? [' ', badge(`${r.errors} errors`, 'bad', r.lastError ?? '')] : null,
+                  r.errors ? [' ', badge(plural(r.errors, 'error'), 'bad', r.lastError ?? '')] : null,
                   h(
                     'span',
                     { class: 'muted small' },
-                    ` every ${num(r.periodMs / 1000)} s · ran ${num(r.runs)} times${r.lastRun ? ` · last ${new Date(r.lastRun).toLocaleTimeString()}` : ''}`,
+                    ` every ${num(r.periodMs / 1000)} s · ran ${plural(r.runs, 'time')}${r.lastRun ? ` · last ${new Date(r.lastRun).toLocaleTimeString()}` : ''}`,
                   ),
                 ),
               ),
@@ -86,12 +86,12 @@ export async function flowView(main) {
               h('code', {}, p.type),
               ' ',
               badge(p.state, p.state === 'running' ? 'ok' : 'neutral'),
-              p.errors ? [' ', badge(`${p.errors} errors`, 'bad', p.lastError ?? '')] : null,
+              p.errors ? [' ', badge(plural(p.errors, 'error'), 'bad', p.lastError ?? '')] : null,
             ),
             h(
               'div',
               { class: 'muted small' },
-              `plugin ${p.pluginId} · in ${num(p.in)} · out ${num(p.out)} · ${bytes(p.bytesOut)} out · ${num(p.tasks)} tasks`,
+              `plugin ${p.pluginId} · in ${num(p.in)} · out ${num(p.out)} · ${bytes(p.bytesOut)} out · ${plural(p.tasks, 'task')}`,
             ),
             incoming(p.id).length
               ? h(

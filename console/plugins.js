@@ -2,7 +2,7 @@
 // plugin's detail view (manifest, components, permissions, dependencies,
 // findings, history, live charts, actions).
 
-import { api } from './api.js';
+import { ApiError, api } from './api.js';
 import {
   bytes,
   confirmDialog,
@@ -13,6 +13,7 @@ import {
   isolationBadge,
   lineChart,
   num,
+  plural,
   signatureBadge,
   statusBadge,
   toast,
@@ -119,18 +120,24 @@ function renderRows() {
           h('a', { href: `#/plugins/${encodeURIComponent(p.id)}` }, p.name),
           h('div', { class: 'muted small' }, p.id, p.description ? ` — ${p.description}` : ''),
         ),
-        h('td', {}, p.version),
-        h('td', {}, p.type),
-        h('td', {}, statusBadge(p.status), p.statusReason ? h('div', { class: 'muted small' }, p.statusReason) : null),
-        h('td', {}, p.enabled ? 'yes' : 'no'),
-        h('td', {}, signatureBadge(p.signature)),
-        h('td', {}, isolationBadge(p)),
+        // each cell names its column: on a narrow screen the header row is hidden and the cells fold into a card
+        h('td', { 'data-label': 'Version' }, p.version),
+        h('td', { 'data-label': 'Type' }, p.type),
+        h(
+          'td',
+          { 'data-label': 'Status' },
+          statusBadge(p.status),
+          p.statusReason ? h('div', { class: 'muted small' }, p.statusReason) : null,
+        ),
+        h('td', { 'data-label': 'Enabled' }, p.enabled ? 'yes' : 'no'),
+        h('td', { 'data-label': 'Signature' }, signatureBadge(p.signature)),
+        h('td', { 'data-label': 'Isolation' }, isolationBadge(p)),
       ),
     ),
   );
   if (shown.length === 0)
     tbody.append(h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'muted' }, 'No plugin matches.')));
-  countEl.textContent = `${shown.length} of ${plugins.length} plugins`;
+  countEl.textContent = `${shown.length} of ${plural(plugins.length, 'plugin')}`;
   for (const th of headRow.children) {
     const key = th.dataset.key;
     th.setAttribute('aria-sort', key === view.sort ? (view.dir > 0 ? 'ascending' : 'descending') : 'none');
@@ -270,6 +277,30 @@ function section(title, ...body) {
   return h('section', { class: 'card' }, h('h2', {}, title), ...body);
 }
 
+/** A component's kind in words, singular: each line names one component. */
+const COMPONENT_KIND = {
+  processors: 'processor',
+  controllerServices: 'controller service',
+  reportingTasks: 'reporting task',
+};
+
+/** An address naming no plugin: said plainly, with the way back. */
+function pluginNotFound(main, id) {
+  fill(
+    main,
+    h('h1', {}, 'No such plugin'),
+    h(
+      'p',
+      { role: 'status' },
+      'No plugin has the id ',
+      h('code', {}, id),
+      ' on this node: it may have been uninstalled, or the address is mistyped.',
+    ),
+    h('p', {}, h('a', { href: '#/plugins' }, '← All plugins')),
+  );
+  return {};
+}
+
 function kv(pairs) {
   return h(
     'dl',
@@ -334,10 +365,17 @@ function permissionsList(p, plugin) {
 }
 
 export async function pluginDetailView(main, id, onChange) {
-  const [plugin, validation] = await Promise.all([
-    api(`/plugins/${encodeURIComponent(id)}`),
-    api(`/plugins/${encodeURIComponent(id)}/validation`),
-  ]);
+  let plugin;
+  let validation;
+  try {
+    [plugin, validation] = await Promise.all([
+      api(`/plugins/${encodeURIComponent(id)}`),
+      api(`/plugins/${encodeURIComponent(id)}/validation`),
+    ]);
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'PLUGIN_NOT_FOUND') return pluginNotFound(main, id);
+    throw err;
+  }
   const manifest = validation.manifest ?? {};
   const charts = h('div', { class: 'charts' }, h('p', { class: 'muted' }, 'Waiting for the first sample…'));
   const usage = h('div', { class: 'usage' });
@@ -457,9 +495,11 @@ export async function pluginDetailView(main, id, onChange) {
     actions,
     h(
       'div',
-      { class: 'grid' },
-      section(
-        'About',
+      { class: 'grid detail-grid' },
+      h(
+        'section',
+        { class: 'card about' },
+        h('h2', {}, 'About'),
         kv([
           ['Id', h('code', {}, plugin.id)],
           ['Type', plugin.type],
@@ -468,7 +508,7 @@ export async function pluginDetailView(main, id, onChange) {
           ['Author', plugin.author],
           ['Description', plugin.description],
           ['Tags', (plugin.tags ?? []).join(', ')],
-          ['Digest', validation.digest ? h('code', { class: 'small' }, validation.digest) : null],
+          ['Digest', validation.digest ? h('code', { class: 'small digest' }, validation.digest) : null],
           [
             'Signed by',
             validation.signer ? `${validation.signer.publisher} (key ${validation.signer.keyId.slice(0, 16)}…)` : null,
@@ -481,7 +521,9 @@ export async function pluginDetailView(main, id, onChange) {
           'ul',
           {},
           Object.entries(plugin.components ?? {}).flatMap(([kind, names]) =>
-            names.map((n) => h('li', {}, h('code', {}, n), ' ', h('span', { class: 'muted' }, kind))),
+            names.map((n) =>
+              h('li', {}, h('code', {}, n), ' ', h('span', { class: 'muted' }, COMPONENT_KIND[kind] ?? kind)),
+            ),
           ),
         ),
       ),
@@ -539,7 +581,15 @@ export async function pluginDetailView(main, id, onChange) {
         : h('p', { class: 'muted' }, 'No installs recorded (built-in or placed by hand).'),
     ),
     manifest && Object.keys(manifest).length
-      ? section('Manifest', h('pre', { class: 'manifest' }, JSON.stringify(manifest, null, 2)))
+      ? section(
+          'Manifest',
+          // long lines scroll sideways; the box takes the focus so a keyboard can scroll it too
+          h(
+            'pre',
+            { class: 'manifest', tabindex: '0', 'aria-label': 'manifest.json' },
+            JSON.stringify(manifest, null, 2),
+          ),
+        )
       : null,
   );
 
@@ -563,30 +613,40 @@ export async function pluginDetailView(main, id, onChange) {
         ],
         [
           'Sandbox',
-          s.sandbox ? `${s.sandbox.mode}, ${s.sandbox.state}, ${s.sandbox.restarts} restarts` : 'none (runs inline)',
+          s.sandbox
+            ? `${s.sandbox.mode}, ${s.sandbox.state}, ${plural(s.sandbox.restarts, 'restart')}`
+            : 'none (runs inline)',
         ],
         ['Last crash', s.sandbox?.lastCrash ?? null],
       ]),
     );
+    // an empty chart says why: too few samples yet, or a sandbox not started
+    const noSamples =
+      s.sandbox?.state === 'idle'
+        ? 'No samples: the sandbox starts when the flow first sends it work.'
+        : 'No samples yet: the host measures the sandbox every few seconds.';
     fill(
       charts,
-      lineChart('FlowFiles/s', rates, { format: (v) => v.toFixed(1) }),
+      lineChart('FlowFiles/s', rates, {
+        format: (v) => v.toFixed(1),
+        empty: 'Measuring: a rate needs two readings, 2 s apart.',
+      }),
       s.sandbox
         ? [
             lineChart(
               'CPU %',
               history.map((u) => ({ t: u.t, v: u.cpuPercent })),
-              { format: (v) => `${v.toFixed(1)} %`, max: 100 },
+              { format: (v) => `${v.toFixed(1)} %`, max: 100, empty: noSamples },
             ),
             lineChart(
               'Memory',
               history.map((u) => ({ t: u.t, v: u.memoryUsed })),
-              { format: bytes },
+              { format: bytes, empty: noSamples },
             ),
             lineChart(
               'Tasks in flight',
               history.map((u) => ({ t: u.t, v: u.inFlight })),
-              { format: String, max: s.sandbox.limits.maxConcurrentTasks },
+              { format: String, max: s.sandbox.limits.maxConcurrentTasks, empty: noSamples },
             ),
           ]
         : h(

@@ -1,7 +1,7 @@
 /** Shared test helpers: temporary folders and running the real CLI. */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -11,8 +11,16 @@ import { buildServer } from '../src/server/app.ts';
 export const ROOT = resolve(import.meta.dirname, '..');
 export const BIN = join(ROOT, 'bin', 'databridge.js');
 
-/** Debian's chromium, with the flags the browser tests run it with (never a downloaded browser). */
-export const CHROMIUM = '/usr/bin/chromium';
+/**
+ * Debian's chromium, with the flags the browser tests run it with (never a
+ * downloaded browser). DATABRIDGE_CHROMIUM names another path (a test of
+ * the summary uses one that does not exist).
+ */
+export const CHROMIUM = process.env.DATABRIDGE_CHROMIUM || '/usr/bin/chromium';
+/** Why the browser tests are skipped (the summary names it and the fix), or false where chromium is installed. */
+export const CHROMIUM_MISSING: string | false = existsSync(CHROMIUM)
+  ? false
+  : `${CHROMIUM} is not installed, so the browser tests did not run; install it with: sudo apt-get install chromium`;
 export const CHROMIUM_FLAGS = [
   '--headless',
   '--no-sandbox',

@@ -7,7 +7,7 @@
 
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { createError, isDataBridgeError } from '../errors.ts';
+import { createError } from '../errors.ts';
 import { createFlowController, type FlowStats } from '../flow/controller.ts';
 import { type FlowFinding, loadFlow, readFlowFile } from '../flow/flow-definition.ts';
 import { createPluginManager } from '../plugin/manager.ts';
@@ -61,14 +61,8 @@ export function registerRun(program: Command): void {
     const started = Date.now();
     let resumed = 0;
     try {
-      let findings: FlowFinding[];
-      try {
-        findings = await loadFlow(controller, definition, { baseDir: dirname(resolve(file)) });
-      } catch (err) {
-        if (isDataBridgeError(err, 'FLOW_INVALID') && !opts.json)
-          printFindings((err.details as { findings: FlowFinding[] }).findings);
-        throw err;
-      }
+      // a refused flow's findings are printed once, by the CLI's failure report
+      const findings = await loadFlow(controller, definition, { baseDir: dirname(resolve(file)) });
       if (!opts.json) printFindings(findings);
       resumed = controller.queuedCount();
       if (resumed > 0 && !opts.json) process.stderr.write(`resuming ${resumed} FlowFiles queued by an earlier run\n`);

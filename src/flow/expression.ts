@@ -93,9 +93,9 @@ class Parser {
     throw createError('EXPRESSION_INVALID', { expression: this.#src, reason: `${reason} at position ${this.#at}` });
   }
 
-  /** template := (text | '$${' | '${' expr '}')* */
-  template(): Evaluator[] {
-    const parts: Evaluator[] = [];
+  /** template := (text | '$${' | '${' expr '}')*; literal text stays a string, each `${…}` an evaluator */
+  template(): (string | Evaluator)[] {
+    const parts: (string | Evaluator)[] = [];
     let text = '';
     const src = this.#src;
     while (this.#at < src.length) {
@@ -104,8 +104,7 @@ class Parser {
         this.#at += 3;
       } else if (src.startsWith('${', this.#at)) {
         if (text) {
-          const t = text;
-          parts.push(() => t);
+          parts.push(text);
           text = '';
         }
         this.#at += 2;
@@ -113,7 +112,7 @@ class Parser {
         this.expect('}');
       } else text += src[this.#at++];
     }
-    if (text) parts.push(() => text);
+    if (text) parts.push(text);
     return parts;
   }
 
@@ -239,7 +238,12 @@ class Parser {
 export interface CompiledExpression {
   /** True when the value holds at least one `${…}`. */
   readonly dynamic: boolean;
-  evaluate(attributes?: Readonly<Record<string, string>>): string;
+  /**
+   * The value for these attributes. `escapeValue`, when given, is applied to
+   * what each `${…}` yields and not to the literal text around it (so
+   * ReplaceText can tell a `$1` the user wrote from one inside a value).
+   */
+  evaluate(attributes?: Readonly<Record<string, string>>, escapeValue?: (value: string) => string): string;
 }
 
 const NO_ATTRIBUTES: Readonly<Record<string, string>> = Object.freeze({});
@@ -253,12 +257,15 @@ const NO_ATTRIBUTES: Readonly<Record<string, string>> = Object.freeze({});
 export function compileExpression(source: string): CompiledExpression {
   if (!source.includes('${')) return { dynamic: false, evaluate: () => source };
   const parts = new Parser(source).template();
-  const dynamic = !(parts.length === 1 && !source.replaceAll('$${', '').includes('${'));
+  const dynamic = parts.some((p) => typeof p !== 'string');
   return {
     dynamic,
-    evaluate: (attributes = NO_ATTRIBUTES) => {
+    evaluate: (attributes = NO_ATTRIBUTES, escapeValue) => {
       let out = '';
-      for (const p of parts) out += p(attributes) ?? '';
+      for (const p of parts) {
+        if (typeof p === 'string') out += p;
+        else out += escapeValue ? escapeValue(p(attributes) ?? '') : (p(attributes) ?? '');
+      }
       return out;
     },
   };

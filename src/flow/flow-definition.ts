@@ -59,6 +59,8 @@ export interface FlowFinding {
 }
 
 const validateSchema = new Ajv({ allErrors: true, strict: false }).compile<FlowDefinition>(flowSchema);
+// the same schema, dropping the fields it does not know (it changes what it checks)
+const dropUnknownFields = new Ajv({ allErrors: true, strict: false, removeAdditional: true }).compile(flowSchema);
 
 /** Escapes a key for a JSON pointer. */
 function key(k: string): string {
@@ -84,20 +86,26 @@ export function readFlowFile(file: string): unknown {
 /**
  * Every finding of a flow: schema first; when the shape is right, the
  * types, connections, relationships and properties, checked by building the
- * flow in a throw-away in-memory controller.
+ * flow in a throw-away in-memory controller. Unknown fields alone do not
+ * hide the rest: the flow without them is built too.
  */
 export async function validateFlow(definition: unknown, manager: PluginManager): Promise<FlowFinding[]> {
+  let shaped = definition;
+  const schemaFindings: FlowFinding[] = [];
   if (!validateSchema(definition)) {
-    return (validateSchema.errors ?? []).map((e) => {
+    for (const e of validateSchema.errors ?? []) {
       const extra = e.keyword === 'additionalProperties' ? `/${key(String(e.params.additionalProperty))}` : '';
       const pointer = e.instancePath + extra;
       const message = e.keyword === 'additionalProperties' ? 'is not a known field' : `${e.message ?? 'is invalid'}`;
-      return { code: 'FLOW_SCHEMA', severity: 'error', pointer, message } satisfies FlowFinding;
-    });
+      schemaFindings.push({ code: 'FLOW_SCHEMA', severity: 'error', pointer, message });
+    }
+    shaped = structuredClone(definition);
+    dropUnknownFields(shaped);
+    if (!validateSchema(shaped)) return schemaFindings;
   }
   const scratch = await createFlowController({ manager, repository: 'memory' });
   try {
-    return build(scratch, definition);
+    return [...schemaFindings, ...build(scratch, shaped as FlowDefinition)];
   } finally {
     await scratch.close();
   }
@@ -159,6 +167,12 @@ function withPathsFrom(def: FlowDefinition, baseDir: string, manager: PluginMana
   };
 }
 
+const KIND_NAMES = {
+  processors: 'processor',
+  controllerServices: 'controller service',
+  reportingTasks: 'reporting task',
+} as const;
+
 function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
   const findings: FlowFinding[] = [];
   const add = (code: FlowFindingCode, pointer: string, message: string, severity: 'error' | 'warning' = 'error') =>
@@ -179,9 +193,21 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
       add('FLOW_PROPERTY_INVALID', pointer, f.property ? `"${f.property}" ${f.message}` : f.message);
     }
   };
+  /** The first index of each id per kind, placed or not: a second use is a duplicate whatever became of the first. */
+  const firstUse = new Map<string, number>();
+  const duplicate = (kind: keyof typeof KIND_NAMES, id: string, at: string, i: number): boolean => {
+    const first = firstUse.get(`${kind}/${id}`);
+    if (first === undefined) {
+      firstUse.set(`${kind}/${id}`, i);
+      return false;
+    }
+    add('FLOW_DUPLICATE_ID', `${at}/id`, `${KIND_NAMES[kind]} id "${id}" is also used at /${kind}/${first}`);
+    return true;
+  };
   // services first: processors name them
   (def.controllerServices ?? []).forEach((s, i) => {
     const at = `/controllerServices/${i}`;
+    if (duplicate('controllerServices', s.id, at, i)) return;
     try {
       propertyFindings(at, controller.addControllerService(s).findings);
     } catch (err) {
@@ -191,10 +217,7 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
   const placed = new Map<string, number>();
   def.processors.forEach((p, i) => {
     const at = `/processors/${i}`;
-    if (placed.has(p.id)) {
-      add('FLOW_DUPLICATE_ID', `${at}/id`, `processor id "${p.id}" is also used at /processors/${placed.get(p.id)}`);
-      return;
-    }
+    if (duplicate('processors', p.id, at, i)) return;
     try {
       const summary = controller.createProcessorByType(p.type, p);
       placed.set(p.id, i);
@@ -214,6 +237,7 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
   });
   (def.reportingTasks ?? []).forEach((r, i) => {
     const at = `/reportingTasks/${i}`;
+    if (duplicate('reportingTasks', r.id, at, i)) return;
     try {
       propertyFindings(at, controller.addReportingTask(r).findings);
     } catch (err) {
@@ -225,10 +249,11 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
     const at = `/connections/${j}`;
     let dangling = false;
     for (const end of ['source', 'destination'] as const) {
-      if (!placed.has(c[end])) {
-        dangling = true;
+      if (placed.has(c[end])) continue;
+      dangling = true;
+      // a processor the flow has but could not place was reported where it is declared
+      if (!firstUse.has(`processors/${c[end]}`))
         add('FLOW_DANGLING_CONNECTION', `${at}/${end}`, `no processor "${c[end]}" in this flow`);
-      }
     }
     if (dangling) return;
     try {
@@ -251,7 +276,11 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
     if (requirement === 'forbidden' && incoming.has(id)) {
       add('FLOW_INPUT_FORBIDDEN', at, `${info.name} is a source and takes no incoming connection`);
     }
-    if (requirement === 'required' && !incoming.has(id)) {
+    // a connection declared but not made (its source could not be placed) was reported already
+    const declared = (def.connections ?? []).some(
+      (c) => c.destination === id && !placed.has(c.source) && firstUse.has(`processors/${c.source}`),
+    );
+    if (requirement === 'required' && !incoming.has(id) && !declared) {
       add('FLOW_INPUT_MISSING', at, `${info.name} needs an incoming connection; it will never run`, 'warning');
     }
     // a relationship whose connection is dangling was reported already

@@ -3,7 +3,15 @@
  * of a processor's configuration against its PropertySpecs.
  */
 
-import type { FlowFile, Logger, ProcessContext, PropertySpec, PropertyValue, ValidationFinding } from '../sdk/index.ts';
+import type {
+  EvaluateOptions,
+  FlowFile,
+  Logger,
+  ProcessContext,
+  PropertySpec,
+  PropertyValue,
+  ValidationFinding,
+} from '../sdk/index.ts';
 import { parseDataSize, parseDuration } from '../sdk/index.ts';
 import { type CompiledExpression, compileExpression } from './expression.ts';
 
@@ -62,11 +70,17 @@ export class StandardPropertyValue implements PropertyValue {
     return n;
   }
 
-  evaluate(flowFile?: FlowFile): PropertyValue {
+  evaluate(flowFile?: FlowFile, options: EvaluateOptions = {}): PropertyValue {
     if (!this.#expression?.dynamic) return this;
-    // NiFi's fileSize reads like an attribute; a real attribute of that name wins
-    const attributes = flowFile ? { fileSize: String(flowFile.size), ...flowFile.attributes } : undefined;
-    return new StandardPropertyValue(this.#name, this.#expression.evaluate(attributes));
+    // NiFi's fileSize reads like an attribute; a real attribute of that name wins, and a variable over both
+    const attributes =
+      flowFile || options.variables
+        ? {
+            ...(flowFile ? { fileSize: String(flowFile.size), ...flowFile.attributes } : {}),
+            ...options.variables,
+          }
+        : undefined;
+    return new StandardPropertyValue(this.#name, this.#expression.evaluate(attributes, options.escape));
   }
 }
 

@@ -2,10 +2,16 @@
  * PutFile: writes each FlowFile's content to a folder under its filename.
  * Writes go to a temporary file first and are moved in at once, so a reader
  * never sees half a file; a filename that would leave the folder is refused.
+ *
+ * Idempotent, because a crash replays it: the files are written before the
+ * session commits, so after `kill -9` the FlowFiles of the interrupted
+ * session come again. The temporary file is named by the FlowFile's id (a
+ * replay overwrites its own leftover), and a target that already holds
+ * exactly the bytes to write counts as written, whatever the conflict
+ * strategy: a replay ends with one file and the FlowFile in success.
  */
 
-import { randomUUID } from 'node:crypto';
-import { link, mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type Processor, type ProcessorInfo, Relationships } from '../sdk/index.ts';
 import { VERSION } from '../version.ts';
@@ -22,7 +28,8 @@ const info: ProcessorInfo = {
     { name: 'Directory', description: 'Where to write', required: true, type: 'path', expressionLanguage: true },
     {
       name: 'Conflict Resolution Strategy',
-      description: 'When the file exists: replace it, ignore (keep it, FlowFile to success) or fail',
+      description:
+        'When a file of that name exists with other content: replace it, ignore (keep it, FlowFile to success) or fail. One that holds the same bytes counts as written (a replay after a crash)',
       allowedValues: ['replace', 'ignore', 'fail'],
       defaultValue: 'fail',
     },
@@ -35,6 +42,16 @@ const info: ProcessorInfo = {
   ],
   relationships: [Relationships.SUCCESS, Relationships.FAILURE],
 };
+
+/** True when `path` is a file holding exactly `content`: this write was done already. */
+async function holds(path: string, content: Uint8Array): Promise<boolean> {
+  try {
+    if ((await stat(path)).size !== content.length) return false;
+    return Buffer.from(content).equals(await readFile(path));
+  } catch {
+    return false;
+  }
+}
 
 /** A name that stays inside the folder: no separator, no `.`/`..`, no NUL. */
 function safeName(name: string | undefined): string | undefined {
@@ -59,17 +76,22 @@ function createPutFile(): Processor {
         }
         const dir = resolve(ctx.getProperty('Directory').evaluate(ff).asString());
         const target = join(dir, name);
-        const tmp = join(dir, `.${name}.${randomUUID()}.tmp`);
+        // one temporary name per FlowFile: a replay after a crash reuses (and removes) its own
+        const tmp = join(dir, `.${name}.${ff.id}.tmp`);
         try {
           if (create) await mkdir(dir, { recursive: true });
-          await writeFile(tmp, await session.read(ff), { flag: 'wx' });
+          const content = await session.read(ff);
+          // a leftover of an interrupted attempt goes first; 'wx' never follows a link planted in its place
+          await unlink(tmp).catch(() => {});
+          await writeFile(tmp, content, { flag: 'wx' });
           if (strategy === 'replace') await rename(tmp, target);
           else {
             // link() refuses an existing target: no check-then-write race
             try {
               await link(tmp, target);
             } catch (err) {
-              if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || strategy === 'fail') throw err;
+              if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+              if (strategy === 'fail' && !(await holds(target, content))) throw err;
             } finally {
               await unlink(tmp).catch(() => {});
             }

@@ -8,6 +8,7 @@
 export type {
   ControllerService,
   ControllerServiceInfo,
+  EvaluateOptions,
   InputRequirement,
   Logger,
   MetricsSnapshot,

@@ -156,8 +156,23 @@ export interface PropertyValue {
   asDataSize(): number;
   /** Milliseconds, from `10 ms`, `5 sec`, `1 min`. */
   asDuration(): number;
-  /** Evaluates `${attribute}` expressions against a FlowFile's attributes. */
-  evaluate(flowFile?: FlowFile): PropertyValue;
+  /**
+   * Evaluates `${attribute}` expressions against a FlowFile's attributes
+   * (and `options.variables`, which win over them).
+   *
+   * @example
+   * // ReplaceText's capture groups, as NiFi gives them: ${'$1':toUpper()}
+   * ctx.getProperty('Replacement Value').evaluate(ff, { variables: { $1: 'hello' } }).asString(); // 'HELLO'
+   */
+  evaluate(flowFile?: FlowFile, options?: EvaluateOptions): PropertyValue;
+}
+
+/** What `PropertyValue.evaluate()` may be given besides the FlowFile. */
+export interface EvaluateOptions {
+  /** Names an expression can read besides the FlowFile's attributes, and over them (a capture group as `'$1'`). */
+  variables?: Readonly<Record<string, string>>;
+  /** Applied to what each `${…}` yields, not to the literal text around it (to escape it for a later step). */
+  escape?: (value: string) => string;
 }
 
 /**

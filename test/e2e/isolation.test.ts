@@ -2,7 +2,6 @@
 // whose probe lacks bubblewrap (a report given to the manager, as on such a
 // host), and the CLI's trust flags and environment on this one.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { chromium } from 'playwright-core';
@@ -11,7 +10,7 @@ import { createPluginManager, type PluginManagerOptions } from '../../src/index.
 import type { ConfinementReport } from '../../src/sandbox/confinement.ts';
 import { buildServer } from '../../src/server/app.ts';
 import { registerSink, registerSource, waitQuiet } from '../flow-harness.ts';
-import { CHROMIUM, CHROMIUM_FLAGS, ROOT, runCli, tempDir } from '../helpers.ts';
+import { CHROMIUM, CHROMIUM_FLAGS, CHROMIUM_MISSING, ROOT, runCli, tempDir } from '../helpers.ts';
 import { beforeLoad, makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
 
 const TOKEN = 'isolation-test-token';
@@ -164,7 +163,7 @@ describe('isolation on the command line', () => {
   });
 });
 
-describe('isolation in the console', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, () => {
+describe('isolation in the console', { skip: CHROMIUM_MISSING }, () => {
   test('weaker isolation accepted: a banner on every page names what is missing; the plugin’s badge says weak', async (t) => {
     const { base } = await serve(t, { allowWeakIsolation: true });
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });

@@ -77,6 +77,30 @@ describe('databridge run', () => {
     assert.equal(badJson.code, 2, 'a bad --duration is bad usage');
   });
 
+  test('each finding is printed once; an unknown field and a duplicate id are reported with the rest', async (t) => {
+    const dir = tempDir(t);
+    const file = writeFlow(dir, {
+      bogus: 1,
+      processors: [
+        { id: 'a', type: 'NoSuchType' },
+        { id: 'a', type: 'GenerateFlowFile', autoTerminate: ['success'] },
+        { id: 'gen', type: 'GenerateFlowFile', properties: { 'File Size': 'lots' }, autoTerminate: ['success'] },
+      ],
+    });
+    const r = await runCli(['run', file, '--data-dir', join(dir, 'd')]);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.trim().split('\n');
+    for (const finding of [
+      'error FLOW_SCHEMA /bogus',
+      'error FLOW_UNKNOWN_TYPE /processors/0/type',
+      'error FLOW_DUPLICATE_ID /processors/1/id',
+      'error FLOW_PROPERTY_INVALID /processors/2/properties/File Size',
+    ]) {
+      assert.equal(lines.filter((l) => l.startsWith(`${finding}:`)).length, 1, `${finding} once in:\n${r.stderr}`);
+    }
+    assert.equal(lines.filter((l) => l.startsWith('error FLOW_INVALID')).length, 1);
+  });
+
   test('Ctrl-C stops cleanly, leaving queued FlowFiles; the next run resumes them', async (t) => {
     const dir = tempDir(t);
     const file = writeFlow(dir, {

@@ -69,7 +69,39 @@ describe('flow definitions', () => {
     const findings = await validateFlow(flow, manager);
     assert.deepEqual(
       findings.map((f) => `${f.code} ${f.pointer}`),
-      ['FLOW_PLUGIN_UNAVAILABLE /processors/1/type', 'FLOW_DANGLING_CONNECTION /connections/0/destination'],
+      // the connection to it is not dangling: the processor is there, it cannot run
+      ['FLOW_PLUGIN_UNAVAILABLE /processors/1/type'],
     );
+  });
+
+  test('an unknown field hides no other finding; an id used twice is a duplicate even when the first is of an unknown type', async (t) => {
+    const manager = await testManager(t);
+    const findings = await validateFlow(
+      {
+        bogus: 1,
+        processors: [
+          { id: 'a', type: 'NoSuchType' },
+          { id: 'a', type: 'GenerateFlowFile', properties: { 'File Size': 'lots' }, colour: 'red' },
+          { id: 'log', type: 'LogAttribute' },
+        ],
+        connections: [{ source: 'a', relationship: 'success', destination: 'log' }],
+        reportingTasks: [
+          { id: 'r', type: 'NoSuchTask', period: '1 s' },
+          { id: 'r', type: 'NoSuchTask', period: '1 s' },
+        ],
+      },
+      manager,
+    );
+    assert.deepEqual(findings.map((f) => `${f.code} ${f.pointer}`).sort(), [
+      'FLOW_DUPLICATE_ID /processors/1/id',
+      'FLOW_DUPLICATE_ID /reportingTasks/1/id',
+      'FLOW_SCHEMA /bogus',
+      'FLOW_SCHEMA /processors/1/colour',
+      'FLOW_UNCONNECTED_RELATIONSHIP /processors/2/autoTerminate',
+      'FLOW_UNKNOWN_TYPE /processors/0/type',
+      'FLOW_UNKNOWN_TYPE /reportingTasks/0/type',
+    ]);
+    const duplicate = findings.find((f) => f.code === 'FLOW_DUPLICATE_ID' && f.pointer === '/processors/1/id')!;
+    assert.match(duplicate.message, /also used at \/processors\/0/);
   });
 });

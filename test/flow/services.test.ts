@@ -137,7 +137,13 @@ test('a processor naming a missing or invalid service is a finding, and it does 
   );
   assert.deepEqual(
     twice.filter((f) => f.severity === 'error').map((f) => [f.code, f.pointer, f.message]),
-    [['FLOW_DUPLICATE_ID', '/controllerServices/1/id', 'The flow already has a controller service "count"']],
+    [
+      [
+        'FLOW_DUPLICATE_ID',
+        '/controllerServices/1/id',
+        'controller service id "count" is also used at /controllerServices/0',
+      ],
+    ],
   );
 });
 

@@ -96,6 +96,26 @@ describe('built-in processors', () => {
     );
   });
 
+  test('PutFile is idempotent: a file already holding the same bytes counts as written under every strategy', async (t) => {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, 'done.txt'), 'same bytes');
+    for (const strategy of ['fail', 'ignore', 'replace']) {
+      const { out } = await runProcessor(t, 'PutFile', {
+        properties: { Directory: dir, 'Conflict Resolution Strategy': strategy },
+        inputs: [
+          { content: 'same bytes', attributes: { filename: 'done.txt' } },
+          { content: 'same byteZ', attributes: { filename: strategy === 'replace' ? 'other.txt' : 'done.txt' } },
+        ],
+        penaltyDuration: '1 ms',
+      });
+      const failed = strategy === 'fail' ? 1 : 0;
+      assert.equal(out.success!.length, 2 - failed, strategy);
+      assert.equal(out.failure!.length, failed, `${strategy}: other bytes under the same name still conflict`);
+    }
+    assert.equal(readFileSync(join(dir, 'done.txt'), 'utf8'), 'same bytes');
+    assert.deepEqual(readdirSync(dir).sort(), ['done.txt', 'other.txt'], 'one file each, no temporary file left');
+  });
+
   test('LogAttribute passes FlowFiles on unchanged', async (t) => {
     const { out } = await runProcessor(t, 'LogAttribute', {
       properties: { 'Log Payload': 'true' },
@@ -174,6 +194,46 @@ describe('built-in processors', () => {
       inputs: [{ content: 'x', attributes: { pattern: '(' } }],
     });
     assert.equal(bad.out.failure!.length, 1);
+  });
+
+  test("ReplaceText: NiFi's ${'$1'} reads a capture group in an expression, per match; values stay literal", async (t) => {
+    const upper = await runProcessor(t, 'ReplaceText', {
+      properties: { 'Search Value': '(\\w+)', 'Replacement Value': "${'$1':toUpper()}" },
+      inputs: [{ content: 'hello world' }],
+    });
+    assert.equal(text(upper.out.success![0]!.content), 'HELLO WORLD');
+    const mixed = await runProcessor(t, 'ReplaceText', {
+      properties: {
+        'Search Value': '(\\w+)@(\\w+)',
+        'Replacement Value': "${'$2':toUpper():append('-')}$1 $0 $$ $9",
+        'Evaluation Mode': 'Line-by-Line',
+      },
+      inputs: [{ content: 'ada@home\nbob@work\n' }],
+    });
+    assert.equal(text(mixed.out.success![0]!.content), 'HOME-ada ada@home $ $9\nWORK-bob bob@work $ $9\n');
+    // a `$1` inside a group's text or an attribute is text, never a reference
+    const literal = await runProcessor(t, 'ReplaceText', {
+      properties: { 'Search Value': '(\\w+)=(\\S+)', 'Replacement Value': "${'$2'}:$1:${filename}" },
+      inputs: [{ content: 'a=$1', attributes: { filename: 'f$2' } }],
+    });
+    assert.equal(text(literal.out.success![0]!.content), '$1:a:f$2');
+  });
+
+  test('ReplaceText: a capture group the search lacks, or outside Regex Replace, is a finding, not empty content', async (t) => {
+    await assert.rejects(
+      runProcessor(t, 'ReplaceText', {
+        properties: { 'Search Value': '(\\w+)', 'Replacement Value': "${'$2':toUpper()}" },
+        inputs: [{ content: 'hello' }],
+      }),
+      /Replacement Value.*reads the capture group \$2, but the Search Value has one group/,
+    );
+    await assert.rejects(
+      runProcessor(t, 'ReplaceText', {
+        properties: { 'Replacement Strategy': 'Append', 'Replacement Value': "${'$1'}" },
+        inputs: [{ content: 'hello' }],
+      }),
+      /reads the capture group \$1, which only the Regex Replace strategy has/,
+    );
   });
 
   test('SplitText: splits by lines as clones over the same bytes; header lines are repeated', async (t) => {
