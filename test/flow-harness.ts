@@ -94,10 +94,18 @@ export function registerSink(manager: PluginManager, into: Emitted[]): string {
 }
 
 /** Waits until the flow has been quiet for a moment, or throws after `timeoutMs`. */
+/** Every running processor that no connection feeds has run at least once. */
+function sourcesRan(flow: FlowController): boolean {
+  const stats = flow.stats();
+  const fed = new Set(stats.connections.map((c) => c.destination));
+  return Object.values(stats.processors).every((p) => p.state !== 'running' || fed.has(p.id) || p.tasks > 0);
+}
+
 export async function waitQuiet(flow: FlowController, settleMs = 60, timeoutMs = 15_000): Promise<void> {
   const start = Date.now();
   for (;;) {
-    if (flow.isQuiet() && Date.now() - flow.lastActivity >= settleMs) return;
+    // isQuiet() leaves sources out: one that has not run yet (a loaded machine) would make a flow look settled
+    if (flow.isQuiet() && sourcesRan(flow) && Date.now() - flow.lastActivity >= settleMs) return;
     if (Date.now() - start > timeoutMs) throw new Error(`the flow did not settle: ${JSON.stringify(flow.stats())}`);
     await new Promise((r) => setTimeout(r, 10));
   }
