@@ -60,6 +60,13 @@ export interface Repositories {
 
 const MAX_SPAN_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Ids of new FlowFiles in sandbox replies that passed the protocol check
+ * and are not applied yet: held as if in the repository, so that a second
+ * reply read in the same turn cannot bring the same ids again.
+ */
+const CLAIMED = new Set<string>();
+
 /** What one task did. */
 interface Tally {
   inputs: number;
@@ -272,6 +279,8 @@ export class ProcessorNode {
     for (const i of inputs) byId.set(i.record.id, i);
     let failure: Error | undefined;
     let leftovers: { id: string; penalize: boolean }[] = [];
+    /** New ids this task's reply claimed (CLAIMED): applied to the repository below, or given up. */
+    const claimed: string[] = [];
     try {
       const spans = readSpans(inputs, repos.content);
       const total = inputs.reduce((n, i) => n + i.record.size, 0);
@@ -303,7 +312,15 @@ export class ProcessorNode {
           offsets,
         },
         [packed.buffer],
-        (id) => repos.flowFiles.has(id),
+        {
+          holds: (id) => repos.flowFiles.has(id) || CLAIMED.has(id),
+          claim: (ids) => {
+            for (const id of ids) {
+              CLAIMED.add(id);
+              claimed.push(id);
+            }
+          },
+        },
       );
       for (const wire of reply.outcomes) {
         const bytes = new Uint8Array(wire.packed);
@@ -336,6 +353,7 @@ export class ProcessorNode {
         ...[...byId.keys()].filter((id) => !returned.has(id)).map((id) => ({ id, penalize: true })),
       ];
       this.#giveBack(back, byId, tally);
+      for (const id of claimed) CLAIMED.delete(id);
       this.stats.tasks++;
       release();
     }

@@ -331,6 +331,13 @@ export interface TriggerInFlight {
   relationships: readonly string[];
   /** Whether the host holds a FlowFile of this id anywhere (queued or in a task): a new FlowFile's id must not be one. */
   holds?: (id: string) => boolean;
+  /**
+   * Called with a checked reply's new ids before the check returns, so that
+   * `holds` answers true for them at once: a second reply checked in the
+   * same turn (two frames in one read) cannot make the same ids again
+   * before the first is applied.
+   */
+  claim?: (ids: readonly string[]) => void;
 }
 
 /**
@@ -435,4 +442,5 @@ function checkOutcomes(reply: TriggeredReply, trigger: TriggerInFlight): void {
   }
   for (let i = 0; i < n; i++)
     if (!consumedBy[i] && !back[i]) fail(`input ${inputs[i]!.id} neither consumed nor left over`);
+  if (fresh.size) trigger.claim?.([...fresh]);
 }

@@ -221,19 +221,19 @@ export class SandboxHost {
   /**
    * Runs a trigger with the namespace's deadline; a task past it kills and
    * restarts the sandbox. Its reply is checked against its inputs (and
-   * `holds`: whether the host holds a FlowFile of an id, anywhere) before it
-   * is returned; one that breaks the protocol rejects it as a crash would.
+   * `ids.holds`: whether the host holds a FlowFile of an id, anywhere; the
+   * check `ids.claim`s the new ids it passes) before it is returned; one that breaks the protocol rejects it as a crash would.
    */
   trigger(
     message: TriggerRequest,
     transfer: ArrayBuffer[],
-    holds?: (id: string) => boolean,
+    ids?: Pick<TriggerInFlight, 'holds' | 'claim'>,
   ): Promise<Replies['trigger']> {
     return this.#request(message, {
       transfer,
       timeoutMs: this.limits.maxExecutionMS,
       trigger: true,
-      inFlight: { inputs: message.inputs, relationships: message.relationships, holds },
+      inFlight: { inputs: message.inputs, relationships: message.relationships, ...ids },
     });
   }
 

@@ -304,6 +304,42 @@ describe('a trigger’s reply', () => {
     );
   });
 
+  test('a checked reply claims its new ids: a second reply in the same turn cannot make them again', () => {
+    // two tasks of one sandbox whose replies arrive in one read: both are checked before either is applied
+    const claimed = new Set<string>();
+    const ids = {
+      holds: (id: string) => trigger.holds!(id) || claimed.has(id),
+      claim: (x: readonly string[]) => {
+        for (const id of x) claimed.add(id);
+      },
+    };
+    const twin = made([a.id]);
+    const first = reply((_, o) => o.outputs.push({ ...twin }));
+    checkReply('trigger', check(first), { ...trigger, ...ids });
+    assert.deepEqual([...claimed], [twin.id]);
+    violates(
+      () => checkReply('trigger', check(reply((_, o) => o.outputs.push({ ...twin }))), { ...trigger, ...ids }),
+      new RegExp(`${twin.id}, which the host already holds`),
+    );
+    // a reply that breaks a rule claims nothing
+    const other = made([a.id]);
+    violates(
+      () =>
+        checkReply(
+          'trigger',
+          check(
+            reply((r, o) => {
+              o.outputs.push(other);
+              r.leftovers = [];
+            }),
+          ),
+          { ...trigger, ...ids },
+        ),
+      /neither consumed nor left over/,
+    );
+    assert.equal(claimed.has(other.id), false);
+  });
+
   test('new FlowFiles: UUIDs, fresh, none twice, with attributes, parents among inputs and new ones', () => {
     violates(
       () => run(reply((_, o) => o.outputs.push(made([], { id: 'mine' })))),
