@@ -4,7 +4,8 @@
  */
 
 import { createHash } from 'node:crypto';
-import { lstat, open, readdir, readFile } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { type FileHandle, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Finding, finding } from './findings.ts';
 
@@ -16,6 +17,85 @@ export interface FileEntry {
 }
 
 export const MAX_PLUGIN_FILES = 5000;
+/** The most a plugin's files may hold in all, as a bundle may expand to (bundle.ts): a hand-placed file is held to it too. */
+export const MAX_PLUGIN_BYTES = 200 * 1024 * 1024;
+
+/**
+ * How a file of a plugin folder is opened: never through a link, and never
+ * waiting (a pipe put where a file was expected would hold the open, and a
+ * thread of the host's pool, until a writer came). What was opened is then
+ * checked to be a regular file, on the descriptor: nothing can swap it
+ * between the check and the read.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** A file of a plugin folder that cannot be read as one: a link, pipe, device or socket, or too large. */
+export class PluginFileRefused extends Error {
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super(message);
+    this.path = path;
+  }
+}
+
+function refuseUnlessRegular(path: string, st: { isFile(): boolean; size: number }, maxBytes: number): void {
+  if (!st.isFile()) throw new PluginFileRefused(path, 'special files (devices, pipes, sockets) are not allowed');
+  if (st.size > maxBytes) throw new PluginFileRefused(path, `${path} is larger than ${formatBytes(maxBytes)}`);
+}
+
+async function openRegular(path: string, maxBytes: number): Promise<{ handle: FileHandle; size: number }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, OPEN_FLAGS);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP')
+      throw new PluginFileRefused(path, 'links are not allowed in a plugin');
+    throw err;
+  }
+  try {
+    const st = await handle.stat();
+    refuseUnlessRegular(path, st, maxBytes);
+    return { handle, size: st.size };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+/**
+ * The text of a file of a plugin folder (manifest.json, signature.dsse.json),
+ * read only if it is a regular file of at most `maxBytes`: throws
+ * PluginFileRefused otherwise, and the file system's error (ENOENT…) when
+ * it cannot be opened.
+ */
+export function readPluginFileSync(path: string, maxBytes: number): string {
+  return readPluginBytesSync(path, maxBytes).toString('utf8');
+}
+
+/** The bytes of a file of a plugin folder, as readPluginFileSync reads them. */
+export function readPluginBytesSync(path: string, maxBytes: number): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP')
+      throw new PluginFileRefused(path, 'links are not allowed in a plugin');
+    throw err;
+  }
+  try {
+    refuseUnlessRegular(path, fstatSync(fd), maxBytes);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** 1.5 MiB, 200 MiB, 512 bytes: a size as people read it. */
+export function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${+(n / (1024 * 1024)).toFixed(1)} MiB`;
+  if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
+}
 const MAX_DEPTH = 32;
 const CHUNK = 1024 * 1024;
 
@@ -70,28 +150,33 @@ export async function listPluginFiles(
   return { files: files.sort(), findings };
 }
 
-/** sha256 and size of a file: small ones in one read, large ones streamed in 1 MiB chunks. */
+/**
+ * sha256 and size of a file of a plugin folder: small ones in one read,
+ * large ones streamed in 1 MiB chunks. A file that is not regular, or larger
+ * than `maxBytes`, is refused (PluginFileRefused) before anything is read.
+ */
 export async function hashFile(
   path: string,
   scratch: { buffer?: Buffer } = {},
+  maxBytes = MAX_PLUGIN_BYTES,
 ): Promise<{ sha256: string; size: number }> {
-  const st = await lstat(path);
-  if (!st.isFile()) throw new Error(`${path} is not a regular file`);
-  if (st.size < CHUNK) {
-    const data = await readFile(path);
-    return { sha256: createHash('sha256').update(data).digest('hex'), size: data.length };
-  }
-  scratch.buffer ??= Buffer.allocUnsafe(CHUNK);
-  const chunk = scratch.buffer;
-  const handle = await open(path, 'r');
+  const { handle, size: stated } = await openRegular(path, maxBytes);
   try {
+    if (stated < CHUNK) {
+      const data = await handle.readFile();
+      return { sha256: createHash('sha256').update(data).digest('hex'), size: data.length };
+    }
+    scratch.buffer ??= Buffer.allocUnsafe(CHUNK);
+    const chunk = scratch.buffer;
     const hash = createHash('sha256');
     let size = 0;
     for (;;) {
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
       if (bytesRead === 0) break;
-      hash.update(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
       size += bytesRead;
+      // a file that grows while it is read is held to the same bound
+      if (size > maxBytes) throw new PluginFileRefused(path, `${path} is larger than ${formatBytes(maxBytes)}`);
+      hash.update(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
     }
     return { sha256: hash.digest('hex'), size };
   } finally {
@@ -99,16 +184,33 @@ export async function hashFile(
   }
 }
 
-/** Hashes files under `dir`, a few at a time; a worker makes a chunk buffer only when it meets a large file. */
+/**
+ * Hashes files under `dir`, a few at a time; a worker makes a chunk buffer
+ * only when it meets a large file. The files together may hold at most
+ * MAX_PLUGIN_BYTES: past it, or at a file that is not regular, it throws
+ * PluginFileRefused (its path relative to `dir`).
+ */
 export async function hashFiles(dir: string, paths: readonly string[], concurrency = 4): Promise<FileEntry[]> {
   const out: FileEntry[] = new Array(paths.length);
   let next = 0;
+  let total = 0;
   const worker = async () => {
     const scratch: { buffer?: Buffer } = {};
     while (next < paths.length) {
       const i = next++;
-      const { sha256, size } = await hashFile(join(dir, paths[i]!), scratch);
-      out[i] = { path: paths[i]!, sha256, size };
+      const rel = paths[i]!;
+      try {
+        const { sha256, size } = await hashFile(join(dir, rel), scratch, MAX_PLUGIN_BYTES - total);
+        total += size;
+        if (total > MAX_PLUGIN_BYTES) throw new PluginFileRefused(rel, `${rel} is larger than the rest allows`);
+        out[i] = { path: rel, sha256, size };
+      } catch (err) {
+        if (!(err instanceof PluginFileRefused)) throw err;
+        const message = err.message.includes(' is larger than ')
+          ? `the plugin's files hold more than ${formatBytes(MAX_PLUGIN_BYTES)}`
+          : err.message;
+        throw new PluginFileRefused(rel, message);
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, paths.length) }, worker));

@@ -14,9 +14,10 @@ import semver from 'semver';
 import { createError } from '../errors.ts';
 import type { InstallRecord, StateStore } from '../store/types.ts';
 import { type BundleLimits, readBundle, writeEntries } from './bundle.ts';
-import { listPluginFiles } from './files.ts';
+import { listPluginFiles, readPluginFileSync } from './files.ts';
 import { type Finding, finding, hasErrors } from './findings.ts';
 import { rollbackFindings } from './guards.ts';
+import { MAX_MANIFEST_BYTES } from './manifest.ts';
 import type { ValidationReport } from './validator.ts';
 
 export const STAGING = '.staging';
@@ -278,7 +279,9 @@ export async function removePluginFolder(pluginDir: string, id: string): Promise
 /** The version of the plugin installed in `dir`, if its manifest says. */
 async function installedVersion(dir: string): Promise<string | null> {
   try {
-    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { version?: unknown };
+    const manifest = JSON.parse(readPluginFileSync(join(dir, 'manifest.json'), MAX_MANIFEST_BYTES)) as {
+      version?: unknown;
+    };
     return typeof manifest.version === 'string' ? manifest.version : null;
   } catch {
     return null;

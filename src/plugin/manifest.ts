@@ -4,12 +4,12 @@
  * exceptions.
  */
 
-import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import { Ajv } from 'ajv';
 import semver from 'semver';
 import manifestSchema from '../../schemas/plugin-manifest.schema.json' with { type: 'json' };
 import type { ResourceLimits } from '../sandbox/limits.ts';
+import { PluginFileRefused, readPluginFileSync } from './files.ts';
 import { type Finding, finding } from './findings.ts';
 import type { PluginType, SandboxMode } from './types.ts';
 
@@ -146,39 +146,32 @@ export function checkManifest(raw: unknown): { manifest: PluginManifest | null; 
 /** Reads and checks `<dir>/manifest.json`. */
 export function readManifest(dir: string): { manifest: PluginManifest | null; findings: Finding[] } {
   const file = join(dir, MANIFEST_FILE);
-  let size: number;
+  const invalid = (message: string) => ({
+    manifest: null,
+    findings: [finding('MANIFEST_INVALID', message, { path: MANIFEST_FILE })],
+  });
+  let text: string;
   try {
-    const st = statSync(file);
-    if (!st.isFile())
-      return {
-        manifest: null,
-        findings: [finding('MANIFEST_INVALID', 'manifest.json is not a file', { path: MANIFEST_FILE })],
-      };
-    size = st.size;
-  } catch {
-    return {
-      manifest: null,
-      findings: [finding('MANIFEST_INVALID', 'manifest.json is missing', { path: MANIFEST_FILE })],
-    };
-  }
-  if (size > MAX_MANIFEST_BYTES) {
-    return {
-      manifest: null,
-      findings: [
-        finding('MANIFEST_INVALID', `manifest.json is ${size} bytes; the most is ${MAX_MANIFEST_BYTES}`, {
-          path: MANIFEST_FILE,
-        }),
-      ],
-    };
+    // opened without following links or waiting on a pipe, checked on the descriptor (files.ts)
+    text = readPluginFileSync(file, MAX_MANIFEST_BYTES);
+  } catch (err) {
+    if (err instanceof PluginFileRefused)
+      return invalid(
+        err.message.includes(' is larger than ')
+          ? `manifest.json is larger than ${MAX_MANIFEST_BYTES} bytes, the most`
+          : `manifest.json is not a regular file: ${err.message}`,
+      );
+    return invalid(
+      (err as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'manifest.json is missing'
+        : `manifest.json cannot be read: ${(err as Error).message}`,
+    );
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
-    return {
-      manifest: null,
-      findings: [finding('MANIFEST_INVALID', `not valid JSON: ${(err as Error).message}`, { path: MANIFEST_FILE })],
-    };
+    return invalid(`not valid JSON: ${(err as Error).message}`);
   }
   return checkManifest(raw);
 }

@@ -9,11 +9,10 @@
  */
 
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { registerHooks } from 'node:module';
 import { join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { FileEntry } from './files.ts';
+import { type FileEntry, MAX_PLUGIN_BYTES, readPluginBytesSync } from './files.ts';
 
 const PARAM = 'databridge-release';
 
@@ -54,7 +53,8 @@ function install(): void {
       const path = fileURLToPath(new URL(url.split('?')[0]!));
       const want = release?.files.get(path);
       if (!want) throw new Error(`${path} is not a file of the verified release`);
-      const source = readFileSync(path);
+      // a regular file only, never through a link or a pipe (files.ts)
+      const source = readPluginBytesSync(path, MAX_PLUGIN_BYTES);
       if (createHash('sha256').update(source).digest('hex') !== want) {
         throw new Error(`${path} changed after it was verified; it was not loaded`);
       }

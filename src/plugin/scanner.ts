@@ -6,10 +6,10 @@
  */
 
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'acorn';
 import { simple } from 'acorn-walk';
+import { MAX_PLUGIN_BYTES, readPluginFileSync } from './files.ts';
 import { type Finding, type FindingCode, finding } from './findings.ts';
 import type { PluginManifest } from './manifest.ts';
 
@@ -124,7 +124,7 @@ export async function scanImports(
   for (const { path, sha256 } of files.filter((f) => /\.(m?js|cjs)$/.test(f.path))) {
     let scan = (await cache?.getScanResult(sha256, IMPORT_SCANNER)) as FileScan | undefined;
     if (!scan) {
-      scan = scanSource(await readFile(join(dir, path), 'utf8'));
+      scan = scanSource(readPluginFileSync(join(dir, path), MAX_PLUGIN_BYTES));
       await cache?.saveScanResult(sha256, IMPORT_SCANNER, scan);
     }
     if (scan.parseError) {

@@ -8,11 +8,17 @@
  * scanner hooks.
  */
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import semver from 'semver';
 import type { StateStore } from '../store/types.ts';
-import { type FileEntry, hashFiles, listPluginFiles, releaseDigest } from './files.ts';
+import {
+  type FileEntry,
+  hashFiles,
+  listPluginFiles,
+  PluginFileRefused,
+  readPluginFileSync,
+  releaseDigest,
+} from './files.ts';
 import { type Finding, finding, hasErrors } from './findings.ts';
 import { checkRollback, keyRevokedFinding, type RollbackCheck, releaseRevocation } from './guards.ts';
 import { componentNames, type PluginManifest, readManifest } from './manifest.ts';
@@ -74,6 +80,14 @@ export interface ValidationReport {
   signer: { keyId: string; publisher: string } | null;
 }
 
+/** The most signature.dsse.json may hold: a statement of MAX_PLUGIN_FILES entries and a few signatures. */
+const MAX_SIGNATURE_BYTES = 4 * 1024 * 1024;
+
+/** A report for a folder that could not be read through: its findings, nothing verified. */
+function refusedReport(manifest: PluginManifest | null, findings: Finding[]): ValidationReport {
+  return { valid: false, findings, manifest, files: [], digest: null, statement: null, signer: null };
+}
+
 /** Validates the plugin in `dir`. Never throws for bad input: problems are findings. */
 export async function validatePluginDir(dir: string, options: ValidationOptions): Promise<ValidationReport> {
   const findings: Finding[] = [];
@@ -90,7 +104,15 @@ export async function validatePluginDir(dir: string, options: ValidationOptions)
       }),
     );
   }
-  const files = await hashFiles(dir, listing.files);
+  let files: FileEntry[];
+  try {
+    files = await hashFiles(dir, listing.files);
+  } catch (err) {
+    if (!(err instanceof PluginFileRefused)) throw err;
+    // a pipe or a file past the size bound, put there since the listing: nothing more is read
+    findings.push(finding('STRUCTURE_INVALID', err.message, { path: err.path }));
+    return refusedReport(manifest, findings);
+  }
   const digest = listing.findings.length === 0 ? releaseDigest(files) : null;
 
   // the release statement and its signatures
@@ -98,8 +120,12 @@ export async function validatePluginDir(dir: string, options: ValidationOptions)
   let statement: ReleaseStatement | null = null;
   let text: string | null = null;
   try {
-    text = await readFile(join(dir, SIGNATURE_FILE), 'utf8');
-  } catch {
+    text = readPluginFileSync(join(dir, SIGNATURE_FILE), MAX_SIGNATURE_BYTES);
+  } catch (err) {
+    if (err instanceof PluginFileRefused) {
+      findings.push(finding('SIGNATURE_INVALID', `${SIGNATURE_FILE}: ${err.message}`, { path: SIGNATURE_FILE }));
+      return refusedReport(manifest, findings);
+    }
     text = null;
   }
   if (text !== null) {
