@@ -122,10 +122,7 @@ export const ERRORS = {
     500,
     (p) => `Processor "${p.id}" failed to initialize: ${p.reason}`,
   ),
-  INSTALL_REFUSED: spec<{ codes: readonly string[] }>(
-    422,
-    (p) => `The plugin was refused: ${p.codes.join(', ')}`,
-  ),
+  INSTALL_REFUSED: spec<{ codes: readonly string[] }>(422, (p) => `The plugin was refused: ${p.codes.join(', ')}`),
   INSTALL_CONFLICT: spec<{ codes: readonly string[] }>(409, (p) =>
     p.codes.includes('ALREADY_INSTALLED')
       ? 'That release is already installed; --force (force=true in the API) reinstalls it'

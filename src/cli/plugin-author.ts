@@ -69,7 +69,14 @@ export function registerPluginAuthoring(plugin: Command): void {
         throw createError('INSTALL_REFUSED', { codes: findings.map((f) => f.code) }, { details: { findings } });
       print(
         opts.json,
-        { bundle: out, id: statement!.id, version: statement!.version, files: files.length, keyId, signatureKept: kept },
+        {
+          bundle: out,
+          id: statement!.id,
+          version: statement!.version,
+          files: files.length,
+          keyId,
+          signatureKept: kept,
+        },
         () =>
           `packed ${statement!.id}@${statement!.version} (${files.length} files${keyId ? `, ${kept ? 'its signature kept: ' : ''}signed by ${keyId.slice(0, 16)}…` : ', unsigned'}) into ${out}`,
       );

@@ -124,7 +124,10 @@ export async function readBundle(
   });
   const gz = typeof source === 'string' ? await readFile(source) : source;
   if (gz.length > limits.maxBytes)
-    return fail('ARCHIVE_TOO_LARGE', `the bundle is ${formatBytes(gz.length)}; the most is ${formatBytes(limits.maxBytes)}`);
+    return fail(
+      'ARCHIVE_TOO_LARGE',
+      `the bundle is ${formatBytes(gz.length)}; the most is ${formatBytes(limits.maxBytes)}`,
+    );
   const inflated = await gunzipCapped(gz, limits);
   if (inflated.kind === 'too-large')
     return fail('ARCHIVE_TOO_LARGE', `the bundle expands past ${formatBytes(limits.maxExpandedBytes)}`);
@@ -168,13 +171,17 @@ export async function readBundle(
       const size = e.size ?? 0;
       if (size > limits.maxFileBytes) {
         findings.push(
-          finding('ARCHIVE_TOO_LARGE', `${formatBytes(size)}; one file may have ${formatBytes(limits.maxFileBytes)}`, { path }),
+          finding('ARCHIVE_TOO_LARGE', `${formatBytes(size)}; one file may have ${formatBytes(limits.maxFileBytes)}`, {
+            path,
+          }),
         );
         return void e.resume();
       }
       total += size;
       if (total > limits.maxExpandedBytes) {
-        findings.push(finding('ARCHIVE_TOO_LARGE', `the files add up past ${formatBytes(limits.maxExpandedBytes)}`, { path }));
+        findings.push(
+          finding('ARCHIVE_TOO_LARGE', `the files add up past ${formatBytes(limits.maxExpandedBytes)}`, { path }),
+        );
         return void e.resume();
       }
       const chunks: Buffer[] = [];

@@ -296,4 +296,3 @@ export const trustRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
     },
   );
 };
-
