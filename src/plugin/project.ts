@@ -103,15 +103,16 @@ export async function buildProject(dir: string): Promise<BuildResult> {
     throw createError('USAGE', { message: `${dir}/manifest.json: ${(err as Error).message}` });
   }
   const entryPoint = typeof manifest.entryPoint === 'string' ? manifest.entryPoint : 'index.js';
-  if (/\.m?ts$/.test(source)) {
-    const errors = await typeCheck(dir, source);
-    if (errors.length) throw createError('BUILD_FAILED', { dir, message: errors.join('; ') });
-  }
   const outDir = join(dir, 'dist');
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const outfile = join(outDir, entryPoint);
   mkdirSync(dirname(outfile), { recursive: true });
+  // after dist/ is cleared: a failed build leaves nothing that could be packed by mistake
+  if (/\.m?ts$/.test(source)) {
+    const errors = await typeCheck(dir, source);
+    if (errors.length) throw createError('BUILD_FAILED', { dir, message: errors.join('; ') });
+  }
   let result: Awaited<ReturnType<typeof build>>;
   try {
     result = await build({
