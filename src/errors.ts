@@ -99,7 +99,7 @@ export const ERRORS = {
   ),
   FLOW_INVALID: spec<{ count: number; first: string }>(
     400,
-    (p) => `The flow has ${p.count} problem(s); the first: ${p.first}. details.findings lists them all`,
+    (p) => `The flow has ${p.count} problem(s); the first: ${p.first}`,
   ),
   FLOW_DUPLICATE_PROCESSOR: spec<{ id: string; kind?: string }>(
     409,
