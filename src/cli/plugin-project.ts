@@ -44,7 +44,9 @@ export function registerPluginProject(plugin: Command): void {
 
   plugin
     .command('build')
-    .description('type-check a plugin project (tsc, its tsconfig.json) and bundle it (src/index.ts and its npm dependencies) into dist/ with esbuild')
+    .description(
+      'type-check a plugin project (tsc, its tsconfig.json) and bundle it (src/index.ts and its npm dependencies) into dist/ with esbuild',
+    )
     .argument('[dir]', 'the project folder', '.')
     .option('--json', 'machine-readable output')
     .action(async (dir: string, opts: { json?: boolean }) => {
