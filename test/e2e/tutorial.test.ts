@@ -65,7 +65,10 @@ async function keyAndTrust(cli: Cli): Promise<void> {
   ]);
 }
 
-test('the tutorial as written: plugin new to a signed, installed plugin running in a flow, on the system Node', async (t) => {
+// a real npm install, the project's tests and five builds (each type-checked): minutes on a loaded machine
+test('the tutorial as written: plugin new to a signed, installed plugin running in a flow, on the system Node', {
+  timeout: 600_000,
+}, async (t) => {
   const dir = tempDir(t);
   const checkout = join(dir, 'checkout');
   const hello = join(dir, 'hello');
