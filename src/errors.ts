@@ -35,7 +35,7 @@ export const ERRORS = {
   PLUGIN_HAS_DEPENDENTS: spec<{ id: string; action: string; dependents: readonly string[] }>(
     409,
     (p) =>
-      `Cannot ${p.action} "${p.id}": enabled plugins depend on it (${p.dependents.join(', ')}); use force to do it anyway`,
+      `Cannot ${p.action} "${p.id}": enabled plugins depend on it (${p.dependents.join(', ')}); --force (force=true in the API) does it anyway`,
   ),
   PLUGIN_DISABLED: spec<{ id: string; component: string }>(
     409,
@@ -99,7 +99,7 @@ export const ERRORS = {
   ),
   FLOW_INVALID: spec<{ count: number; first: string }>(
     400,
-    (p) => `The flow has ${p.count} problem(s); the first: ${p.first}. details.findings lists them all`,
+    (p) => `The flow has ${p.count} problem(s); the first: ${p.first}`,
   ),
   FLOW_DUPLICATE_PROCESSOR: spec<{ id: string; kind?: string }>(
     409,
@@ -122,13 +122,10 @@ export const ERRORS = {
     500,
     (p) => `Processor "${p.id}" failed to initialize: ${p.reason}`,
   ),
-  INSTALL_REFUSED: spec<{ codes: readonly string[] }>(
-    422,
-    (p) => `The plugin was refused: ${p.codes.join(', ')}. details.findings lists every finding`,
-  ),
+  INSTALL_REFUSED: spec<{ codes: readonly string[] }>(422, (p) => `The plugin was refused: ${p.codes.join(', ')}`),
   INSTALL_CONFLICT: spec<{ codes: readonly string[] }>(409, (p) =>
     p.codes.includes('ALREADY_INSTALLED')
-      ? 'That release is already installed; use force to reinstall it'
+      ? 'That release is already installed; --force (force=true in the API) reinstalls it'
       : `The install conflicts with what was installed before: ${p.codes.join(', ')}`,
   ),
   RELOAD_FAILED: spec<{ id: string; codes: readonly string[] }>(
@@ -141,6 +138,11 @@ export const ERRORS = {
     400,
     () =>
       'That is a private key: send the public key only. A private key must never leave its owner; treat this one as exposed and make a new pair',
+  ),
+  KEY_NOT_PUBLIC: spec<{ file: string }>(
+    400,
+    (p) =>
+      `${p.file} holds a private key: trust takes the public key only (the .pub file databridge keygen wrote beside it); keep the private key with its owner`,
   ),
   KEY_NOT_FOUND: spec<{ keyId: string }>(404, (p) => `No key ${p.keyId} in the trust store`),
   KEY_EXISTS: spec<{ keyId: string; publisher: string }>(

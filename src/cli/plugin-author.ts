@@ -7,7 +7,7 @@ import { createError } from '../errors.ts';
 import { packPlugin } from '../plugin/bundle.ts';
 import { readManifest } from '../plugin/manifest.ts';
 import { pluginFolder } from '../plugin/project.ts';
-import { signPluginDir } from '../plugin/release.ts';
+import { signForPack, signPluginDir } from '../plugin/release.ts';
 import { loadKey } from '../plugin/signing.ts';
 import { print } from './common.ts';
 
@@ -20,8 +20,8 @@ function readKey(file: string | undefined) {
   }
 }
 
-async function sign(dir: string, keyFile: string | undefined) {
-  const result = await signPluginDir(dir, readKey(keyFile));
+async function sign(dir: string, keyFile: string | undefined, pack = false) {
+  const result = pack ? await signForPack(dir, readKey(keyFile)) : await signPluginDir(dir, readKey(keyFile));
   if (!result.statement) {
     throw createError(
       'INSTALL_REFUSED',
@@ -51,7 +51,7 @@ export function registerPluginAuthoring(plugin: Command): void {
   plugin
     .command('pack')
     .description(
-      'sign (with --key) or checksum the plugin folder and write it as a .tgz bundle (a project is built first, and its dist/ packed)',
+      'write the plugin folder as a .tgz bundle: a signature that still covers its files is kept; else it is signed with --key (without one: checksums only, and a signed folder whose files changed is refused). A project is built first, and its dist/ packed',
     )
     .argument('<dir>', 'the plugin folder, or a plugin project')
     .option('--key <file.key>', 'sign with this private key')
@@ -60,16 +60,25 @@ export function registerPluginAuthoring(plugin: Command): void {
     .action(async (dir: string, opts: { key?: string; out?: string; json?: boolean }) => {
       const folder = await pluginFolder(resolve(dir), true);
       const { manifest } = readManifest(folder);
-      const { statement, keyId } = await sign(folder, opts.key);
+      const signed = await sign(folder, opts.key, true);
+      const { statement, keyId } = signed;
+      const kept = 'kept' in signed && signed.kept;
       const out = resolve(opts.out ?? `${manifest?.id ?? basename(folder)}-${manifest?.version ?? '0.0.0'}.tgz`);
       const { files, findings } = await packPlugin(folder, out);
       if (findings.length)
         throw createError('INSTALL_REFUSED', { codes: findings.map((f) => f.code) }, { details: { findings } });
       print(
         opts.json,
-        { bundle: out, id: statement!.id, version: statement!.version, files: files.length, keyId },
+        {
+          bundle: out,
+          id: statement!.id,
+          version: statement!.version,
+          files: files.length,
+          keyId,
+          signatureKept: kept,
+        },
         () =>
-          `packed ${statement!.id}@${statement!.version} (${files.length} files${keyId ? `, signed by ${keyId.slice(0, 16)}…` : ', unsigned'}) into ${out}`,
+          `packed ${statement!.id}@${statement!.version} (${files.length} files${keyId ? `, ${kept ? 'its signature kept: ' : ''}signed by ${keyId.slice(0, 16)}…` : ', unsigned'}) into ${out}`,
       );
     });
 }

@@ -41,7 +41,7 @@ export function registerPluginList(plugin: Command): void {
                 p.type,
                 p.source,
                 isolationCell(p),
-                p.statusReason ? `${p.status} (${p.statusReason})` : p.status,
+                `${p.statusReason ? `${p.status} (${p.statusReason})` : p.status}${p.signature?.acceptedUnsigned ? `, unsigned: accepted at install by ${p.signature.acceptedUnsigned.actor}` : ''}`,
                 p.enabled ? 'yes' : 'no',
               ]),
             ),

@@ -1,10 +1,22 @@
 /** `databridge plugin install|uninstall|enable|disable|reload` on the local data and plugin directories. */
 
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createError } from '../errors.ts';
+import type { InstallOutcome } from '../plugin/installer.ts';
+import { projectSource } from '../plugin/project.ts';
 import { cliActor, formatFindings, print, type StateOptions, withManager, withStateOptions } from './common.ts';
+
+/** What the install line says it did. */
+const DONE: Record<InstallOutcome['action'], string> = {
+  install: 'installed',
+  upgrade: 'upgraded to',
+  downgrade: 'downgraded to',
+  reinstall: 'reinstalled',
+  rollback: 'rolled back to',
+  uninstall: 'uninstalled',
+};
 
 interface ForceOptions extends StateOptions {
   force?: boolean;
@@ -20,6 +32,10 @@ export function registerPluginManagement(plugin: Command): void {
   ).action(async (source: string, opts: ForceOptions) => {
     const path = resolve(source);
     if (!existsSync(path)) throw createError('USAGE', { message: `${source} does not exist` });
+    if (projectSource(path))
+      throw createError('USAGE', {
+        message: `${source} is a plugin project (its source, not a plugin): pack it (databridge plugin pack ${source} --key <your.key>) and install the .tgz, or build it (databridge plugin build ${source}) and install ${join(source, 'dist')}`,
+      });
     const { plugin: info, outcome } = await withManager(opts, (m) =>
       m.install(path, { force: opts.force, actor: cliActor() }),
     );
@@ -27,7 +43,7 @@ export function registerPluginManagement(plugin: Command): void {
       opts.json,
       { plugin: info, outcome },
       () =>
-        `${formatFindings(outcome.findings)}${outcome.action === 'install' ? 'installed' : `${outcome.action}d to`} ${outcome.id}@${outcome.version} (status ${info.status}${info.statusReason ? `: ${info.statusReason}` : ''})`,
+        `${formatFindings(outcome.findings)}${DONE[outcome.action]} ${outcome.id}@${outcome.version} (status ${info.status}${info.statusReason ? `: ${info.statusReason}` : ''})`,
     );
   });
 

@@ -6,7 +6,7 @@ import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createError } from '../errors.ts';
 import { buildProject, projectSource } from '../plugin/project.ts';
-import { SCAFFOLD_TYPES, type ScaffoldType, scaffold } from '../plugin/scaffold.ts';
+import { KEY_FILE, SCAFFOLD_TYPES, type ScaffoldType, scaffold } from '../plugin/scaffold.ts';
 import { EXIT_REFUSED, print } from './common.ts';
 
 export function registerPluginProject(plugin: Command): void {
@@ -27,14 +27,16 @@ export function registerPluginProject(plugin: Command): void {
       const target = resolve(dir);
       const files = scaffold(target, opts.id, opts.type as ScaffoldType);
       const shown = relative(process.cwd(), target) || '.';
+      // where the project's `npm run pack` looks for it
+      const key = relative(process.cwd(), resolve(target, KEY_FILE.replace(/\.key$/, '')));
       print(opts.json, { dir: target, id: opts.id, type: opts.type, files }, () =>
         [
           `created ${opts.id} in ${shown}: ${files.join(', ')}`,
           'next:',
           `  (cd ${shown} && npm install)               # links databridge for the SDK and the test harness`,
           `  npx databridge plugin test ${shown}        # builds, then runs its tests`,
-          `  npx databridge keygen --out keys/dev       # once: a signing key`,
-          `  npx databridge plugin pack ${shown} --key keys/dev.key`,
+          `  npx databridge keygen --out ${key}       # once: a signing key, outside the project`,
+          `  npx databridge plugin pack ${shown} --key ${key}.key   # or, in ${shown}: npm run pack`,
           'then trust the key, install the .tgz and run its flow.json: docs/writing-a-plugin.md',
         ].join('\n'),
       );
@@ -42,7 +44,9 @@ export function registerPluginProject(plugin: Command): void {
 
   plugin
     .command('build')
-    .description('bundle a plugin project (src/index.ts and its npm dependencies) into dist/ with esbuild')
+    .description(
+      'type-check a plugin project (tsc, its tsconfig.json) and bundle it (src/index.ts and its npm dependencies) into dist/ with esbuild',
+    )
     .argument('[dir]', 'the project folder', '.')
     .option('--json', 'machine-readable output')
     .action(async (dir: string, opts: { json?: boolean }) => {

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { createError } from '../errors.ts';
+import { isPrivateKey } from '../plugin/signing.ts';
 import { cliActor, print, type StateOptions, table, withManager, withStateOptions } from './common.ts';
 
 export function registerTrust(program: Command): void {
@@ -28,6 +29,7 @@ export function registerTrust(program: Command): void {
     } catch (err) {
       throw createError('KEY_INVALID', { file: opts.key, reason: (err as Error).message });
     }
+    if (isPrivateKey(pem)) throw createError('KEY_NOT_PUBLIC', { file: opts.key });
     const key = await withManager(
       opts,
       (m) =>

@@ -18,6 +18,7 @@ import { listPluginFiles } from './files.ts';
 import { type Finding, finding } from './findings.ts';
 import { MANIFEST_FILE } from './manifest.ts';
 import { isPortablePath } from './signing.ts';
+import { formatBytes } from './units.ts';
 
 export interface BundleLimits {
   /** The .tgz itself. Default 50 MiB. */
@@ -123,10 +124,13 @@ export async function readBundle(
   });
   const gz = typeof source === 'string' ? await readFile(source) : source;
   if (gz.length > limits.maxBytes)
-    return fail('ARCHIVE_TOO_LARGE', `the bundle is ${gz.length} bytes; the most is ${limits.maxBytes}`);
+    return fail(
+      'ARCHIVE_TOO_LARGE',
+      `the bundle is ${formatBytes(gz.length)}; the most is ${formatBytes(limits.maxBytes)}`,
+    );
   const inflated = await gunzipCapped(gz, limits);
   if (inflated.kind === 'too-large')
-    return fail('ARCHIVE_TOO_LARGE', `the bundle expands past ${limits.maxExpandedBytes} bytes`);
+    return fail('ARCHIVE_TOO_LARGE', `the bundle expands past ${formatBytes(limits.maxExpandedBytes)}`);
   if (inflated.kind === 'bomb')
     return fail('ARCHIVE_TOO_LARGE', `the bundle expands more than ${limits.maxRatio}-fold (a compression bomb?)`);
   if (inflated.kind !== 'ok') return fail('ARCHIVE_UNSAFE', 'not a gzipped tar');
@@ -167,13 +171,17 @@ export async function readBundle(
       const size = e.size ?? 0;
       if (size > limits.maxFileBytes) {
         findings.push(
-          finding('ARCHIVE_TOO_LARGE', `${size} bytes; one file may have ${limits.maxFileBytes}`, { path }),
+          finding('ARCHIVE_TOO_LARGE', `${formatBytes(size)}; one file may have ${formatBytes(limits.maxFileBytes)}`, {
+            path,
+          }),
         );
         return void e.resume();
       }
       total += size;
       if (total > limits.maxExpandedBytes) {
-        findings.push(finding('ARCHIVE_TOO_LARGE', `the files add up past ${limits.maxExpandedBytes} bytes`, { path }));
+        findings.push(
+          finding('ARCHIVE_TOO_LARGE', `the files add up past ${formatBytes(limits.maxExpandedBytes)}`, { path }),
+        );
         return void e.resume();
       }
       const chunks: Buffer[] = [];

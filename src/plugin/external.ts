@@ -65,6 +65,8 @@ export interface ExternalRecord {
   findings: Finding[];
   digest: string | null;
   signer: ValidationReport['signer'];
+  /** Set when an operator installed this release without a trusted signature (`--allow-unsigned`). */
+  acceptedUnsigned?: ValidationReport['acceptedUnsigned'];
 }
 
 /** A release that serves: its id, version, digest and the key that signed it (null when unsigned, where allowed). */
@@ -114,7 +116,12 @@ export class ExternalPlugins {
 
   async validate(
     dir: string,
-    extra: { checkRollback?: boolean; force?: boolean; signatureOnly?: boolean } = {},
+    extra: {
+      checkRollback?: boolean;
+      force?: boolean;
+      signatureOnly?: boolean;
+      dependencies?: 'error' | 'warning';
+    } = {},
   ): Promise<ValidationReport> {
     return validatePluginDir(dir, {
       policy: this.#o.policy,
@@ -127,6 +134,36 @@ export class ExternalPlugins {
       checkRollback: 'load',
       ...extra,
     });
+  }
+
+  /**
+   * What `plugin validate` and an install check: the validation, with unmet
+   * dependencies as errors, then, when it is valid, a trial load of the
+   * module as the host would run it (in its sandbox), so that a release
+   * whose module does not export what its manifest provides, or throws as
+   * it loads, is refused before anything moves rather than installed in
+   * `error`. Nothing is registered. A host that cannot run the plugin at all
+   * (its isolation unavailable, a declared path refused) skips the trial:
+   * that is a finding of the load on this host, not of the release.
+   */
+  async check(dir: string, extra: { checkRollback?: boolean; force?: boolean } = {}): Promise<ValidationReport> {
+    const report = await this.validate(dir, { checkRollback: true, ...extra, dependencies: 'error' });
+    const manifest = report.manifest;
+    if (!report.valid || !manifest) return report;
+    const mode = this.isolationOf(manifest);
+    if (mode === 'process') {
+      const { confinement, allowWeakIsolation } = this.#o;
+      if (confinement.level !== 'full' && !allowWeakIsolation) return report;
+      if (this.#grantFindings(dir, manifest, false).length) return report;
+    }
+    const loaded =
+      mode === 'inline'
+        ? { ...(await loadPlugin(dir, report)), sandbox: null }
+        : await this.#loadSandboxed(dir, report, mode);
+    await loaded.sandbox?.close();
+    if (!loaded.findings.length) return report;
+    const findings = [...report.findings, ...loaded.findings];
+    return { ...report, findings, valid: !findings.some((f) => f.severity === 'error') };
   }
 
   /** Loads every plugin folder; returns how many loaded and how many failed. */
@@ -208,7 +245,14 @@ export class ExternalPlugins {
       try {
         if (registry.has(id)) registry.replace(registration);
         else registry.register(registration);
-        this.#records.set(id, { id, dir, findings, digest: report.digest, signer: report.signer });
+        this.#records.set(id, {
+          id,
+          dir,
+          findings,
+          digest: report.digest,
+          signer: report.signer,
+          acceptedUnsigned: report.acceptedUnsigned ?? null,
+        });
         // the old sandbox finishes what it runs, then goes; new sessions already go to the new one
         const old = this.#sandboxes.get(id);
         if (sandbox) this.#sandboxes.set(id, sandbox);
@@ -229,7 +273,14 @@ export class ExternalPlugins {
         await sandbox?.close();
       }
     }
-    this.#records.set(id, { id, dir, findings, digest: report.digest, signer: report.signer });
+    this.#records.set(id, {
+      id,
+      dir,
+      findings,
+      digest: report.digest,
+      signer: report.signer,
+      acceptedUnsigned: report.acceptedUnsigned ?? null,
+    });
     const codes = [...new Set(findings.filter((f) => f.severity === 'error').map((f) => f.code))];
     const reason = `${codes.join(', ')}: ${findings.find((f) => f.severity === 'error')?.message ?? 'failed'}`;
     log.warn({ plugin: id, codes }, 'plugin failed to load');
@@ -416,12 +467,12 @@ export class ExternalPlugins {
   }
 
   /** Declared paths a process sandbox would be refused (grants.ts), and a plugin folder its uid cannot read. */
-  #grantFindings(dir: string, manifest: PluginManifest): Finding[] {
+  #grantFindings(dir: string, manifest: PluginManifest, create = true): Finding[] {
     const uid = this.#o.confinement.uid?.switched ? this.#o.confinement.uid.uid : null;
     const { refused } = checkGrants(manifest.permissions ?? {}, {
       protectedRoots: [this.#o.dataDir, this.#o.pluginDir, DATABRIDGE_ROOT],
       uid,
-      create: true,
+      create,
     });
     const folder = folderUnreadable(dir, uid);
     return [...refused, ...(folder ? [folder] : [])].map((r) =>

@@ -132,7 +132,15 @@ export async function listPluginFiles(
       }
       folded.set(key, path);
       if (e.isSymbolicLink())
-        findings.push(finding('STRUCTURE_INVALID', 'links are not allowed in a plugin', { path }));
+        findings.push(
+          finding(
+            'STRUCTURE_INVALID',
+            path.split('/').includes('node_modules')
+              ? 'links are not allowed in a plugin (is this a plugin project? build it and install its dist/, or pack it)'
+              : 'links are not allowed in a plugin',
+            { path },
+          ),
+        );
       else if (e.isDirectory()) await walk(join(abs, e.name), path, depth + 1);
       else if (e.isFile()) {
         if (files.length >= MAX_PLUGIN_FILES) {

@@ -201,7 +201,7 @@ async function moveIn(
         {
           details: {
             findings: [],
-            message: `${manifest.id}@${manifest.version} is already installed; use force to reinstall`,
+            message: `${manifest.id}@${manifest.version} is already installed; --force (force=true in the API) reinstalls it`,
           },
         },
       );

@@ -6,7 +6,7 @@
  */
 
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
@@ -67,7 +67,7 @@ const INVALID_SIGNATURE_CODES: readonly FindingCode[] = [
   'FILE_UNLISTED',
 ];
 
-import type { TrustPolicy, ValidationReport } from './validator.ts';
+import { type TrustPolicy, UNSIGNED_ACCEPTED, type UnsignedAcceptance, type ValidationReport } from './validator.ts';
 
 /** How often the revocation lists are looked at for changes this manager did not hear of. */
 const REVOCATION_CHECK_MS = 2000;
@@ -302,8 +302,9 @@ export class PluginManager {
     const signer = record?.signer ?? null;
     const base = { publisher: signer?.publisher ?? null, keyId: signer?.keyId ?? null };
     if (INVALID_SIGNATURE_CODES.some((c) => codes.has(c))) return { state: 'invalid', ...base };
-    if (codes.has('SIGNATURE_MISSING') || !record) return { state: 'unsigned', ...base };
-    if (codes.has('PUBLISHER_UNTRUSTED') || !signer) return { state: 'untrusted', ...base };
+    const accepted = record?.acceptedUnsigned ? { acceptedUnsigned: record.acceptedUnsigned } : {};
+    if (codes.has('SIGNATURE_MISSING') || !record) return { state: 'unsigned', ...base, ...accepted };
+    if (codes.has('PUBLISHER_UNTRUSTED') || !signer) return { state: 'untrusted', ...base, ...accepted };
     return { state: 'trusted', ...base };
   }
 
@@ -444,7 +445,9 @@ export class PluginManager {
       pluginDir: this.config.pluginDir,
       store: this.store,
       limits: this.config.bundleLimits,
-      validate: (dir, o) => external.validate(dir, { checkRollback: !o.replica, force: o.force }),
+      // a replica is what the cluster accepted: validated as a load, without a trial load or a dependency veto
+      validate: (dir, o) =>
+        o.replica ? external.validate(dir, { checkRollback: false }) : external.check(dir, { force: o.force }),
       activate: async (dir, report) => {
         await external.activate(dir, report, report.manifest!.id);
       },
@@ -665,15 +668,21 @@ export class PluginManager {
   async validate(target: string, options: { signatureOnly?: boolean } = {}): Promise<ValidationReport> {
     this.#assertOpen();
     const external = this.#externals();
-    const extra = { checkRollback: !options.signatureOnly, signatureOnly: options.signatureOnly };
-    if (statSync(target).isDirectory()) return external.validate(target, extra);
+    // verify checks the signature only; validate what an install checks, a trial load included
+    const check = (dir: string) =>
+      options.signatureOnly
+        ? external.validate(dir, { checkRollback: false, signatureOnly: true })
+        : external.check(dir);
+    if (statSync(target).isDirectory()) return check(target);
     const { entries, findings } = await readBundle(target, this.config.bundleLimits);
     const empty = { manifest: null, files: [], digest: null, statement: null, signer: null };
     if (findings.length) return { valid: false, findings, ...empty };
     const work = await mkdtemp(join(tmpdir(), 'databridge-validate-'));
     try {
+      // the trial load's sandbox runs as another uid: it must read the extracted files
+      await chmod(work, 0o755);
       await writeEntries(join(work, 'plugin'), entries);
-      return await external.validate(join(work, 'plugin'), extra);
+      return await check(join(work, 'plugin'));
     } finally {
       await rm(work, { recursive: true, force: true });
     }
@@ -706,12 +715,26 @@ export class PluginManager {
           actor,
         });
         if (done.action === 'upgrade') this.#startProbation(done.id, done.version);
+        // let in by --allow-unsigned: recorded for this release, so that every later load (and node) honours it
+        const acceptedUnsigned = this.config.allowUnsigned && !this.#external?.get(done.id)?.signer;
+        if (acceptedUnsigned) {
+          const acceptance: UnsignedAcceptance = { actor, at: new Date().toISOString() };
+          await this.store.saveScanResult(done.digest, UNSIGNED_ACCEPTED, acceptance);
+          const record = this.#external?.get(done.id);
+          if (record) record.acceptedUnsigned = acceptance;
+        }
         await this.store.appendAudit({
           actor,
           action: 'install',
           target: done.id,
           result: 'ok',
-          details: { version: done.version, digest: done.digest, kind: done.action, force: options.force ?? false },
+          details: {
+            version: done.version,
+            digest: done.digest,
+            kind: done.action,
+            force: options.force ?? false,
+            ...(acceptedUnsigned ? { acceptedUnsigned: true } : {}),
+          },
         });
         this.log.info({ plugin: done.id, version: done.version, actor }, `plugin ${done.action}`);
         settled = { plugin: this.registry.get(done.id) };

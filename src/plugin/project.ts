@@ -4,11 +4,13 @@
  * `src/index.ts` (or `.js`); building bundles the source and its npm
  * dependencies with esbuild into one ESM file, `dist/<entryPoint>`, beside a
  * copy of the manifest: `dist/` is then an ordinary plugin folder, which
- * sign, pack, validate and install take.
+ * sign, pack, validate and install take. A TypeScript source is
+ * type-checked first (esbuild only strips types): a misspelt SDK method
+ * fails the build with the compiler's message, not the first run.
  */
 
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { build } from 'esbuild';
 import { createError } from '../errors.ts';
 import { PACKAGE_ROOT } from '../version.ts';
@@ -37,6 +39,51 @@ export async function pluginFolder(dir: string, buildFirst: boolean): Promise<st
   return out;
 }
 
+/** The options a project without a tsconfig.json is checked with: the scaffold's. */
+const DEFAULT_COMPILER_OPTIONS = {
+  target: 'es2024',
+  module: 'nodenext',
+  moduleResolution: 'nodenext',
+  strict: true,
+  noEmit: true,
+  allowImportingTsExtensions: true,
+  verbatimModuleSyntax: true,
+  skipLibCheck: true,
+};
+
+/**
+ * Type-checks what the build bundles: the entry and what it imports, with
+ * the project's tsconfig.json compiler options (its file list is not
+ * used: tests are not built). Returns the errors as `file:line: message (TSnnnn)`.
+ */
+export async function typeCheck(dir: string, source: string): Promise<string[]> {
+  const ts = (await import('typescript')).default;
+  const configFile = join(dir, 'tsconfig.json');
+  let raw: unknown = { compilerOptions: DEFAULT_COMPILER_OPTIONS };
+  if (existsSync(configFile)) {
+    const read = ts.readConfigFile(configFile, ts.sys.readFile);
+    if (read.error) return [format(read.error)];
+    raw = read.config;
+  }
+  const parsed = ts.parseJsonConfigFileContent(raw, ts.sys, dir, { noEmit: true }, configFile);
+  const optionErrors = parsed.errors.filter((d) => d.code !== 18003); // 18003: the file list matched nothing
+  if (optionErrors.length) return optionErrors.map(format);
+  // as the bundle's alias: the SDK is this package's own, installed or not
+  const paths = { 'databridge/sdk': [join(PACKAGE_ROOT, 'src', 'sdk', 'index.ts')], ...parsed.options.paths };
+  const program = ts.createProgram({ rootNames: [source], options: { ...parsed.options, paths, noEmit: true } });
+  return ts
+    .getPreEmitDiagnostics(program)
+    .filter((d) => d.category === ts.DiagnosticCategory.Error)
+    .map(format);
+
+  function format(d: import('typescript').Diagnostic): string {
+    const message = ts.flattenDiagnosticMessageText(d.messageText, '\n');
+    if (!d.file || d.start === undefined) return `${message} (TS${d.code})`;
+    const { line } = d.file.getLineAndCharacterOfPosition(d.start);
+    return `${relative(dir, d.file.fileName)}:${line + 1}: ${message} (TS${d.code})`;
+  }
+}
+
 export interface BuildResult {
   outDir: string;
   entry: string;
@@ -61,6 +108,11 @@ export async function buildProject(dir: string): Promise<BuildResult> {
   mkdirSync(outDir, { recursive: true });
   const outfile = join(outDir, entryPoint);
   mkdirSync(dirname(outfile), { recursive: true });
+  // after dist/ is cleared: a failed build leaves nothing that could be packed by mistake
+  if (/\.m?ts$/.test(source)) {
+    const errors = await typeCheck(dir, source);
+    if (errors.length) throw createError('BUILD_FAILED', { dir, message: errors.join('; ') });
+  }
   let result: Awaited<ReturnType<typeof build>>;
   try {
     result = await build({

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createError } from '../errors.ts';
-import { PACKAGE_ROOT, VERSION } from '../version.ts';
+import { PACKAGE_ROOT, PINNED_NODE, VERSION } from '../version.ts';
 import { checkManifest } from './manifest.ts';
 
 /** `acme.csv-tools` → `CsvTools`. */
@@ -19,6 +19,13 @@ function componentName(id: string): string {
     .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
     .join('');
 }
+
+/**
+ * Where `npm run pack` finds the author's private key: beside the project,
+ * never inside it (or in the DataBridge checkout), so no commit takes it along.
+ * docs/writing-a-plugin.md makes the key there.
+ */
+export const KEY_FILE = '../keys/dev.key';
 
 /** What `plugin new --type` makes. */
 export type ScaffoldType = 'processor' | 'controller' | 'reporting';
@@ -371,12 +378,15 @@ export function scaffoldFiles(id: string, type: ScaffoldType = 'processor'): Rec
     private: true,
     type: 'module',
     description: manifest.description,
+    // npm and npx put node_modules/.bin first on PATH: the scripts and bins run on the pinned Node, not the system's
+    engines: { node: '>=24' },
     scripts: {
       build: 'databridge plugin build .',
       test: 'databridge plugin build . && DATABRIDGE_SANDBOX_TEST=1 node --test',
-      pack: 'databridge plugin pack . --key ../keys/dev.key',
+      pack: `databridge plugin pack . --key ${KEY_FILE}`,
     },
-    devDependencies: { databridge: `file:${PACKAGE_ROOT}` },
+    devDependencies: { databridge: `file:${PACKAGE_ROOT}`, node: PINNED_NODE },
+    allowScripts: { node: true },
   };
   const tsconfig = {
     compilerOptions: {
@@ -398,9 +408,30 @@ export function scaffoldFiles(id: string, type: ScaffoldType = 'processor'): Rec
     'flow.json': `${JSON.stringify(flow, null, 2)}\n`,
     'package.json': `${JSON.stringify(pkg, null, 2)}\n`,
     'tsconfig.json': `${JSON.stringify(tsconfig, null, 2)}\n`,
-    '.gitignore': 'node_modules/\ndist/\n*.tgz\n',
-    'README.md': `# ${id}\n\n${manifest.description}.\n\n\`\`\`sh\nnpm install                      # links databridge (the SDK and the test harness)\nnpx databridge plugin build .    # bundles src/ into dist/ (esbuild)\nnpx databridge plugin test .     # the tests, in-process and in the process sandbox\nnpx databridge plugin pack . --key <your.key>   # signs dist/ and writes the .tgz\n\`\`\`\n\nSee DataBridge's docs/writing-a-plugin.md.\n`,
+    '.gitignore': 'node_modules/\ndist/\n*.tgz\n*.key\n',
+    'README.md': readme(id, manifest.description),
   };
+}
+
+function readme(id: string, description: string): string {
+  return `# ${id}
+
+${description}.
+
+\`\`\`sh
+npm install        # links databridge (the SDK and the test harness) and brings Node ${PINNED_NODE}
+npm test           # builds dist/, then runs the tests in-process and in the process sandbox
+npm run build      # type-checks src/ and bundles it into dist/ (the same as npx databridge plugin build .)
+npm run pack       # signs dist/ with ${KEY_FILE} and writes the .tgz
+\`\`\`
+
+npm and npx run these on the Node that \`npm install\` brought, whatever the
+system's Node is; \`npx databridge …\` runs any other command the same way.
+Make the key once with \`npx databridge keygen --out ../keys/dev\`: it stays
+outside the project, so no commit takes it along.
+
+See DataBridge's docs/writing-a-plugin.md.
+`;
 }
 
 /** Writes a new plugin project into `dir`, which must be missing or empty. Returns the files written. */

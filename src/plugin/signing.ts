@@ -86,6 +86,17 @@ export function loadKey(pem: string, kind: 'private' | 'public'): KeyObject {
   return key;
 }
 
+/** Whether a PEM text holds a private key (of any kind): trust takes public keys only. */
+export function isPrivateKey(pem: string): boolean {
+  if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(pem)) return true;
+  try {
+    createPrivateKey(pem);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Makes the envelope; with no key, an unsigned one (checksums only). */
 export function createEnvelope(statement: ReleaseStatement, privateKey?: KeyObject): DsseEnvelope {
   const payload = Buffer.from(JSON.stringify(statement));

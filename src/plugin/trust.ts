@@ -2,7 +2,7 @@
 
 import { createError } from '../errors.ts';
 import type { RevokedRelease, StateStore, TrustedKey } from '../store/types.ts';
-import { keyIdOf, loadKey } from './signing.ts';
+import { isPrivateKey, keyIdOf, loadKey } from './signing.ts';
 
 export class TrustStore {
   readonly #store: () => StateStore;
@@ -37,6 +37,8 @@ export class TrustStore {
   ): Promise<TrustedKey> {
     let keyId: string;
     let publicKey: string;
+    // a public key can be derived from a private one, but trusting that way spreads the private key
+    if (isPrivateKey(input.publicKeyPem)) throw createError('KEY_NOT_PUBLIC', { file: 'the key given' });
     try {
       const key = loadKey(input.publicKeyPem, 'public');
       keyId = keyIdOf(key);

@@ -92,6 +92,8 @@ export interface SignatureInfo {
   state: 'trusted' | 'unsigned' | 'untrusted' | 'invalid' | 'builtin';
   publisher: string | null;
   keyId: string | null;
+  /** Who installed this release without a trusted signature (`--allow-unsigned`) and when; later loads honour it. */
+  acceptedUnsigned?: { actor: string; at: string };
 }
 
 /** Filters for `PluginRegistry.search()`; every given filter must hold. */

@@ -66,6 +66,26 @@ export interface ValidationOptions {
   scanners?: readonly ScannerHook[];
   /** Signature and trust only (`plugin verify`). */
   signatureOnly?: boolean;
+  /**
+   * How an unmet or missing dependency counts: an `error` for validate and
+   * install (refused, naming it), a `warning` for a folder loaded from the
+   * plugin directory (the registry then holds it in `error` until the
+   * dependency is there). Default `warning`.
+   */
+  dependencies?: 'error' | 'warning';
+}
+
+/**
+ * The store's per-release record (keyed by digest, beside the scan results)
+ * that an operator installed this release unsigned with `--allow-unsigned`:
+ * every later load honours it, as the policy flag did at install.
+ */
+export const UNSIGNED_ACCEPTED = 'unsigned-accepted';
+
+/** Who accepted a release without a trusted signature, and when. */
+export interface UnsignedAcceptance {
+  actor: string;
+  at: string;
 }
 
 export interface ValidationReport {
@@ -78,6 +98,8 @@ export interface ValidationReport {
   statement: ReleaseStatement | null;
   /** Who signed it, when a trusted signature verified. */
   signer: { keyId: string; publisher: string } | null;
+  /** Set when the release has no trusted signature and an operator accepted it so at install. */
+  acceptedUnsigned?: UnsignedAcceptance | null;
 }
 
 /** The most signature.dsse.json may hold: a statement of MAX_PLUGIN_FILES entries and a few signatures. */
@@ -169,22 +191,33 @@ export async function validatePluginDir(dir: string, options: ValidationOptions)
       signatureFindings.push(...result.findings);
     }
   }
+  let allowUnsigned = options.policy.allowUnsigned;
+  let acceptedUnsigned: UnsignedAcceptance | null = null;
+  if (!signer && digest && options.store) {
+    acceptedUnsigned =
+      ((await options.store.getScanResult(digest, UNSIGNED_ACCEPTED)) as UnsignedAcceptance | undefined) ?? null;
+    if (acceptedUnsigned) allowUnsigned = true;
+  }
   if (!signer) {
     if (signatureFindings.length) findings.push(...signatureFindings);
     else if (text === null || envelope?.signatures.length === 0) {
       findings.push(
         finding(
           'SIGNATURE_MISSING',
-          options.policy.allowUnsigned ? 'the release is not signed (allowed by policy)' : 'the release is not signed',
+          options.policy.allowUnsigned
+            ? 'the release is not signed (allowed by policy)'
+            : acceptedUnsigned
+              ? `the release is not signed (accepted at install by ${acceptedUnsigned.actor}, ${acceptedUnsigned.at})`
+              : 'the release is not signed',
           {
             path: SIGNATURE_FILE,
-            severity: options.policy.allowUnsigned ? 'warning' : 'error',
+            severity: allowUnsigned ? 'warning' : 'error',
           },
         ),
       );
     }
   }
-  if (!signer && options.policy.allowUnsigned) {
+  if (!signer && allowUnsigned) {
     // policy lets an unsigned release in; trust findings stay, but as warnings
     for (const f of findings) if (f.code === 'PUBLISHER_UNTRUSTED') f.severity = 'warning';
   }
@@ -205,6 +238,7 @@ export async function validatePluginDir(dir: string, options: ValidationOptions)
         }),
       );
     }
+    const severity = options.dependencies ?? 'warning';
     for (const [dep, range] of Object.entries(manifest.dependencies ?? {})) {
       const have = options.installed?.get(dep);
       const pointer = `/dependencies/${dep}`;
@@ -213,7 +247,7 @@ export async function validatePluginDir(dir: string, options: ValidationOptions)
           finding('DEPENDENCY_MISSING', `needs ${dep} ${range}, which is not installed`, {
             path: 'manifest.json',
             pointer,
-            severity: 'warning',
+            severity,
           }),
         );
       } else if (semver.validRange(range) && !semver.satisfies(have, range, { includePrerelease: true })) {
@@ -221,7 +255,7 @@ export async function validatePluginDir(dir: string, options: ValidationOptions)
           finding('DEPENDENCY_MISSING', `needs ${dep} ${range}; ${have} is installed`, {
             path: 'manifest.json',
             pointer,
-            severity: 'warning',
+            severity,
           }),
         );
       }
@@ -248,7 +282,7 @@ export async function validatePluginDir(dir: string, options: ValidationOptions)
       if (options.scanners?.length) findings.push(...(await runScanners(options.scanners, dir, manifest)));
     }
   }
-  return { valid: !hasErrors(findings), findings, manifest, files, digest, statement, signer };
+  return { valid: !hasErrors(findings), findings, manifest, files, digest, statement, signer, acceptedUnsigned };
 }
 
 function compareFiles(statement: ReleaseStatement, files: readonly FileEntry[]): Finding[] {

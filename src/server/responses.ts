@@ -49,6 +49,12 @@ export const signatureSchema = {
     state: { enum: ['trusted', 'unsigned', 'untrusted', 'invalid', 'builtin'] },
     publisher: nullableStr,
     keyId: nullableStr,
+    acceptedUnsigned: {
+      type: 'object',
+      description: 'Who installed this release without a trusted signature (--allow-unsigned), and when',
+      properties: { actor: str, at: str },
+      required: ['actor', 'at'],
+    },
   },
   required: ['state', 'publisher', 'keyId'],
 } as const;

@@ -1,13 +1,15 @@
 /**
- * docs/writing-a-plugin.md, step by step through the CLI as a new user
- * follows it: scaffold, npm install, test, key, trust, pack (build, sign),
- * validate, install, and the plugin's flow running it.
+ * docs/writing-a-plugin.md, step by step as a new user follows it: scaffold
+ * from the checkout; in the project npm install, npm test, a key beside it
+ * and npm run pack, with the system's Node first on PATH (on this machine
+ * Node 20: the project's own pinned Node 24 must carry every command); then,
+ * back in the checkout, trust, validate, install and run the plugin's flow.
  */
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, dirname, join, sep } from 'node:path';
 import { test } from 'node:test';
 import { ROOT, runCli, tempDir } from '../helpers.ts';
 
@@ -22,7 +24,31 @@ function cliIn(dir: string): Cli {
   };
 }
 
-/** The tutorial's step 3 and 4: a key, trusted for me.* by the node in ./data. */
+/** PATH without the Node 24 this suite runs on (the checkout's node_modules/.bin, the runner's folder): the system's Node first. */
+function systemPath(): string {
+  const own = dirname(process.execPath);
+  return (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter((d) => d && d !== own && !d.includes(`node_modules${sep}.bin`))
+    .join(delimiter);
+}
+
+/** A shell command as the reader types it: the system's PATH, none of npm's or the test runner's variables. */
+function sh(cwd: string, command: string, expect = 0): { stdout: string; stderr: string } {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('npm_') && k !== 'NODE_TEST_CONTEXT'),
+  );
+  const r = spawnSync('bash', ['-c', command], {
+    cwd,
+    env: { ...env, PATH: systemPath() },
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  assert.equal(r.status, expect, `${command}: ${r.stdout}${r.stderr}`);
+  return r;
+}
+
+/** The tutorial's step 3 and 4 for the other project types: a key, trusted for me.* by the node in ./data. */
 async function keyAndTrust(cli: Cli): Promise<void> {
   await cli(['keygen', '--out', 'keys/dev']);
   await cli([
@@ -39,39 +65,55 @@ async function keyAndTrust(cli: Cli): Promise<void> {
   ]);
 }
 
-test('from plugin new to a signed, installed plugin running in a flow', async (t) => {
+// a real npm install, the project's tests and five builds (each type-checked): minutes on a loaded machine
+test('the tutorial as written: plugin new to a signed, installed plugin running in a flow, on the system Node', {
+  timeout: 600_000,
+}, async (t) => {
   const dir = tempDir(t);
-  const cli = cliIn(dir);
-  const state = ['--data-dir', 'data', '--plugin-dir', 'plugins'];
+  const checkout = join(dir, 'checkout');
+  const hello = join(dir, 'hello');
+  mkdirSync(checkout);
+  const cli = cliIn(checkout);
+  const node = sh(dir, 'node --version').stdout.trim();
+  t.diagnostic(
+    Number(node.slice(1).split('.')[0]) < 24
+      ? `the system Node is ${node}: every npm and npx command below ran through the project's pinned Node 24`
+      : `the system Node here is ${node}: the older-Node case is not exercised on this machine`,
+  );
 
-  const created = await cli(['plugin', 'new', 'hello', '--id', 'me.hello']);
+  // 1. scaffold, from the checkout
+  const created = await cli(['plugin', 'new', '../hello', '--id', 'me.hello']);
   assert.match(created.stdout, /created me\.hello/);
-  await cli(['plugin', 'new', 'hello', '--id', 'me.hello'], 1); // not over an existing project
+  assert.match(created.stdout, /keygen --out \.\.\/keys\/dev /, 'plugin new names the key path npm run pack uses');
+  await cli(['plugin', 'new', '../hello', '--id', 'me.hello'], 1); // not over an existing project
   await cli(['plugin', 'new', 'x', '--id', 'Not An Id'], 1);
 
-  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--offline'], {
-    cwd: join(dir, 'hello'),
-    encoding: 'utf8',
-  });
-  assert.equal(npm.status, 0, npm.stderr);
+  // 2. test, in the project
+  sh(hello, 'npm install --prefer-offline --no-audit --no-fund');
+  assert.match(sh(hello, 'npx node --version').stdout, /^v24\./, "npx runs the project's Node 24");
+  assert.match(sh(hello, 'npm test').stdout, /pass 3/);
+  assert.ok(existsSync(join(hello, 'dist', 'index.js')), 'built into dist/');
+  assert.match(sh(hello, 'npm run build').stdout, /built dist\/index\.js/);
+  assert.match(sh(hello, 'npx databridge plugin build .').stdout, /built dist\/index\.js/);
 
-  const tested = await cli(['plugin', 'test', 'hello']);
-  assert.match(tested.stdout, /pass 3/);
-  assert.ok(existsSync(join(dir, 'hello', 'dist', 'index.js')), 'built into dist/');
+  // 3. sign: the key beside the project, where npm run pack looks for it
+  sh(hello, 'npx databridge keygen --out ../keys/dev');
+  assert.match(sh(hello, 'npm run pack').stdout, /signed by/);
+  assert.ok(existsSync(join(hello, 'me.hello-0.1.0.tgz')));
 
-  await keyAndTrust(cli);
-  const packed = await cli(['plugin', 'pack', 'hello', '--key', 'keys/dev.key', '-o', 'hello.tgz']);
-  assert.match(packed.stdout, /signed by/);
-  const valid = await cli(['plugin', 'validate', 'hello', '--json', ...state]);
+  // 4. trust, validate, install, from the checkout
+  await cli(['trust', 'add', '--publisher', 'me', '--key', '../keys/dev.pub', '--namespace', 'me.*']);
+  const valid = await cli(['plugin', 'validate', '../hello', '--json']);
   assert.equal(JSON.parse(valid.stdout).valid, true);
-  await cli(['plugin', 'install', 'hello.tgz', ...state]);
-  const listed = JSON.parse((await cli(['plugin', 'list', '--json', ...state])).stdout) as {
+  await cli(['plugin', 'install', '../hello/me.hello-0.1.0.tgz']);
+  const listed = JSON.parse((await cli(['plugin', 'list', '--search', 'hello', '--json'])).stdout) as {
     id: string;
     status: string;
   }[];
   assert.equal(listed.find((p) => p.id === 'me.hello')?.status, 'active');
 
-  const run = await cli(['run', 'hello/flow.json', '--duration', '3s', '--json', ...state]);
+  // 5. run it
+  const run = await cli(['run', '../hello/flow.json', '--duration', '3s', '--json']);
   const summary = JSON.parse(run.stdout) as { processors: Record<string, { out: number; errors: number }> };
   assert.ok(summary.processors.mine!.out >= 1, run.stdout);
   assert.equal(summary.processors.mine!.errors, 0);
@@ -84,12 +126,19 @@ test('from plugin new to a signed, installed plugin running in a flow', async (t
   assert.equal(logged?.attributes?.greeting, 'hello', run.stderr);
   assert.equal(logged?.payload, 'HELLO WORLD');
 
-  // a change that does not compile is refused with file and line, and nothing is packed
-  writeFileSync(
-    join(dir, 'hello', 'src', 'index.ts'),
-    `${readFileSync(join(dir, 'hello', 'src', 'index.ts'), 'utf8')}\nconst = ;\n`,
+  // the build type-checks: a misspelt SDK method fails with the compiler's message, nothing is built
+  const source = join(hello, 'src', 'index.ts');
+  const good = readFileSync(source, 'utf8');
+  writeFileSync(source, good.replace('session.commit();', 'session.comit();'));
+  const misspelt = sh(hello, 'npm run build', 1);
+  assert.match(
+    misspelt.stderr,
+    /BUILD_FAILED: .*src\/index\.ts:\d+: Property 'comit' does not exist on type 'ProcessSession'\. Did you mean 'commit'\? \(TS2551\)/,
   );
-  const broken = await cli(['plugin', 'build', 'hello'], 1);
+  assert.ok(!existsSync(join(hello, 'dist', 'index.js')), 'nothing built');
+  // a change that does not parse is refused with file and line too
+  writeFileSync(source, `${good}\nconst = ;\n`);
+  const broken = await cli(['plugin', 'build', '../hello'], 1);
   assert.match(broken.stderr, /BUILD_FAILED.*index\.ts:\d+/);
 });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { createPluginManager, isDataBridgeError, type PluginManager } from '../../src/index.ts';
-import { packPlugin, readBundle } from '../../src/plugin/bundle.ts';
+import { DEFAULT_BUNDLE_LIMITS, packPlugin, readBundle } from '../../src/plugin/bundle.ts';
 import { SIGNATURE_FILE } from '../../src/plugin/signing.ts';
 import { tempDir } from '../helpers.ts';
 import {
@@ -281,6 +281,19 @@ describe('install refuses hostile plugins with a coded finding, changing nothing
     await refused(s, many, 'ARCHIVE_TOO_LARGE');
     const fat = craftPluginTgz(base, [{ path: 'fat.bin', data: Buffer.alloc(300 * 1024, 7) }]);
     await refused(s, fat, 'ARCHIVE_TOO_LARGE');
+  });
+
+  test('ARCHIVE_TOO_LARGE says its sizes in human units (MiB, KiB), not byte counts', async () => {
+    const bomb = craftTgz([
+      { path: 'manifest.json', data: '{}' },
+      { path: 'zeros.bin', data: Buffer.alloc(8 * 1024 * 1024) },
+    ]);
+    const limits = { ...DEFAULT_BUNDLE_LIMITS, maxExpandedBytes: 2 * 1024 * 1024, maxRatio: 1e9 };
+    const expanded = await readBundle(bomb, limits);
+    assert.equal(expanded.findings[0]?.message, 'the bundle expands past 2 MiB');
+    const fat = craftTgz([{ path: 'fat.bin', data: Buffer.alloc(300 * 1024 + 512, 7) }]);
+    const file = await readBundle(fat, { ...DEFAULT_BUNDLE_LIMITS, maxFileBytes: 256 * 1024 });
+    assert.equal(file.findings[0]?.message, '300.5 KiB; one file may have 256 KiB');
   });
 
   test('a bundle inflates off the event loop, under the same caps: the loop turns while bombs are refused', async () => {

@@ -1,9 +1,9 @@
 /** `/api/namespaces` and `/api/trust`: limits and the trust store. */
 
-import { createPrivateKey } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { createError, isDataBridgeError } from '../../errors.ts';
 import type { PluginManager } from '../../plugin/manager.ts';
+import { isPrivateKey } from '../../plugin/signing.ts';
 import { limitsJsonSchema } from '../../sandbox/limits.ts';
 import {
   errorResponses,
@@ -296,14 +296,3 @@ export const trustRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
     },
   );
 };
-
-/** Whether a PEM text holds a private key (of any kind), which must never reach the server. */
-function isPrivateKey(pem: string): boolean {
-  if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(pem)) return true;
-  try {
-    createPrivateKey(pem);
-    return true;
-  } catch {
-    return false;
-  }
-}
