@@ -3,23 +3,36 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { isPluginId } from '../catalog/names.ts';
 import { createError } from '../errors.ts';
 import { cliActor, formatFindings, print, type StateOptions, withManager, withStateOptions } from './common.ts';
+import { installFromCatalog, withCatalogOption } from './plugin-catalog.ts';
 
 interface ForceOptions extends StateOptions {
   force?: boolean;
 }
 
 export function registerPluginManagement(plugin: Command): void {
-  withStateOptions(
-    plugin
-      .command('install')
-      .description('install a .tgz bundle or a plugin folder, with every check the server makes')
-      .argument('<source>', 'a .tgz bundle or a plugin folder')
-      .option('--force', 'allow a version below the highest installed, or reinstall the same release'),
-  ).action(async (source: string, opts: ForceOptions) => {
+  withCatalogOption(
+    withStateOptions(
+      plugin
+        .command('install')
+        .description(
+          'install a .tgz bundle or a plugin folder, or ID[@RANGE] from the catalogs with its dependencies, with every check the server makes',
+        )
+        .argument('<source...>', 'a .tgz bundle or a plugin folder; or plugin ids, each with an optional @range')
+        .option(
+          '--force',
+          'allow a version below the highest installed, reinstall the same release, or break an installed plugin’s dependency range',
+        ),
+    ),
+  ).action(async (sources: string[], opts: ForceOptions) => {
+    const [source] = sources as [string];
     const path = resolve(source);
+    // a name that is no file or folder here is a plugin id for the catalogs
+    if (!existsSync(path) && isPluginId(source.split('@')[0]!)) return installFromCatalog(sources, opts);
     if (!existsSync(path)) throw createError('USAGE', { message: `${source} does not exist` });
+    if (sources.length > 1) throw createError('USAGE', { message: 'one bundle or folder at a time' });
     const { plugin: info, outcome } = await withManager(opts, (m) =>
       m.install(path, { force: opts.force, actor: cliActor() }),
     );

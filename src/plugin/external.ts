@@ -114,7 +114,12 @@ export class ExternalPlugins {
 
   async validate(
     dir: string,
-    extra: { checkRollback?: boolean; force?: boolean; signatureOnly?: boolean } = {},
+    extra: {
+      checkRollback?: boolean;
+      force?: boolean;
+      signatureOnly?: boolean;
+      installed?: ReadonlyMap<string, string>;
+    } = {},
   ): Promise<ValidationReport> {
     return validatePluginDir(dir, {
       policy: this.#o.policy,

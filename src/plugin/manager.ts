@@ -449,6 +449,7 @@ export class PluginManager {
         await external.activate(dir, report, report.manifest!.id);
       },
       lock: (id, fn) => this.#withLock(id, fn),
+      installed: () => this.registry.list().filter((p) => p.source !== 'builtin'),
     };
   }
 
@@ -662,10 +663,24 @@ export class PluginManager {
    * Validates a plugin folder or `.tgz` bundle without installing it:
    * every finding, as install would see it (rollback included).
    */
-  async validate(target: string, options: { signatureOnly?: boolean } = {}): Promise<ValidationReport> {
+  async validate(
+    target: string,
+    options: {
+      signatureOnly?: boolean;
+      /** Past the rollback guard, as a forced install. */
+      force?: boolean;
+      /** Plugins (id → version) taken as installed: the other members of a set installed together. */
+      assume?: ReadonlyMap<string, string>;
+    } = {},
+  ): Promise<ValidationReport> {
     this.#assertOpen();
     const external = this.#externals();
-    const extra = { checkRollback: !options.signatureOnly, signatureOnly: options.signatureOnly };
+    const extra = {
+      checkRollback: !options.signatureOnly,
+      signatureOnly: options.signatureOnly,
+      force: options.force,
+      ...(options.assume ? { installed: new Map([...external.installed(), ...options.assume]) } : {}),
+    };
     if (statSync(target).isDirectory()) return external.validate(target, extra);
     const { entries, findings } = await readBundle(target, this.config.bundleLimits);
     const empty = { manifest: null, files: [], digest: null, statement: null, signer: null };
@@ -687,7 +702,7 @@ export class PluginManager {
    */
   async install(
     source: string | Buffer,
-    options: ActorOption & { force?: boolean } = {},
+    options: ActorOption & { force?: boolean; together?: ReadonlySet<string> } = {},
   ): Promise<{ plugin: PluginInfo; outcome: InstallOutcome }> {
     this.#assertOpen();
     const actor = options.actor ?? 'embed';
@@ -723,7 +738,12 @@ export class PluginManager {
     try {
       // a store that is away refuses the change before anything moves
       await this.store.ping();
-      outcome = await install(this.#installContext(), from, { force: options.force }, settle);
+      outcome = await install(
+        this.#installContext(),
+        from,
+        { force: options.force, together: options.together },
+        settle,
+      );
     } catch (err) {
       return this.#refused(actor, 'install', typeof source === 'string' ? source : '(upload)', err);
     }
