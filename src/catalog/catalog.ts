@@ -49,6 +49,13 @@ export interface OutdatedPlugin {
   catalog: string;
 }
 
+/** What a server is told about catalogs. */
+export interface CatalogSettings {
+  catalogs: readonly string[];
+  /** How often the server looks for updates, in minutes; 0 or absent: never on its own. */
+  checkIntervalMinutes?: number;
+}
+
 export interface CatalogServiceOptions {
   /** Catalog addresses in order (empty: the public npm registry). */
   catalogs?: readonly string[];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, type TestContext, test } from 'node:test';
 import { readManifest } from '../../src/plugin/manifest.ts';
 import { runCli, tempDir } from '../helpers.ts';
 import { beforeLoad, newKey, trustKey } from '../plugin-fixtures.ts';
@@ -19,7 +19,7 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
   before(async () => {
     registry = await startRegistry(scope);
     work = tempDir(scope as never);
-    for (const spec of [
+    const specs: { id: string; version: string; dependencies?: Record<string, string> }[] = [
       { id: 'acme.base', version: '1.0.0' },
       { id: 'acme.base', version: '1.4.0' },
       { id: 'acme.base', version: '2.0.0' },
@@ -27,7 +27,8 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
       { id: 'acme.fmt', version: '1.0.0' },
       { id: 'acme.dash', version: '1.0.0', dependencies: { 'acme.report': '^1.0.0', 'acme.fmt': '^1.0.0' } },
       { id: 'acme.solo', version: '1.0.0' },
-    ]) {
+    ];
+    for (const spec of specs) {
       await registry.publish((await makeRelease(work, { ...spec, key })).tgz);
     }
     // a set with one member whose files are not what was signed, and one with an unsigned member
@@ -49,7 +50,7 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
           .sort()
       : [];
 
-  async function host(t: Parameters<Parameters<typeof test>[1]>[0]) {
+  async function host(t: TestContext) {
     const dir = tempDir(t);
     const dirs = { dataDir: join(dir, 'data'), pluginDir: join(dir, 'plugins') };
     await beforeLoad(dirs, (m) => trustKey(m, key));
@@ -163,7 +164,11 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
   test('a catalog that is down: CATALOG_UNAVAILABLE, nothing changed', async (t) => {
     const { local, dirs } = await host(t);
     const down = ['--catalog', 'http://127.0.0.1:9/'];
-    for (const args of [['install', 'acme.base'], ['search', 'base'], ['info', 'acme.base']]) {
+    for (const args of [
+      ['install', 'acme.base'],
+      ['search', 'base'],
+      ['info', 'acme.base'],
+    ]) {
       const r = await runCli(['plugin', ...args, ...local, ...down]);
       assert.equal(r.code, 1, args.join(' '));
       assert.match(r.stderr, /error CATALOG_UNAVAILABLE: The catalog http:\/\/127\.0\.0\.1:9\/ did not answer/);
