@@ -80,7 +80,6 @@ export class Catalog {
     this.#client = {
       catalogs: options.catalogs ?? [],
       npmrc: options.npmrc ?? readNpmrc(),
-      cache: join(manager.config.dataDir, 'catalog-cache'),
       timeoutMs: options.timeoutMs,
     };
     // the addresses are checked now: a mistyped --catalog is bad usage before anything is asked

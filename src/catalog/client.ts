@@ -54,8 +54,6 @@ export interface CatalogClientOptions {
   catalogs: readonly string[];
   /** `.npmrc` settings (auth, scope registries). */
   npmrc?: Record<string, string>;
-  /** pacote's cache folder; default none kept between runs (a fresh temporary one). */
-  cache?: string;
   /** One request's deadline. Default 30 s. */
   timeoutMs?: number;
 }
@@ -176,7 +174,6 @@ export class CatalogClient {
       preferOnline: true,
       timeout: this.#o.timeoutMs ?? 30_000,
       fetchRetries: 0,
-      ...(this.#o.cache ? { cache: this.#o.cache } : {}),
     };
   }
 
@@ -219,15 +216,23 @@ export class CatalogClient {
     throw createError('CATALOG_PLUGIN_NOT_FOUND', { id, catalogs });
   }
 
-  /** A release's tarball, its integrity checked against the packument. */
+  /**
+   * A release's tarball, its integrity checked against the packument's.
+   * Fetched with npm-registry-fetch (pacote's own fetch layer: the same
+   * `.npmrc` auth and integrity check) straight from the packument's
+   * address: pacote.tarball also writes and reads back a cache, which was
+   * most of the time of an install by name; the release is verified after
+   * download in any case. Nothing is cached (no `cache` option): a
+   * packument is asked for anew every time, so an update is seen at once.
+   */
   async tarball(release: CatalogRelease, catalog: string): Promise<Buffer> {
     const spec = `${packageName(release.id)}@${release.version}`;
     try {
-      return await pacote.tarball(spec, {
+      const res = await npmFetch(release.tarball, {
         ...this.#opts(catalog),
         ...(release.integrity ? { integrity: release.integrity } : {}),
-        resolved: release.tarball,
-      } as pacote.Options);
+      } as npmFetch.Options);
+      return await res.buffer();
     } catch (err) {
       const e = err as { code?: string };
       if (e.code === 'EINTEGRITY') {

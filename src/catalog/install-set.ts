@@ -16,10 +16,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import semver from 'semver';
 import { createError, isDataBridgeError } from '../errors.ts';
+import { readBundle } from '../plugin/bundle.ts';
 import { brokenDependents } from '../plugin/dependents.ts';
 import { type Finding, finding } from '../plugin/findings.ts';
 import { PREVIOUS } from '../plugin/installer.ts';
 import type { PluginManager } from '../plugin/manager.ts';
+import { MANIFEST_FILE, type PluginManifest } from '../plugin/manifest.ts';
 import type { CatalogClient } from './client.ts';
 import type { SetMember } from './resolve.ts';
 
@@ -64,27 +66,32 @@ export async function installSet(
   if (!moving.length) return [];
   const work = await mkdtemp(join(tmpdir(), 'databridge-catalog-'));
   try {
-    const files = await Promise.all(
-      moving.map(async (m, i) => {
-        const bytes = await client.tarball(m.release!, m.catalog!);
-        const file = join(work, `${i}.tgz`);
-        await writeFile(file, bytes);
-        return file;
-      }),
-    );
+    const bundles = await Promise.all(moving.map((m) => client.tarball(m.release!, m.catalog!)));
     const versions = new Map(members.map((m) => [m.id, m.version]));
     const installedNow = manager.list().filter((p) => p.source !== 'builtin');
     const installedVersions = new Map(installedNow.map((p) => [p.id, p.version]));
     const findings: Finding[] = [];
     const signers = new Map<string, InstalledMember['signer']>();
-    const reports = await Promise.all(
-      moving.map((_m, i) => manager.validate(files[i]!, { force: options.force, assume: versions })),
-    );
+    // a set of one is verified by the install itself, which refuses it whole: verifying it
+    // twice doubled the cost of the commonest install by name (the manifest is still read first)
+    const reports =
+      moving.length > 1
+        ? await Promise.all(
+            bundles.map(async (bytes, i) => {
+              const file = join(work, `${i}.tgz`);
+              await writeFile(file, bytes);
+              return manager.validate(file, { force: options.force, assume: versions });
+            }),
+          )
+        : null;
+    const manifests = await Promise.all(bundles.map((b, i) => reports?.[i]?.manifest ?? peekManifest(b)));
     moving.forEach((m, i) => {
-      const report = reports[i]!;
-      findings.push(...report.findings.filter((f) => f.severity === 'error').map((f) => about(m, f)));
-      signers.set(m.id, report.signer);
-      const manifest = report.manifest;
+      const report = reports?.[i];
+      if (report) {
+        findings.push(...report.findings.filter((f) => f.severity === 'error').map((f) => about(m, f)));
+        signers.set(m.id, report.signer);
+      }
+      const manifest = manifests[i];
       if (!manifest) return;
       if (manifest.id !== m.id || manifest.version !== m.version) {
         findings.push(
@@ -130,14 +137,23 @@ export async function installSet(
     const done: InstalledMember[] = [];
     for (const [i, m] of moving.entries()) {
       try {
-        const { outcome } = await manager.install(files[i]!, { force: options.force, actor: options.actor, together });
+        const { plugin, outcome } = await manager.install(bundles[i]!, {
+          force: options.force,
+          actor: options.actor,
+          together,
+        });
+        const signature = plugin.signature;
         done.push({
           id: m.id,
           version: m.version,
           action: outcome.action,
           previous: m.installed,
           catalog: m.catalog!,
-          signer: signers.get(m.id) ?? null,
+          signer:
+            signers.get(m.id) ??
+            (signature?.state === 'trusted' && signature.keyId && signature.publisher
+              ? { keyId: signature.keyId, publisher: signature.publisher }
+              : null),
         });
       } catch (err) {
         await undo(manager, done, options.actor);
@@ -151,6 +167,23 @@ export async function installSet(
     return done;
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The manifest in a bundle, read without verifying anything (to check it is
+ * the release the catalog named); null when there is none to read, which the
+ * install's own verification then refuses.
+ */
+async function peekManifest(bundle: Buffer): Promise<PluginManifest | null> {
+  const { entries } = await readBundle(bundle);
+  const entry = entries.find((e) => e.path === MANIFEST_FILE && e.type === 'File');
+  if (!entry) return null;
+  try {
+    const manifest = JSON.parse(entry.data.toString('utf8')) as PluginManifest;
+    return typeof manifest === 'object' && manifest !== null ? manifest : null;
+  } catch {
+    return null;
   }
 }
 

@@ -16,6 +16,8 @@ export interface ReleaseSpec {
   key?: KeyPair;
   /** Change a file after signing (a release whose bytes are not what was signed). */
   tamper?: boolean;
+  /** More files in the plugin (path → text). */
+  files?: Record<string, string>;
 }
 
 /** Makes a plugin folder, its package.json, signs it and packs it as `npm pack` lays a package out. */
@@ -24,6 +26,7 @@ export async function makeRelease(root: string, spec: ReleaseSpec): Promise<{ tg
     id: spec.id,
     version: spec.version,
     manifest: spec.dependencies ? { dependencies: spec.dependencies } : {},
+    files: spec.files,
   });
   await writePackageJson(dir, readManifest(dir).manifest!);
   await sign(dir, spec.key);
