@@ -137,12 +137,12 @@ export async function installSet(
     const done: InstalledMember[] = [];
     for (const [i, m] of moving.entries()) {
       try {
-        const { plugin, outcome } = await manager.install(bundles[i]!, {
+        const { outcome } = await manager.install(bundles[i]!, {
           force: options.force,
           actor: options.actor,
           together,
         });
-        const signature = plugin.signature;
+        const signature = manager.signatureOf(m.id);
         done.push({
           id: m.id,
           version: m.version,

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import { readManifest } from '../../src/plugin/manifest.ts';
 import { runCli, tempDir } from '../helpers.ts';
-import { beforeLoad, newKey, trustKey } from '../plugin-fixtures.ts';
-import { startRegistry, suiteScope, type TestRegistry } from './registry.ts';
+import { beforeLoad, makePlugin, newKey, trustKey } from '../plugin-fixtures.ts';
+import { packageJsonIn, startRegistry, suiteScope, type TestRegistry } from './registry.ts';
 import { makeRelease } from './releases.ts';
 
 const key = newKey();
@@ -187,5 +188,40 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
     assert.match(range.stderr, /CATALOG_UNRESOLVED.*\^9/);
     const bad = await runCli(['plugin', 'install', 'acme.base@not-a-range', ...state]);
     assert.equal(bad.code, 2);
+  });
+
+  test('an author packs with --npm and publishes with npm publish; an operator finds, inspects and installs it', async (t) => {
+    const { dir, state, dirs } = await host(t);
+    const author = makePlugin(join(dir, 'src'), {
+      id: 'acme.tutorial-csv',
+      version: '0.3.0',
+      manifest: { description: 'Reads CSV rows into FlowFiles' },
+    });
+    const keyFile = join(dir, 'acme.key');
+    writeFileSync(keyFile, key.privateKeyPem);
+    const out = join(dir, 'release.tgz');
+    const pack = await runCli(['plugin', 'pack', author, '--npm', '--key', keyFile, '-o', out, '--json']);
+    assert.equal(pack.code, 0, pack.stderr);
+    assert.equal(packageJsonIn(readFileSync(out)).name, '@acme/databridge-tutorial-csv');
+
+    const publish = spawnSync('npm', ['publish', out, '--registry', registry.url], {
+      env: { ...process.env, NPM_CONFIG_USERCONFIG: registry.npmrc },
+      encoding: 'utf8',
+    });
+    assert.equal(publish.status, 0, publish.stderr);
+
+    const search = await runCli(['plugin', 'search', 'csv', '--json', ...state]);
+    assert.equal(search.code, 0, search.stderr);
+    assert.deepEqual(
+      (JSON.parse(search.stdout) as { id: string; version: string }[]).map((h) => `${h.id}@${h.version}`),
+      ['acme.tutorial-csv@0.3.0'],
+    );
+    const info = await runCli(['plugin', 'info', 'acme.tutorial-csv', ...state]);
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, /0\.3\.0 verifies: signed by acme/);
+    const install = await runCli(['plugin', 'install', 'acme.tutorial-csv@^0.3', ...state]);
+    assert.equal(install.code, 0, install.stderr);
+    assert.match(install.stdout, /installed acme\.tutorial-csv@0\.3\.0 from .*, signed by acme/);
+    assert.deepEqual(installedIds(dirs.pluginDir), ['acme.tutorial-csv']);
   });
 });
