@@ -248,7 +248,7 @@ export class CatalogClient {
                   severity: 'error',
                   path: null,
                   pointer: null,
-                  message: `${spec}: the tarball ${catalog} served does not match the integrity it published`,
+                  message: `${release.id}@${release.version}: the tarball ${catalog} served (${spec}) does not match the integrity it published`,
                 },
               ],
             },

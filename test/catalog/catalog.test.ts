@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
@@ -42,6 +43,14 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
       const deps = { 'acme.fmt': '^1.0.0', [dep]: '^1.0.0' };
       await registry.publish((await makeRelease(work, { id, version: '1.0.0', key, dependencies: deps })).tgz);
     }
+  });
+
+  // a catalog whose packument claims other bytes than its tarball holds
+  before(async () => {
+    const served = await makeRelease(work, { id: 'acme.swapped', version: '1.0.0', key });
+    const claimed = await makeRelease(work, { id: 'acme.swapped', version: '1.0.1', key });
+    const other = `sha512-${createHash('sha512').update(claimed.tgz).digest('base64')}`;
+    await registry.publishAs(served.tgz, packageJsonIn(served.tgz), other);
   });
 
   const installedIds = (dir: string) =>
@@ -160,6 +169,15 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
     assert.match(error.details.findings[0]!.message, /acme\.report/);
     const forced = await runCli(['plugin', 'install', file, '--force', ...local]);
     assert.equal(forced.code, 0, forced.stderr);
+  });
+
+  test('a tarball that is not the one the catalog published: CHECKSUM_MISMATCH, nothing installed', async (t) => {
+    const { state, dirs } = await host(t);
+    const r = await runCli(['plugin', 'install', 'acme.swapped', ...state]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /CHECKSUM_MISMATCH: acme\.swapped@1\.0\.0.*does not match the integrity it published/);
+    assert.match(r.stderr, /error INSTALL_REFUSED/);
+    assert.deepEqual(installedIds(dirs.pluginDir), []);
   });
 
   test('a catalog that is down: CATALOG_UNAVAILABLE, nothing changed', async (t) => {

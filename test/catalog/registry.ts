@@ -22,8 +22,8 @@ export interface TestRegistry {
   npmrc: string;
   /** Publishes a tarball (npm pack layout: package/ on top) with the metadata of its package.json. */
   publish(tgz: Buffer): Promise<void>;
-  /** Publishes `tgz` under a package.json of the caller's choosing (a registry that lies about a release). */
-  publishAs(tgz: Buffer, pkg: Record<string, unknown>): Promise<void>;
+  /** Publishes `tgz` under a package.json of the caller's choosing, optionally with another integrity (a registry that lies). */
+  publishAs(tgz: Buffer, pkg: Record<string, unknown>, integrity?: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -100,11 +100,11 @@ export async function startRegistry(
   const npmrc = join(root, 'npmrc');
   writeFileSync(npmrc, `//127.0.0.1:${port}/:_authToken=${token}\n`);
 
-  const publishAs = async (tgz: Buffer, pkg: Record<string, unknown>) => {
+  const publishAs = async (tgz: Buffer, pkg: Record<string, unknown>, claimed?: string) => {
     const name = pkg.name as string;
     const version = pkg.version as string;
     const file = `${name.replace('@', '').replace('/', '-')}-${version}.tgz`;
-    const integrity = `sha512-${createHash('sha512').update(tgz).digest('base64')}`;
+    const integrity = claimed ?? `sha512-${createHash('sha512').update(tgz).digest('base64')}`;
     const shasum = createHash('sha1').update(tgz).digest('hex');
     const body = {
       _id: name,
