@@ -180,6 +180,26 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
     assert.deepEqual(installedIds(dirs.pluginDir), []);
   });
 
+  test('the catalogs may come from the configuration file; the environment and the flag win over it', async (t) => {
+    const { dir, local } = await host(t);
+    writeFileSync(join(dir, 'databridge.json'), JSON.stringify({ catalogs: [registry.url] }));
+    const fromFile = await runCli(['plugin', 'search', 'report', '--json', ...local], { cwd: dir });
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    assert.deepEqual(
+      (JSON.parse(fromFile.stdout) as { id: string }[]).map((h) => h.id),
+      ['acme.report'],
+    );
+    const down = 'http://127.0.0.1:9/';
+    for (const [args, env] of [
+      [['--catalog', down], {}],
+      [[], { DATABRIDGE_CATALOG: down }],
+    ] as const) {
+      const r = await runCli(['plugin', 'search', 'report', ...local, ...args], { cwd: dir, env });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /CATALOG_UNAVAILABLE: The catalog http:\/\/127\.0\.0\.1:9\//);
+    }
+  });
+
   test('a catalog that is down: CATALOG_UNAVAILABLE, nothing changed', async (t) => {
     const { local, dirs } = await host(t);
     const down = ['--catalog', 'http://127.0.0.1:9/'];
