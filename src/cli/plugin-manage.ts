@@ -30,7 +30,9 @@ export function registerPluginManagement(plugin: Command): void {
     const [source] = sources as [string];
     const path = resolve(source);
     // a name that is no file or folder here is a plugin id for the catalogs
-    if (!existsSync(path) && isPluginId(source.split('@')[0]!)) return installFromCatalog(sources, opts);
+    const looksLikeFile = /\.(tgz|tar\.gz)$/.test(source) || source.includes('/') || source.includes('\\');
+    if (!existsSync(path) && !looksLikeFile && isPluginId(source.split('@')[0]!))
+      return installFromCatalog(sources, opts);
     if (!existsSync(path)) throw createError('USAGE', { message: `${source} does not exist` });
     if (sources.length > 1) throw createError('USAGE', { message: 'one bundle or folder at a time' });
     const { plugin: info, outcome } = await withManager(opts, (m) =>

@@ -226,6 +226,10 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
     assert.match(range.stderr, /CATALOG_UNRESOLVED.*\^9/);
     const bad = await runCli(['plugin', 'install', 'acme.base@not-a-range', ...state]);
     assert.equal(bad.code, 2);
+    // a bundle name that is not there is a missing file, not a plugin id for the catalogs
+    const file = await runCli(['plugin', 'install', 'acme.base.tgz', ...state]);
+    assert.equal(file.code, 2);
+    assert.match(file.stderr, /USAGE: acme\.base\.tgz does not exist/);
   });
 
   test('an author packs with --npm and publishes with npm publish; an operator finds, inspects and installs it', async (t) => {
