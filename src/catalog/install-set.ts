@@ -21,7 +21,7 @@ import { brokenDependents } from '../plugin/dependents.ts';
 import { type Finding, finding } from '../plugin/findings.ts';
 import { PREVIOUS } from '../plugin/installer.ts';
 import type { PluginManager } from '../plugin/manager.ts';
-import { MANIFEST_FILE, type PluginManifest } from '../plugin/manifest.ts';
+import { componentNames, MANIFEST_FILE, type PluginManifest } from '../plugin/manifest.ts';
 import type { CatalogClient } from './client.ts';
 import type { SetMember } from './resolve.ts';
 
@@ -124,6 +124,28 @@ export async function installSet(
             ),
           );
         }
+      }
+    });
+    // two members providing one component: each verifies against what is installed, not against the other
+    const providers = new Map<string, string>();
+    moving.forEach((m, i) => {
+      const manifest = manifests[i];
+      if (!manifest) return;
+      for (const kind of ['processors', 'controllerServices', 'reportingTasks'] as const) {
+        componentNames(manifest.provides?.[kind]).forEach((name, at) => {
+          const other = providers.get(name);
+          if (other && other !== m.id) {
+            findings.push(
+              about(
+                m,
+                finding('COMPONENT_CONFLICT', `"${name}" is also provided by ${other}, in the same set`, {
+                  path: 'manifest.json',
+                  pointer: `/provides/${kind}/${at}`,
+                }),
+              ),
+            );
+          } else providers.set(name, m.id);
+        });
       }
     });
     if (!options.force) {

@@ -53,6 +53,16 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
     await registry.publishAs(served.tgz, packageJsonIn(served.tgz), other);
   });
 
+  // a set whose members provide the same processor
+  before(async () => {
+    for (const id of ['acme.dup-a', 'acme.dup-b'])
+      await registry.publish((await makeRelease(work, { id, version: '1.0.0', key, processors: ['Dup'] })).tgz);
+    const deps = { 'acme.base': '^1.4.0', 'acme.dup-a': '^1.0.0', 'acme.dup-b': '^1.0.0' };
+    await registry.publish(
+      (await makeRelease(work, { id: 'acme.dup-app', version: '1.0.0', key, dependencies: deps })).tgz,
+    );
+  });
+
   const installedIds = (dir: string) =>
     existsSync(dir)
       ? readdirSync(dir)
@@ -107,6 +117,23 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
       assert.deepEqual(installedIds(dirs.pluginDir), [], 'not even the sound members (acme.fmt)');
     });
   }
+
+  test('two members of a set providing one processor: refused before anything moves, an installed member untouched', async (t) => {
+    const { state, local, dirs } = await host(t);
+    assert.equal((await runCli(['plugin', 'install', 'acme.base@1.0.0', ...state])).code, 0);
+    const r = await runCli(['plugin', 'install', 'acme.dup-app', ...state]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(
+      r.stderr,
+      /COMPONENT_CONFLICT.*acme\.dup-b@1\.0\.0: "Dup" is also provided by acme\.dup-a, in the same set/,
+    );
+    assert.deepEqual(installedIds(dirs.pluginDir), ['acme.base']);
+    const list = JSON.parse((await runCli(['plugin', 'list', '--json', '--source', 'external', ...local])).stdout);
+    assert.deepEqual(
+      (list as { id: string; version: string }[]).map((p) => `${p.id}@${p.version}`),
+      ['acme.base@1.0.0'],
+    );
+  });
 
   test('a catalog serving a lower version than the one installed: VERSION_ROLLBACK, nothing changed', async (t) => {
     const { state, local, dir, dirs } = await host(t);

@@ -18,6 +18,8 @@ export interface ReleaseSpec {
   tamper?: boolean;
   /** More files in the plugin (path → text). */
   files?: Record<string, string>;
+  /** The processors it provides (default one named after the id). */
+  processors?: string[];
 }
 
 /** Makes a plugin folder, its package.json, signs it and packs it as `npm pack` lays a package out. */
@@ -27,6 +29,7 @@ export async function makeRelease(root: string, spec: ReleaseSpec): Promise<{ tg
     version: spec.version,
     manifest: spec.dependencies ? { dependencies: spec.dependencies } : {},
     files: spec.files,
+    processors: spec.processors,
   });
   await writePackageJson(dir, readManifest(dir).manifest!);
   await sign(dir, spec.key);
