@@ -702,7 +702,11 @@ export class PluginManager {
    */
   async install(
     source: string | Buffer,
-    options: ActorOption & { force?: boolean; together?: ReadonlySet<string> } = {},
+    options: ActorOption & {
+      force?: boolean;
+      /** Plugins installed in the same set (a catalog install): the dependents guard leaves their ranges to the set. */
+      together?: ReadonlySet<string>;
+    } = {},
   ): Promise<{ plugin: PluginInfo; outcome: InstallOutcome }> {
     this.#assertOpen();
     const actor = options.actor ?? 'embed';
