@@ -195,7 +195,7 @@ export async function catalogView(main) {
               h(
                 'td',
                 {},
-                h('button', { type: 'button', class: 'link', onclick: () => void showInfo(panel, r.id) }, r.id),
+                h('button', { type: 'button', class: 'row-link', onclick: () => void showInfo(panel, r.id) }, r.id),
                 h('div', { class: 'muted small' }, r.description),
               ),
               h('td', {}, r.version),

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -161,6 +161,10 @@ describe('the catalog through the REST API and the console', () => {
       await page.locator('#catalog-verdict').filter({ hasText: 'signed by acme' }).waitFor();
       await page.locator('#catalog-install').click();
       await page.getByText('Installed acme.report 1.0.0').waitFor();
+      if (process.env.DATABRIDGE_SCREENSHOTS) {
+        mkdirSync(process.env.DATABRIDGE_SCREENSHOTS, { recursive: true });
+        await page.screenshot({ path: join(process.env.DATABRIDGE_SCREENSHOTS, 'catalog.png'), fullPage: true });
+      }
 
       await page.locator('#catalog-search').fill('loose');
       await page.locator('#catalog-go').click();
