@@ -5,6 +5,7 @@
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { catalogBench } from './catalog.ts';
 import { clusterBench } from './cluster.ts';
 import { flowBench } from './flow.ts';
 import { sandboxBench } from './sandbox.ts';
@@ -18,6 +19,7 @@ const GROUPS: Record<string, BenchGroup> = {
   server: serverBench,
   sandbox: sandboxBench,
   cluster: clusterBench,
+  catalog: catalogBench,
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));

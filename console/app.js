@@ -2,6 +2,7 @@
 // stream that keeps them current.
 
 import { ApiError, api, followEvents, token } from './api.js';
+import { catalogView, setUpdates } from './catalog.js';
 import { clusterView } from './cluster.js';
 import { failed, fill, h, toast } from './dom.js';
 import { eventsView, recordEvent } from './events.js';
@@ -107,6 +108,7 @@ async function show() {
   }
   try {
     if (view === 'plugins' && arg) current = await pluginDetailView(main, decodeURIComponent(arg), () => void route());
+    else if (view === 'catalog') current = await catalogView(main);
     else if (view === 'namespaces') current = await namespacesView(main);
     else if (view === 'flow') current = await flowView(main);
     else if (view === 'events') current = await eventsView(main);
@@ -136,6 +138,7 @@ async function show() {
 
 function onEvent(e) {
   recordEvent(e);
+  if (e.type === 'catalog.updates') setUpdates(e.data);
   if (e.type === 'alert') {
     toast(`${e.data.code} · ${e.data.plugin}: ${e.data.message}`, 'bad');
     if (!location.hash.startsWith('#/events')) {

@@ -3,6 +3,7 @@
 // findings, history, live charts, actions).
 
 import { ApiError, api } from './api.js';
+import { loadUpdates, updateBadge, updateButton } from './catalog.js';
 import {
   bytes,
   confirmDialog,
@@ -121,7 +122,7 @@ function renderRows() {
           h('div', { class: 'muted small' }, p.id, p.description ? ` — ${p.description}` : ''),
         ),
         // each cell names its column: on a narrow screen the header row is hidden and the cells fold into a card
-        h('td', { 'data-label': 'Version' }, p.version),
+        h('td', { 'data-label': 'Version' }, p.version, ' ', updateBadge(p.id)),
         h('td', { 'data-label': 'Type' }, p.type),
         h(
           'td',
@@ -206,7 +207,7 @@ export async function pluginsView(main) {
     if (file) void install(file, result, reload);
   });
 
-  plugins = await api('/plugins');
+  [plugins] = await Promise.all([api('/plugins'), loadUpdates()]);
   headRow = h(
     'tr',
     {},
@@ -269,6 +270,7 @@ export async function pluginsView(main) {
   return {
     onEvent: (e) => {
       if (e.type.startsWith('plugin.')) void reload().catch(() => {});
+      if (e.type === 'catalog.updates') renderRows();
     },
   };
 }
@@ -371,11 +373,13 @@ export async function pluginDetailView(main, id, onChange) {
     [plugin, validation] = await Promise.all([
       api(`/plugins/${encodeURIComponent(id)}`),
       api(`/plugins/${encodeURIComponent(id)}/validation`),
+      loadUpdates(),
     ]);
   } catch (err) {
     if (err instanceof ApiError && err.code === 'PLUGIN_NOT_FOUND') return pluginNotFound(main, id);
     throw err;
   }
+  const updateResult = h('div', { class: 'install-result', 'aria-live': 'polite' });
   const manifest = validation.manifest ?? {};
   const charts = h('div', { class: 'charts' }, h('p', { class: 'muted' }, 'Waiting for the first sample…'));
   const usage = h('div', { class: 'usage' });
@@ -490,9 +494,12 @@ export async function pluginDetailView(main, id, onChange) {
       signatureBadge(plugin.signature),
       ' ',
       isolationBadge(plugin),
+      ' ',
+      updateBadge(id),
     ),
     plugin.statusReason ? h('p', { class: 'refused', role: 'alert' }, plugin.statusReason) : null,
     actions,
+    plugin.source === 'external' ? [updateButton(id, updateResult, onChange), updateResult] : null,
     h(
       'div',
       { class: 'grid detail-grid' },

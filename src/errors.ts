@@ -192,6 +192,18 @@ export const ERRORS = {
     429,
     (p) => `This token has ${p.max} event streams open, its most; close one first`,
   ),
+  CATALOG_UNAVAILABLE: spec<{ catalog: string; reason: string }>(
+    502,
+    (p) => `The catalog ${p.catalog} did not answer: ${p.reason}; nothing was changed`,
+  ),
+  CATALOG_PLUGIN_NOT_FOUND: spec<{ id: string; catalogs: readonly string[] }>(
+    404,
+    (p) => `No plugin release of "${p.id}" in the catalogs (${p.catalogs.join(', ')})`,
+  ),
+  CATALOG_UNRESOLVED: spec<{ id: string; ranges: readonly string[] }>(
+    409,
+    (p) => `No release of "${p.id}" in the catalogs satisfies every range on it: ${p.ranges.join(', ')}`,
+  ),
   INTERNAL: spec(500, () => 'Internal error; the server log has the details'),
   ROUTE_NOT_FOUND: spec(404, () => 'No route for this method and path'),
   MANAGER_SHUT_DOWN: spec(409, () => 'The plugin manager has been shut down'),

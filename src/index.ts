@@ -2,6 +2,17 @@
  * `databridge`: the host API for programs that embed DataBridge.
  */
 
+export type {
+  CatalogInfo,
+  CatalogInstallResult,
+  CatalogServiceOptions,
+  CatalogSettings,
+  OutdatedPlugin,
+} from './catalog/catalog.ts';
+export { Catalog, createCatalog } from './catalog/catalog.ts';
+export type { SearchHit } from './catalog/client.ts';
+export type { PluginSpec as CatalogSpec } from './catalog/names.ts';
+export { packageName, parseSpec, pluginIdOf } from './catalog/names.ts';
 export type { ErrorCode } from './errors.ts';
 export { createError, DataBridgeError, ERRORS, isDataBridgeError } from './errors.ts';
 export type { BackPressure, ConnectionStats } from './flow/connection.ts';

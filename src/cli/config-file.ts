@@ -173,6 +173,7 @@ const MAPPINGS: readonly Mapping[] = [
   { option: 'tlsCert', read: (c) => c.serve?.tlsCert, env: 'DATABRIDGE_TLS_CERT' },
   { option: 'tlsKey', read: (c) => c.serve?.tlsKey, env: 'DATABRIDGE_TLS_KEY' },
   { option: 'seedExamples', read: (c) => c.serve?.seedExamples },
+  { option: 'catalog', read: (c) => c.catalogs, env: 'DATABRIDGE_CATALOG' },
 ];
 
 /**

@@ -10,6 +10,7 @@ import { applyConfigFile, loadConfigFile } from './config-file.ts';
 import { registerKeygen } from './keygen.ts';
 import { flushCommandLogs, setLogSettings } from './logs.ts';
 import { registerPluginAuthoring } from './plugin-author.ts';
+import { registerPluginCatalog } from './plugin-catalog.ts';
 import { registerPluginList } from './plugin-list.ts';
 import { registerPluginManagement } from './plugin-manage.ts';
 import { registerPluginProject } from './plugin-project.ts';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerPluginAuthoring(plugin);
   registerPluginProject(plugin);
   registerPluginManagement(plugin);
+  registerPluginCatalog(plugin);
   registerRun(program);
   registerServe(program);
   registerKeygen(program);

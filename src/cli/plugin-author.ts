@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { writePackageJson } from '../catalog/package-json.ts';
 import { createError } from '../errors.ts';
 import { packPlugin } from '../plugin/bundle.ts';
 import { readManifest } from '../plugin/manifest.ts';
@@ -56,15 +57,28 @@ export function registerPluginAuthoring(plugin: Command): void {
     .argument('<dir>', 'the plugin folder, or a plugin project')
     .option('--key <file.key>', 'sign with this private key')
     .option('-o, --out <file.tgz>', 'the bundle to write (default <id>-<version>.tgz)')
+    .option(
+      '--npm',
+      'make it an npm package for a catalog: write package.json (name from the id, keyword databridge-plugin) before signing, and pack under package/ for npm publish',
+    )
     .option('--json', 'machine-readable output')
-    .action(async (dir: string, opts: { key?: string; out?: string; json?: boolean }) => {
+    .action(async (dir: string, opts: { key?: string; out?: string; npm?: boolean; json?: boolean }) => {
       const folder = await pluginFolder(resolve(dir), true);
-      const { manifest } = readManifest(folder);
+      const { manifest, findings: manifestFindings } = readManifest(folder);
+      if (opts.npm) {
+        if (!manifest)
+          throw createError(
+            'INSTALL_REFUSED',
+            { codes: [...new Set(manifestFindings.map((f) => f.code))] },
+            { details: { findings: manifestFindings } },
+          );
+        await writePackageJson(folder, manifest);
+      }
       const signed = await sign(folder, opts.key, true);
       const { statement, keyId } = signed;
       const kept = 'kept' in signed && signed.kept;
       const out = resolve(opts.out ?? `${manifest?.id ?? basename(folder)}-${manifest?.version ?? '0.0.0'}.tgz`);
-      const { files, findings } = await packPlugin(folder, out);
+      const { files, findings } = await packPlugin(folder, out, opts.npm ? { prefix: 'package' } : {});
       if (findings.length)
         throw createError('INSTALL_REFUSED', { codes: findings.map((f) => f.code) }, { details: { findings } });
       print(

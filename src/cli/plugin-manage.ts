@@ -3,10 +3,12 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { isPluginId } from '../catalog/names.ts';
 import { createError } from '../errors.ts';
 import type { InstallOutcome } from '../plugin/installer.ts';
 import { projectSource } from '../plugin/project.ts';
 import { cliActor, formatFindings, print, type StateOptions, withManager, withStateOptions } from './common.ts';
+import { installFromCatalog, withCatalogOption } from './plugin-catalog.ts';
 
 /** What the install line says it did. */
 const DONE: Record<InstallOutcome['action'], string> = {
@@ -23,15 +25,28 @@ interface ForceOptions extends StateOptions {
 }
 
 export function registerPluginManagement(plugin: Command): void {
-  withStateOptions(
-    plugin
-      .command('install')
-      .description('install a .tgz bundle or a plugin folder, with every check the server makes')
-      .argument('<source>', 'a .tgz bundle or a plugin folder')
-      .option('--force', 'allow a version below the highest installed, or reinstall the same release'),
-  ).action(async (source: string, opts: ForceOptions) => {
+  withCatalogOption(
+    withStateOptions(
+      plugin
+        .command('install')
+        .description(
+          'install a .tgz bundle or a plugin folder, or ID[@RANGE] from the catalogs with its dependencies, with every check the server makes',
+        )
+        .argument('<source...>', 'a .tgz bundle or a plugin folder; or plugin ids, each with an optional @range')
+        .option(
+          '--force',
+          'allow a version below the highest installed, reinstall the same release, or break an installed plugin’s dependency range',
+        ),
+    ),
+  ).action(async (sources: string[], opts: ForceOptions) => {
+    const [source] = sources as [string];
     const path = resolve(source);
+    // a name that is no file or folder here is a plugin id for the catalogs
+    const looksLikeFile = /\.(tgz|tar\.gz)$/.test(source) || source.includes('/') || source.includes('\\');
+    if (!existsSync(path) && !looksLikeFile && isPluginId(source.split('@')[0]!))
+      return installFromCatalog(sources, opts);
     if (!existsSync(path)) throw createError('USAGE', { message: `${source} does not exist` });
+    if (sources.length > 1) throw createError('USAGE', { message: 'one bundle or folder at a time' });
     if (projectSource(path))
       throw createError('USAGE', {
         message: `${source} is a plugin project (its source, not a plugin): pack it (databridge plugin pack ${source} --key <your.key>) and install the .tgz, or build it (databridge plugin build ${source}) and install ${join(source, 'dist')}`,

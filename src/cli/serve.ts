@@ -20,6 +20,7 @@ import { PACKAGE_ROOT } from '../version.ts';
 import { managerOptions, type StateOptions, withStateOptions } from './common.ts';
 import { applyConfigNamespaces, optionOrigin } from './config-file.ts';
 import { hostLogOptions } from './logs.ts';
+import { catalogSettings, withCatalogServeOptions } from './serve-catalog.ts';
 
 interface ServeOptions extends StateOptions {
   host: string;
@@ -29,6 +30,8 @@ interface ServeOptions extends StateOptions {
   seedExamples?: boolean;
   tlsCert?: string;
   tlsKey?: string;
+  catalog?: string[];
+  catalogCheckInterval?: string;
 }
 
 const EXAMPLES = join(PACKAGE_ROOT, 'examples');
@@ -57,26 +60,37 @@ async function seedExamples(manager: PluginManager): Promise<string[]> {
 }
 
 export function registerServe(program: Command): void {
-  withStateOptions(
-    program
-      .command('serve')
-      .description('run the plugin host, its REST API and, with --flow, a flow')
-      .option('--host <host>', 'address to listen on (env DATABRIDGE_HOST)', process.env.DATABRIDGE_HOST ?? '127.0.0.1')
-      .option('--port <port>', 'port; 0 picks a free one (env DATABRIDGE_PORT)', process.env.DATABRIDGE_PORT ?? '8080')
-      .option('--flow <file>', 'run this flow (env DATABRIDGE_FLOW)', process.env.DATABRIDGE_FLOW)
-      .option('--watch', 'watch the plugin directory and hot-reload changed plugins')
-      .option(
-        '--tls-cert <file>',
-        'serve HTTPS with this PEM certificate (chain); needs --tls-key (env DATABRIDGE_TLS_CERT)',
-        process.env.DATABRIDGE_TLS_CERT || undefined,
-      )
-      .option(
-        '--tls-key <file>',
-        'the PEM private key of --tls-cert (env DATABRIDGE_TLS_KEY)',
-        process.env.DATABRIDGE_TLS_KEY || undefined,
-      )
-      .option('--seed-examples', 'trust the example key for acme.* and install the example plugins (npm start does)'),
+  withCatalogServeOptions(
+    withStateOptions(
+      program
+        .command('serve')
+        .description('run the plugin host, its REST API and, with --flow, a flow')
+        .option(
+          '--host <host>',
+          'address to listen on (env DATABRIDGE_HOST)',
+          process.env.DATABRIDGE_HOST ?? '127.0.0.1',
+        )
+        .option(
+          '--port <port>',
+          'port; 0 picks a free one (env DATABRIDGE_PORT)',
+          process.env.DATABRIDGE_PORT ?? '8080',
+        )
+        .option('--flow <file>', 'run this flow (env DATABRIDGE_FLOW)', process.env.DATABRIDGE_FLOW)
+        .option('--watch', 'watch the plugin directory and hot-reload changed plugins')
+        .option(
+          '--tls-cert <file>',
+          'serve HTTPS with this PEM certificate (chain); needs --tls-key (env DATABRIDGE_TLS_CERT)',
+          process.env.DATABRIDGE_TLS_CERT || undefined,
+        )
+        .option(
+          '--tls-key <file>',
+          'the PEM private key of --tls-cert (env DATABRIDGE_TLS_KEY)',
+          process.env.DATABRIDGE_TLS_KEY || undefined,
+        )
+        .option('--seed-examples', 'trust the example key for acme.* and install the example plugins (npm start does)'),
+    ),
   ).action(async (opts: ServeOptions, command: Command) => {
+    const catalog = catalogSettings(opts.catalog, opts.catalogCheckInterval);
     const port = Number(opts.port);
     if (!/^\d+$/.test(opts.port.trim()) || port > 65535) {
       const origin = optionOrigin(command, 'port', '--port', 'DATABRIDGE_PORT', 'serve.port');
@@ -103,7 +117,7 @@ export function registerServe(program: Command): void {
         await loadFlow(flow, readFlowFile(opts.flow), { baseDir: dirname(resolve(opts.flow)) });
       }
       const token = resolveToken(manager.config.dataDir);
-      server = await buildServer({ manager, token, flow, https });
+      server = await buildServer({ manager, token, flow, https, catalog });
       await server.app.listen({ host: opts.host, port });
       if (flow) await flow.startAll();
       const address = server.app.server.address();

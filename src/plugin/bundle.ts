@@ -41,13 +41,25 @@ export const DEFAULT_BUNDLE_LIMITS: Readonly<BundleLimits> = Object.freeze({
   maxRatio: 200,
 });
 
-/** Packs a plugin folder (signature included) into a gzipped tarball. */
-export async function packPlugin(dir: string, outFile: string): Promise<{ files: string[]; findings: Finding[] }> {
+/** Packs a plugin folder (signature included) into a gzipped tarball; `prefix` puts it in one top folder (`package`, as npm does). */
+export async function packPlugin(
+  dir: string,
+  outFile: string,
+  options: { prefix?: string } = {},
+): Promise<{ files: string[]; findings: Finding[] }> {
   const { files, findings } = await listPluginFiles(dir);
   if (findings.length) return { files, findings };
   await mkdir(dirname(outFile), { recursive: true });
   await tar.c(
-    { gzip: { level: 9 }, cwd: dir, file: outFile, portable: true, mtime: new Date(0), noDirRecurse: true },
+    {
+      gzip: { level: 9 },
+      cwd: dir,
+      file: outFile,
+      portable: true,
+      mtime: new Date(0),
+      noDirRecurse: true,
+      ...(options.prefix ? { prefix: options.prefix } : {}),
+    },
     files,
   );
   return { files, findings };

@@ -121,6 +121,7 @@ export class ExternalPlugins {
       force?: boolean;
       signatureOnly?: boolean;
       dependencies?: 'error' | 'warning';
+      installed?: ReadonlyMap<string, string>;
     } = {},
   ): Promise<ValidationReport> {
     return validatePluginDir(dir, {
@@ -146,7 +147,10 @@ export class ExternalPlugins {
    * (its isolation unavailable, a declared path refused) skips the trial:
    * that is a finding of the load on this host, not of the release.
    */
-  async check(dir: string, extra: { checkRollback?: boolean; force?: boolean } = {}): Promise<ValidationReport> {
+  async check(
+    dir: string,
+    extra: { checkRollback?: boolean; force?: boolean; installed?: ReadonlyMap<string, string> } = {},
+  ): Promise<ValidationReport> {
     const report = await this.validate(dir, { checkRollback: true, ...extra, dependencies: 'error' });
     const manifest = report.manifest;
     if (!report.valid || !manifest) return report;

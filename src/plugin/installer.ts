@@ -14,6 +14,7 @@ import semver from 'semver';
 import { createError } from '../errors.ts';
 import type { InstallRecord, StateStore } from '../store/types.ts';
 import { type BundleLimits, readBundle, writeEntries } from './bundle.ts';
+import { brokenDependents, type DependentView } from './dependents.ts';
 import { listPluginFiles, readPluginFileSync } from './files.ts';
 import { type Finding, finding, hasErrors } from './findings.ts';
 import { rollbackFindings } from './guards.ts';
@@ -97,6 +98,8 @@ export interface InstallContext {
   activate(dir: string, report: ValidationReport): Promise<void>;
   /** Serializes changes to one plugin id. */
   lock<T>(id: string, fn: () => Promise<T>): Promise<T>;
+  /** The installed plugins, for the dependents guard. */
+  installed(): readonly DependentView[];
 }
 
 export interface InstallOptions {
@@ -108,6 +111,8 @@ export interface InstallOptions {
    * plugin state (written by the node that accepted it) is left alone.
    */
   replica?: boolean;
+  /** Plugins installed in the same set: their ranges are the set's business, not the dependents guard's. */
+  together?: ReadonlySet<string>;
 }
 
 export interface InstallOutcome {
@@ -120,7 +125,9 @@ export interface InstallOutcome {
 
 function refuse(findings: Finding[]): never {
   const codes = [...new Set(findings.filter((f) => f.severity === 'error').map((f) => f.code))];
-  const conflict = codes.length > 0 && codes.every((c) => c === 'VERSION_ROLLBACK' || c === 'VERSION_CONFLICT');
+  const conflict =
+    codes.length > 0 &&
+    codes.every((c) => c === 'VERSION_ROLLBACK' || c === 'VERSION_CONFLICT' || c === 'DEPENDENT_BROKEN');
   throw createError(conflict ? 'INSTALL_CONFLICT' : 'INSTALL_REFUSED', { codes }, { details: { findings } });
 }
 
@@ -187,6 +194,11 @@ async function moveIn(
     { force: options.force },
   );
   if (hasErrors(rollback)) refuse(rollback);
+  // inside the lock as well: what is installed now is what the new version must not break
+  if (!options.force && !options.replica) {
+    const broken = brokenDependents(manifest.id, manifest.version, ctx.installed(), options.together);
+    if (broken.length) refuse(broken);
+  }
   {
     const installedNow = state?.version ?? null;
     if (

@@ -452,6 +452,7 @@ export class PluginManager {
         await external.activate(dir, report, report.manifest!.id);
       },
       lock: (id, fn) => this.#withLock(id, fn),
+      installed: () => this.registry.list().filter((p) => p.source !== 'builtin'),
     };
   }
 
@@ -665,14 +666,25 @@ export class PluginManager {
    * Validates a plugin folder or `.tgz` bundle without installing it:
    * every finding, as install would see it (rollback included).
    */
-  async validate(target: string, options: { signatureOnly?: boolean } = {}): Promise<ValidationReport> {
+  async validate(
+    target: string,
+    options: {
+      signatureOnly?: boolean;
+      /** Past the rollback guard, as a forced install. */
+      force?: boolean;
+      /** Plugins (id → version) taken as installed: the other members of a set installed together. */
+      assume?: ReadonlyMap<string, string>;
+    } = {},
+  ): Promise<ValidationReport> {
     this.#assertOpen();
     const external = this.#externals();
     // verify checks the signature only; validate what an install checks, a trial load included
+    // (`assume`: plugins of a catalog set, counted as installed for the dependency check)
+    const assumed = options.assume ? { installed: new Map([...external.installed(), ...options.assume]) } : {};
     const check = (dir: string) =>
       options.signatureOnly
         ? external.validate(dir, { checkRollback: false, signatureOnly: true })
-        : external.check(dir);
+        : external.check(dir, { force: options.force, ...assumed });
     if (statSync(target).isDirectory()) return check(target);
     const { entries, findings } = await readBundle(target, this.config.bundleLimits);
     const empty = { manifest: null, files: [], digest: null, statement: null, signer: null };
@@ -696,7 +708,11 @@ export class PluginManager {
    */
   async install(
     source: string | Buffer,
-    options: ActorOption & { force?: boolean } = {},
+    options: ActorOption & {
+      force?: boolean;
+      /** Plugins installed in the same set (a catalog install): the dependents guard leaves their ranges to the set. */
+      together?: ReadonlySet<string>;
+    } = {},
   ): Promise<{ plugin: PluginInfo; outcome: InstallOutcome }> {
     this.#assertOpen();
     const actor = options.actor ?? 'embed';
@@ -746,7 +762,12 @@ export class PluginManager {
     try {
       // a store that is away refuses the change before anything moves
       await this.store.ping();
-      outcome = await install(this.#installContext(), from, { force: options.force }, settle);
+      outcome = await install(
+        this.#installContext(),
+        from,
+        { force: options.force, together: options.together },
+        settle,
+      );
     } catch (err) {
       return this.#refused(actor, 'install', typeof source === 'string' ? source : '(upload)', err);
     }

@@ -12,6 +12,8 @@ import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { type CatalogSettings, createCatalog } from '../catalog/catalog.ts';
+import { UpdateWatcher } from '../catalog/updates.ts';
 import { createError, DataBridgeError } from '../errors.ts';
 import type { FlowController } from '../flow/controller.ts';
 import type { PluginManager } from '../plugin/manager.ts';
@@ -25,6 +27,7 @@ import { metricsRoutes } from './metrics.ts';
 import { documentResponses, healthSchema } from './responses.ts';
 import { routeTable } from './route-table.ts';
 import { namespaceRoutes, trustRoutes } from './routes/admin.ts';
+import { catalogRoutes } from './routes/catalog.ts';
 import { observeRoutes } from './routes/observe.ts';
 import { pluginRoutes } from './routes/plugins.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -46,6 +49,8 @@ export interface ServerOptions {
   logRequests?: boolean;
   /** Timeouts and caps on connections and event streams (src/server/limits.ts); defaults there. */
   limits?: Partial<ServerLimits>;
+  /** The catalogs (`--catalog`, `DATABRIDGE_CATALOG`) and how often to look for updates (0: never). */
+  catalog?: CatalogSettings;
 }
 
 /** The server and its event hub (which `serve` also feeds). */
@@ -315,7 +320,16 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
     limits,
   });
   await app.register(tokenRoutes, { prefix: '/api', tokens, actor });
-  await app.register(metricsRoutes, { manager, flow });
+  const catalog = createCatalog(manager, { catalogs: options.catalog?.catalogs ?? [] });
+  const updates = new UpdateWatcher(catalog, {
+    // the public registry is asked on request only: a server looks on its own where it was told to look
+    intervalMs: options.catalog?.catalogs.length ? (options.catalog.checkIntervalMinutes ?? 0) * 60_000 : 0,
+    onChange: (state) => hub.publish('catalog.updates', state),
+  });
+  app.addHook('onReady', async () => updates.start());
+  app.addHook('onClose', async () => updates.stop());
+  await app.register(catalogRoutes, { prefix: '/api/catalog', manager, catalog, updates, actor });
+  await app.register(metricsRoutes, { manager, flow, updatesAvailable: () => updates.state.updates.length });
   await app.register(consoleRoutes);
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return { app, hub };

@@ -10,10 +10,20 @@ import { textBody } from './responses.ts';
 export interface MetricsOptions {
   manager: PluginManager;
   flow?: FlowController;
+  /** Installed plugins with a newer release in the catalogs, at the last look. */
+  updatesAvailable?: () => number;
 }
 
-export const metricsRoutes: FastifyPluginAsync<MetricsOptions> = async (app, { manager, flow }) => {
+export const metricsRoutes: FastifyPluginAsync<MetricsOptions> = async (app, { manager, flow, updatesAvailable }) => {
   const registry = new Registry();
+  new Gauge({
+    name: 'databridge_plugin_updates_available',
+    help: 'Installed plugins with a newer release in the catalogs, at the last look for updates',
+    registers: [registry],
+    collect() {
+      this.set(updatesAvailable?.() ?? 0);
+    },
+  });
   const seen = new Set(manager.list().map((p) => p.id));
   new Gauge({
     name: 'databridge_plugins',

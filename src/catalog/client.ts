@@ -1,0 +1,335 @@
+/**
+ * The catalog client: packuments, tarballs and search from npm-compatible
+ * registries, through pacote and npm-registry-fetch (the registry protocol,
+ * `.npmrc` auth and scopes, integrity). Which catalog answers for a plugin:
+ * the registry `.npmrc` names for its scope when there is one, else the
+ * configured catalogs in order, the first that has the package winning. A
+ * catalog that cannot be reached is CATALOG_UNAVAILABLE, never skipped: the
+ * answer must not depend on which registry happened to be up. Nothing here
+ * is trusted; the installer verifies every release it downloads.
+ */
+
+import npmFetch from 'npm-registry-fetch';
+import pacote from 'pacote';
+import semver from 'semver';
+import { createError, DataBridgeError } from '../errors.ts';
+import { PLUGIN_KEYWORD, packageName, pluginIdOf, scopeOf } from './names.ts';
+
+/** One release as the catalog describes it (unverified). */
+export interface CatalogRelease {
+  id: string;
+  version: string;
+  /** The publisher the package metadata claims; the signature says who really signed. */
+  publisher: string | null;
+  description: string;
+  /** The plugin's dependencies (id → range) as the package metadata says; checked against the manifest after download. */
+  dependencies: Record<string, string>;
+  deprecated: string | null;
+  integrity: string | null;
+  tarball: string;
+}
+
+/** A plugin in a catalog: its releases carrying the plugin keyword, highest first. */
+export interface CatalogEntry {
+  id: string;
+  package: string;
+  catalog: string;
+  description: string;
+  /** The registry's `latest` tag: shown, never trusted for choosing a version. */
+  latestTag: string | null;
+  releases: CatalogRelease[];
+}
+
+export interface SearchHit {
+  id: string;
+  package: string;
+  catalog: string;
+  version: string;
+  description: string;
+  publisher: string | null;
+}
+
+export interface CatalogClientOptions {
+  /** Registry addresses, in the order they are asked. */
+  catalogs: readonly string[];
+  /** `.npmrc` settings (auth, scope registries). */
+  npmrc?: Record<string, string>;
+  /** One request's deadline. Default 30 s. */
+  timeoutMs?: number;
+}
+
+/** The public npm registry: the catalog when none is configured. */
+export const DEFAULT_CATALOG = 'https://registry.npmjs.org/';
+
+/** A registry address, checked and with one trailing slash. */
+export function normalizeCatalog(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url.trim());
+  } catch {
+    throw createError('USAGE', { message: `"${url}" is not a catalog address (http:// or https://)` });
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    throw createError('USAGE', { message: `"${url}" is not a catalog address (http:// or https://)` });
+  return parsed.href.endsWith('/') ? parsed.href : `${parsed.href}/`;
+}
+
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'FETCH_ERROR',
+  'ERR_SOCKET_TIMEOUT',
+]);
+
+/** Turns a fetch failure into our codes; `null` for "this catalog has no such package". */
+function catalogError(catalog: string, err: unknown): DataBridgeError | null {
+  if (err instanceof DataBridgeError) return err;
+  const e = err as { code?: string; statusCode?: number; errno?: string; type?: string; message?: string };
+  if (e.code === 'E404' || e.statusCode === 404) return null;
+  if (e.code === 'EINTEGRITY') return null;
+  const reason =
+    e.code === 'E401' || e.code === 'E403' || e.statusCode === 401 || e.statusCode === 403
+      ? 'it refused the credentials (see .npmrc)'
+      : UNREACHABLE.has(e.code ?? '') || UNREACHABLE.has(e.errno ?? '') || e.type === 'request-timeout'
+        ? `it cannot be reached (${e.code ?? e.errno ?? 'timeout'})`
+        : e.statusCode
+          ? `it answered HTTP ${e.statusCode}`
+          : `it gave an answer that could not be read (${e.code ?? 'invalid'})`;
+  return createError('CATALOG_UNAVAILABLE', { catalog, reason }, { cause: err });
+}
+
+function stringOrNull(v: unknown): string | null {
+  return typeof v === 'string' && v !== '' ? v : null;
+}
+
+/** The releases of a packument that are plugin releases of `id`, highest first. */
+export function pluginReleases(id: string, packument: { versions?: Record<string, unknown> }): CatalogRelease[] {
+  const out: CatalogRelease[] = [];
+  for (const [version, raw] of Object.entries(packument.versions ?? {})) {
+    const v = raw as {
+      keywords?: unknown;
+      description?: unknown;
+      deprecated?: unknown;
+      dist?: { tarball?: unknown; integrity?: unknown };
+      databridge?: { id?: unknown; publisher?: unknown; dependencies?: unknown };
+    };
+    if (!semver.valid(version) || !Array.isArray(v.keywords) || !v.keywords.includes(PLUGIN_KEYWORD)) continue;
+    if (v.databridge?.id !== undefined && v.databridge.id !== id) continue;
+    const tarball = stringOrNull(v.dist?.tarball);
+    if (!tarball) continue;
+    const deps: Record<string, string> = {};
+    const rawDeps = v.databridge?.dependencies;
+    if (rawDeps && typeof rawDeps === 'object')
+      for (const [k, r] of Object.entries(rawDeps)) if (typeof r === 'string') deps[k] = r;
+    out.push({
+      id,
+      version,
+      publisher: stringOrNull(v.databridge?.publisher),
+      description: stringOrNull(v.description) ?? '',
+      dependencies: deps,
+      deprecated: stringOrNull(v.deprecated),
+      integrity: stringOrNull(v.dist?.integrity),
+      tarball,
+    });
+  }
+  return out.sort((a, b) => semver.rcompare(a.version, b.version));
+}
+
+/**
+ * Reads catalogs.
+ *
+ * @example
+ * const client = new CatalogClient({ catalogs: ['http://127.0.0.1:4873/'] });
+ * const entry = await client.entry('acme.csv-tools');
+ */
+export class CatalogClient {
+  readonly catalogs: readonly string[];
+  readonly #npmrc: Record<string, string>;
+  readonly #o: CatalogClientOptions;
+  /** Packuments asked for in this client's life: one resolution asks for each once. */
+  readonly #entries = new Map<string, Promise<CatalogEntry>>();
+
+  constructor(options: CatalogClientOptions) {
+    this.#o = options;
+    this.catalogs = (options.catalogs.length ? options.catalogs : [DEFAULT_CATALOG]).map(normalizeCatalog);
+    this.#npmrc = options.npmrc ?? {};
+  }
+
+  /** The catalogs asked for `id`, in order: the `.npmrc` registry of its scope, else every configured one. */
+  catalogsFor(id: string): string[] {
+    const scoped = this.#npmrc[`${scopeOf(id)}:registry`];
+    return scoped ? [normalizeCatalog(scoped)] : [...this.catalogs];
+  }
+
+  #opts(registry: string): Record<string, unknown> {
+    return {
+      ...this.#npmrc,
+      registry,
+      fullMetadata: true,
+      preferOnline: true,
+      timeout: this.#o.timeoutMs ?? 30_000,
+      fetchRetries: 0,
+    };
+  }
+
+  /** The plugin in the first catalog that has it. CATALOG_PLUGIN_NOT_FOUND or CATALOG_UNAVAILABLE. */
+  entry(id: string): Promise<CatalogEntry> {
+    let pending = this.#entries.get(id);
+    if (!pending) {
+      pending = this.#fetchEntry(id);
+      this.#entries.set(id, pending);
+      // a failure is not kept: the next question asks again
+      pending.catch(() => this.#entries.delete(id));
+    }
+    return pending;
+  }
+
+  async #fetchEntry(id: string): Promise<CatalogEntry> {
+    const name = packageName(id);
+    const catalogs = this.catalogsFor(id);
+    for (const catalog of catalogs) {
+      let packument: Awaited<ReturnType<typeof pacote.packument>>;
+      try {
+        packument = await pacote.packument(name, this.#opts(catalog) as pacote.Options);
+      } catch (err) {
+        const coded = catalogError(catalog, err);
+        if (coded) throw coded;
+        continue;
+      }
+      const releases = pluginReleases(id, packument as { versions?: Record<string, unknown> });
+      if (!releases.length) continue;
+      const tags = (packument as { 'dist-tags'?: Record<string, string> })['dist-tags'] ?? {};
+      return {
+        id,
+        package: name,
+        catalog,
+        description: releases[0]!.description,
+        latestTag: tags.latest ?? null,
+        releases,
+      };
+    }
+    throw createError('CATALOG_PLUGIN_NOT_FOUND', { id, catalogs });
+  }
+
+  /**
+   * A release's tarball, its integrity checked against the packument's.
+   * Fetched with npm-registry-fetch (pacote's own fetch layer: the same
+   * `.npmrc` auth and integrity check) straight from the packument's
+   * address: pacote.tarball also writes and reads back a cache, which was
+   * most of the time of an install by name; the release is verified after
+   * download in any case. Nothing is cached (no `cache` option): a
+   * packument is asked for anew every time, so an update is seen at once.
+   */
+  async tarball(release: CatalogRelease, catalog: string): Promise<Buffer> {
+    const spec = `${packageName(release.id)}@${release.version}`;
+    try {
+      const res = await npmFetch(release.tarball, {
+        ...this.#opts(catalog),
+        ...(release.integrity ? { integrity: release.integrity } : {}),
+      } as npmFetch.Options);
+      return await res.buffer();
+    } catch (err) {
+      const e = err as { code?: string };
+      if (e.code === 'EINTEGRITY') {
+        throw createError(
+          'INSTALL_REFUSED',
+          { codes: ['CHECKSUM_MISMATCH'] },
+          {
+            cause: err,
+            details: {
+              findings: [
+                {
+                  code: 'CHECKSUM_MISMATCH',
+                  severity: 'error',
+                  path: null,
+                  pointer: null,
+                  message: `${release.id}@${release.version}: the tarball ${catalog} served (${spec}) does not match the integrity it published`,
+                },
+              ],
+            },
+          },
+        );
+      }
+      throw (
+        catalogError(catalog, err) ?? createError('CATALOG_PLUGIN_NOT_FOUND', { id: release.id, catalogs: [catalog] })
+      );
+    }
+  }
+
+  /**
+   * Searches every catalog (`/-/v1/search`) and keeps the packages that are
+   * plugin releases: a registry's search may ignore `keywords:`, so each hit's
+   * packument is read and must carry the plugin keyword. Where two catalogs
+   * have the same plugin, the one asked first wins.
+   */
+  async search(text: string, size = 20): Promise<SearchHit[]> {
+    const hits = new Map<string, SearchHit>();
+    for (const catalog of this.catalogs) {
+      let body: { objects?: { package?: { name?: string } }[] };
+      try {
+        body = (await npmFetch.json('/-/v1/search', {
+          ...this.#opts(catalog),
+          query: { text: text ? `${text} keywords:${PLUGIN_KEYWORD}` : `keywords:${PLUGIN_KEYWORD}`, size },
+        } as npmFetch.Options)) as typeof body;
+      } catch (err) {
+        throw catalogError(catalog, err) ?? createError('CATALOG_UNAVAILABLE', { catalog, reason: 'it has no search' });
+      }
+      let found = await this.#searchHits(catalog, body, hits);
+      // a registry that reads `keywords:` as words (Verdaccio matches names and descriptions) finds nothing so
+      // (every plugin's package name holds `databridge-`, so an empty search asks for that)
+      if (found === 0) {
+        try {
+          body = (await npmFetch.json('/-/v1/search', {
+            ...this.#opts(catalog),
+            query: { text: text || 'databridge', size },
+          } as npmFetch.Options)) as typeof body;
+        } catch (err) {
+          throw (
+            catalogError(catalog, err) ?? createError('CATALOG_UNAVAILABLE', { catalog, reason: 'it has no search' })
+          );
+        }
+        found = await this.#searchHits(catalog, body, hits);
+      }
+    }
+    return [...hits.values()];
+  }
+
+  async #searchHits(
+    catalog: string,
+    body: { objects?: { package?: { name?: string } }[] },
+    hits: Map<string, SearchHit>,
+  ): Promise<number> {
+    let found = 0;
+    const ids = (body.objects ?? [])
+      .map((o) => (typeof o.package?.name === 'string' ? pluginIdOf(o.package.name) : null))
+      .filter((id): id is string => id !== null && !hits.has(id));
+    const entries = await Promise.all(
+      ids.map((id) =>
+        this.entry(id).catch((err) => {
+          if ((err as DataBridgeError).code === 'CATALOG_PLUGIN_NOT_FOUND') return null;
+          throw err;
+        }),
+      ),
+    );
+    for (const entry of entries) {
+      // the hit must come from the catalog that answers for the plugin (its scope's, or the first that has it)
+      if (!entry || entry.catalog !== catalog || hits.has(entry.id)) continue;
+      const top = entry.releases[0]!;
+      hits.set(entry.id, {
+        id: entry.id,
+        package: entry.package,
+        catalog,
+        version: top.version,
+        description: top.description,
+        publisher: top.publisher,
+      });
+      found++;
+    }
+    return found;
+  }
+}
