@@ -661,11 +661,19 @@ export class FlowController {
    */
   async #pluginChanged(event: RegistryEvent): Promise<void> {
     if (this.#closed) return;
+    const failed = event.type === 'status' && event.plugin?.status === 'error';
+    const gone = event.type === 'unregistered' || event.type === 'disabled' || failed;
+    // before anything awaits: a task of the plugin still running (inline, or a sandbox not yet closed) commits nothing more
+    for (const node of this.#nodes.values()) {
+      if (node.pluginId !== event.pluginId) continue;
+      if (gone) node.commitRefusal = `plugin ${event.pluginId} ${failed ? 'is in error' : `was ${event.type}`}`;
+      else if (event.type === 'enabled' || event.type === 'registered' || event.type === 'status')
+        node.commitRefusal = null;
+    }
     await this.#reportingChanged(event);
     const nodes = [...this.#nodes.values()].filter((n) => n.pluginId === event.pluginId);
     if (nodes.length === 0) return;
-    const failed = event.type === 'status' && event.plugin?.status === 'error';
-    if (event.type === 'unregistered' || event.type === 'disabled' || failed) {
+    if (gone) {
       const why = failed
         ? `is in error (${event.plugin?.statusReason ?? 'no reason given'})`
         : `was ${event.type === 'disabled' ? 'disabled' : 'removed'}`;

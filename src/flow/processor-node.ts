@@ -135,6 +135,12 @@ export class ProcessorNode {
   activeTasks = 0;
   yieldUntil = 0;
   failures = 0;
+  /**
+   * Why no session of this processor may commit now (its plugin was revoked
+   * or went to error while tasks ran), else null: a commit then fails and
+   * the session rolls back, its inputs back in their queue.
+   */
+  commitRefusal: string | null = null;
   initialized = false;
   #nextIncoming = 0;
 
@@ -406,6 +412,7 @@ export class ProcessorNode {
     repos: Repositories,
     tally: Tally,
   ): void {
+    if (this.commitRefusal) throw new Error(`the session was not committed: ${this.commitRefusal}`);
     const now = Date.now();
     const consumed = new Set(outcome.consumed);
     for (const id of consumed) {

@@ -86,7 +86,8 @@ export class ExternalPlugins {
   readonly #o: ExternalPluginsOptions;
   readonly #records = new Map<string, ExternalRecord>();
   readonly #sandboxes = new Map<string, SandboxHost>();
-  readonly #retiring = new Set<SandboxHost>();
+  /** Replaced sandboxes finishing their tasks, with the release each ran (a revocation closes them too). */
+  readonly #retiring = new Map<SandboxHost, RunningRelease | undefined>();
   /** The release each plugin serves (a refused reload leaves it; its record then holds the refused files'). */
   readonly #running = new Map<string, RunningRelease>();
   /** Whether each loaded plugin's manifest declares `network` (its sandbox then shares the host's network). */
@@ -262,7 +263,7 @@ export class ExternalPlugins {
         if (sandbox) this.#sandboxes.set(id, sandbox);
         else this.#sandboxes.delete(id);
         this.#network.set(id, manifest?.permissions?.network === true);
-        if (old && old !== sandbox) this.#retire(old);
+        if (old && old !== sandbox) this.#retire(old, this.#running.get(id));
         log.info({ plugin: id, version: registration.version, isolation: registration.isolation }, 'plugin loaded');
         this.#running.set(id, {
           id,
@@ -419,12 +420,13 @@ export class ExternalPlugins {
   }
 
   forget(id: string): void {
+    const release = this.#running.get(id);
     this.#running.delete(id);
     this.#records.delete(id);
     this.#network.delete(id);
     const sandbox = this.#sandboxes.get(id);
     this.#sandboxes.delete(id);
-    if (sandbox) this.#retire(sandbox);
+    if (sandbox) this.#retire(sandbox, release);
   }
 
   /** Gives a plugin's running sandbox its namespace's new limits. */
@@ -446,9 +448,17 @@ export class ExternalPlugins {
     return [...this.#sandboxes.values()];
   }
 
+  /**
+   * Replaced sandboxes still finishing tasks, with the release each runs:
+   * a revocation of that release (or its key) must close them too.
+   */
+  retiring(): { sandbox: SandboxHost; release: RunningRelease }[] {
+    return [...this.#retiring].flatMap(([sandbox, release]) => (release ? [{ sandbox, release }] : []));
+  }
+
   /** A replaced sandbox finishes the tasks it runs, then goes (at once when the manager shuts down). */
-  #retire(sandbox: SandboxHost): void {
-    this.#retiring.add(sandbox);
+  #retire(sandbox: SandboxHost, release: RunningRelease | undefined): void {
+    this.#retiring.set(sandbox, release);
     void sandbox
       .drain()
       .then(() => sandbox.close())
@@ -456,7 +466,7 @@ export class ExternalPlugins {
   }
 
   async closeAll(): Promise<void> {
-    await Promise.all([...this.#sandboxes.values(), ...this.#retiring].map((s) => s.close()));
+    await Promise.all([...this.#sandboxes.values(), ...this.#retiring.keys()].map((s) => s.close()));
     this.#retiring.clear();
     this.#sandboxes.clear();
   }

@@ -1055,6 +1055,13 @@ export class PluginManager {
   async #withdrawEach(actor: string): Promise<void> {
     const external = this.#external;
     if (!external || this.#state === 'closed') return;
+    // a sandbox replaced by an upgrade may still be finishing tasks of a revoked release: closed first, at once
+    for (const { sandbox, release } of external.retiring()) {
+      const findings = await revocationFindings(this.store, release);
+      if (findings.length === 0) continue;
+      await sandbox.close();
+      this.log.warn({ plugin: release.id, version: release.version, actor }, 'revoked release’s retiring sandbox stopped');
+    }
     let failed: unknown = null;
     for (const release of external.running()) {
       // one plugin that cannot be stopped (the store went away mid-way) does not keep the others running

@@ -274,6 +274,35 @@ describe('revocation takes effect on running plugins', () => {
     assert.ok(out.slice(delivered).every((o) => o.content.toString().endsWith(' v2')));
   });
 
+  test('revoking the release a sandbox replaced by an upgrade still runs: its task in flight commits nothing', async (t) => {
+    const w = world(t);
+    const manager = await w.open();
+    await trustKey(manager, w.key);
+    // 1.0.0 holds each task 10 s before it commits, and marks what it writes
+    const slowCode = upperCode('Slow')
+      .replace('.toUpperCase()', ".toUpperCase() + ' v1'")
+      .replace('session.commit();', 'await new Promise((r) => setTimeout(r, 10_000));\n    session.commit();');
+    const v1 = makePlugin(join(w.dir, 'releases', 'slow-v1'), { id: 'acme.slow', version: '1.0.0', code: slowCode });
+    await sign(v1, w.key);
+    await manager.install(v1);
+    const N = 10;
+    const { flow, out } = await slowFlow(t, manager, N);
+    await until('a task of 1.0.0 in flight', () => (manager.sandboxOf('acme.slow')?.inFlight ?? 0) > 0);
+
+    // the upgrade: new sessions go to 1.1.0, the old sandbox is left to finish its task
+    const old = manager.sandboxOf('acme.slow')!;
+    await manager.install(await w.release('1.1.0', { mark: ' v2' }));
+    assert.ok(old.inFlight > 0, 'the replaced sandbox still runs its task');
+    await manager.trust.revokeRelease('acme.slow', '1.0.0', 'ships a backdoor');
+    const fromV1 = () => out.filter((o) => o.content.toString().endsWith(' v1')).length;
+    const atRevocation = fromV1();
+    await until('every FlowFile through', () => out.length === N, 60_000);
+    accountedFor(flow, out, N);
+    // before, the retiring sandbox committed its task seconds after the revocation had returned
+    assert.equal(fromV1(), atRevocation, 'nothing of the revoked release was committed after its revocation');
+    assert.equal(manager.get('acme.slow').status, 'active', '1.1.0 serves on');
+  });
+
   test('revoking a release stops that plugin only; another keeps serving', async (t) => {
     const w = world(t);
     const manager = await w.open();
