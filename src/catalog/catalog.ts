@@ -116,7 +116,12 @@ export class Catalog {
     try {
       const file = join(work, 'release.tgz');
       await writeFile(file, await client.tarball(release, entry.catalog));
-      report = await this.#manager.validate(file);
+      // an install takes the release's dependencies along from the catalogs: counted as there when they resolve
+      const set = await resolveSet([{ id, range: release.version }], this.#installed(), (x) => client.entry(x)).catch(
+        () => null,
+      );
+      const assume = set ? new Map(set.members.filter((m) => m.id !== id).map((m) => [m.id, m.version])) : undefined;
+      report = await this.#manager.validate(file, assume ? { assume } : {});
     } finally {
       await rm(work, { recursive: true, force: true });
     }
@@ -145,7 +150,12 @@ export class Catalog {
         throw createError(
           'INSTALL_CONFLICT',
           { codes: ['ALREADY_INSTALLED'] },
-          { details: { findings: [], message: `${m.id}@${m.version} is already installed; use force to reinstall` } },
+          {
+            details: {
+              findings: [],
+              message: `${m.id}@${m.version} is already installed; --force (force=true in the API) reinstalls it`,
+            },
+          },
         );
       }
     }
