@@ -96,7 +96,8 @@ export function formatBytes(n: number): string {
   if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;
   return `${n} bytes`;
 }
-const MAX_DEPTH = 32;
+/** How deep a plugin's folders may nest (the watcher looks as deep). */
+export const MAX_DEPTH = 32;
 const CHUNK = 1024 * 1024;
 
 /**

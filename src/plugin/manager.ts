@@ -32,6 +32,7 @@ import { readBundle, writeEntries } from './bundle.ts';
 import { type ClusterHost, ClusterNode } from './cluster.ts';
 import { type PluginManagerConfig, type PluginManagerOptions, resolveConfig } from './config.ts';
 import { ExternalPlugins, type ExternalRecord } from './external.ts';
+import { MAX_DEPTH } from './files.ts';
 import type { Finding, FindingCode } from './findings.ts';
 import { revocationFindings, revocationsFingerprint } from './guards.ts';
 import {
@@ -870,7 +871,8 @@ export class PluginManager {
     const root = this.config.pluginDir;
     this.#watcher = watch(root, {
       ignoreInitial: true,
-      depth: 8,
+      // as deep as a plugin's folders may nest, under the plugin's own folder: a file changed anywhere in it is seen
+      depth: MAX_DEPTH + 1,
       ignored: (path) => {
         const first = relative(root, path).split(sep)[0] ?? '';
         return first !== '' && isReservedName(first);
@@ -1060,7 +1062,10 @@ export class PluginManager {
       const findings = await revocationFindings(this.store, release);
       if (findings.length === 0) continue;
       await sandbox.close();
-      this.log.warn({ plugin: release.id, version: release.version, actor }, 'revoked release’s retiring sandbox stopped');
+      this.log.warn(
+        { plugin: release.id, version: release.version, actor },
+        'revoked release’s retiring sandbox stopped',
+      );
     }
     let failed: unknown = null;
     for (const release of external.running()) {

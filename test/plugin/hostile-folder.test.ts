@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { createPluginManager } from '../../src/index.ts';
 import { hashFiles, MAX_PLUGIN_BYTES, PluginFileRefused, readPluginFileSync } from '../../src/plugin/files.ts';
-import { tempDir } from '../helpers.ts';
+import { tempDir, until } from '../helpers.ts';
 import { beforeLoad, makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
 
 const mkfifo = (path: string) => execFileSync('mkfifo', [path]);
@@ -95,5 +95,27 @@ describe('a plugin folder that is not a set of regular files', () => {
     writeFileSync(join(dir, 'big'), '');
     truncateSync(join(dir, 'big'), MAX_PLUGIN_BYTES + 1);
     await assert.rejects(hashFiles(dir, ['small', 'big']), /more than 200 MiB/);
+  });
+});
+
+describe('the watcher', () => {
+  test('sees a file changed by hand as deep as a plugin may nest', async (t) => {
+    const dir = tempDir(t);
+    const dirs = { dataDir: join(dir, 'data'), pluginDir: join(dir, 'plugins') };
+    const key = newKey();
+    // 20 folders down: past the 8 levels the watcher used to look
+    const deep = `${Array.from({ length: 20 }, (_, i) => `d${i}`).join('/')}/table.txt`;
+    const folder = makePlugin(dirs.pluginDir, { id: 'acme.deep', files: { [deep]: 'signed' } });
+    await sign(folder, key);
+    await beforeLoad(dirs, (m) => trustKey(m, key));
+    const manager = await createPluginManager({ ...dirs, logLevel: false, watchChanges: true, watchDebounceMs: 50 });
+    t.after(() => manager.shutdown());
+    assert.equal(manager.get('acme.deep').status, 'active');
+    await new Promise((r) => setTimeout(r, 500)); // the watcher's first scan
+    writeFileSync(join(folder, deep), 'TAMPERED BY HAND');
+    await until('the change noticed', () => manager.alerts().some((a) => a.plugin === 'acme.deep'), 20_000);
+    const alert = manager.alerts().find((a) => a.plugin === 'acme.deep')!;
+    assert.equal(alert.code, 'VERSION_CONFLICT');
+    assert.match(alert.message, /holds 1\.0\.0 with other bytes/);
   });
 });
