@@ -148,12 +148,19 @@ export function prettyLine(json: string): string {
       for (const [k, v] of Object.entries(value)) add(`${key}.${k}`, v, depth + 1);
       return;
     }
-    fields.push(`${key}=${fieldValue(value)}`);
+    fields.push(`${fieldKey(key)}=${fieldValue(value)}`);
   };
   for (const [key, value] of Object.entries(record)) if (!OMITTED.has(key)) add(key, value, 0);
-  // one line whatever a message holds
-  const msg = String(record.msg ?? '').replace(/[\r\n]+/g, ' ');
+  // one line whatever a message holds, and no control character reaches the terminal (an escape could rewrite lines)
+  const msg = String(record.msg ?? '')
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/\p{Cc}/gu, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return `${clock} ${level} ${msg}${fields.length ? ` ${fields.join(' ')}` : ''}`;
+}
+
+/** A field name as written: a plain name stays bare, anything else (spaces, `=`, control characters) is JSON-quoted. */
+function fieldKey(key: string): string {
+  return /^[\w.-]+$/.test(key) ? key : JSON.stringify(key);
 }
 
 /** A bare word stays bare; anything with spaces, quotes, `=` or control characters is JSON-quoted. */

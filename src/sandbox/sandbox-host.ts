@@ -421,7 +421,10 @@ export class SandboxHost {
       const m = checkSandboxMessage(raw, (plugin) => this.#runs(plugin));
       if (m.type === 'log') {
         if (this.#logBudget.take())
-          this.#o.log[m.level]({ ...m.fields, plugin: m.plugin, namespace: this.namespace }, m.message);
+          this.#o.log[m.level](
+            { ...pluginLogFields(m.fields), plugin: m.plugin, namespace: this.namespace },
+            m.message,
+          );
         return;
       }
       if (m.type === 'ready') throw new ProtocolViolation('a second ready message');
@@ -579,4 +582,35 @@ export class SandboxHost {
     });
     this.#o.onFailed(reason);
   }
+}
+
+/** Names the host writes on every log line: a plugin's field of such a name would be read as the host's (duplicate keys). */
+const HOST_LOG_KEYS = new Set([
+  'level',
+  'time',
+  'pid',
+  'hostname',
+  'msg',
+  'v',
+  'plugin',
+  'namespace',
+  'err',
+  'processor',
+]);
+
+/**
+ * A plugin's log fields as the host writes them: a name the host writes
+ * itself becomes `field.<name>` (so `level` or `time` cannot restate the
+ * host's), and a name that is not a plain name (control characters, spaces,
+ * `=`) is dropped, counted in `droppedFields`.
+ */
+export function pluginLogFields(fields: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  let dropped = 0;
+  for (const [key, value] of Object.entries(fields)) {
+    if (!/^[\w.-]{1,128}$/.test(key)) dropped++;
+    else out[HOST_LOG_KEYS.has(key) ? `field.${key}` : key] = value;
+  }
+  if (dropped) out.droppedFields = dropped;
+  return out;
 }
