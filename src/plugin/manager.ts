@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { chmod, cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { createError } from '../errors.ts';
 import type { Alert } from '../flow/controller.ts';
@@ -139,6 +139,8 @@ export class PluginManager {
   readonly #probation = new Map<string, { version: string; end: () => void }>();
   readonly #alertListeners = new Set<(alert: Alert) => void>();
   readonly #debounce = new Map<string, NodeJS.Timeout>();
+  /** Plugin folder names that got another folder since they were last watched. */
+  readonly #replaced = new Set<string>();
   #revocationTimer: NodeJS.Timeout | undefined;
   #revocationCheck: Promise<void> = Promise.resolve();
 
@@ -878,23 +880,41 @@ export class PluginManager {
         return first !== '' && isReservedName(first);
       },
     });
-    this.#watcher.on('all', (_event, path) => {
-      const name = relative(root, path).split(sep)[0];
+    const changed = (name: string | undefined, replaced: boolean) => {
       if (!name || isReservedName(name)) return;
       clearTimeout(this.#debounce.get(name));
+      if (replaced) this.#replaced.add(name);
       this.#debounce.set(
         name,
         setTimeout(() => {
           this.#debounce.delete(name);
+          // the folder now at this name is another one: watch it, not the one moved away
+          if (this.#replaced.delete(name)) this.#rewatch(join(root, name));
           void this.#folderChanged(name).catch((err) =>
             this.log.error({ plugin: name, err: (err as Error).message }, 'reload after a change failed'),
           );
         }, this.config.watchDebounceMs),
       );
+    };
+    this.#watcher.on('all', (_event, path) => changed(relative(root, path).split(sep)[0], false));
+    // a folder renamed over another (an install's move, or by hand) keeps its name, so chokidar sees no change and
+    // keeps watching the folder moved away; the plugin directory's own rename event says a name got a new folder
+    this.#watcher.on('raw', (event, path, details) => {
+      const watched = (details as { watchedPath?: string } | undefined)?.watchedPath;
+      if (event === 'rename' && watched !== undefined && resolve(watched) === root && !path.includes(sep))
+        changed(path, true);
     });
     this.#watcher.on('error', (err) =>
       this.log.error({ err: (err as Error).message }, 'watching the plugin directory failed'),
     );
+  }
+
+  /** Watches the folder now at `dir` in place of the one that was there. */
+  #rewatch(dir: string): void {
+    const watcher = this.#watcher;
+    if (!watcher) return;
+    watcher.unwatch(dir);
+    if (existsSync(dir)) watcher.add(dir);
   }
 
   /** A plugin folder was added, changed or removed. */
