@@ -166,17 +166,22 @@ export class PluginManager {
     this.#state = 'initializing';
     try {
       // 0700: a sandbox's uid (as root, 65534) has no business in it, even if a bind were led there
-      mkdirSync(dirname(this.config.dataDir), { recursive: true });
-      mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
+      const stateFile = join(this.config.dataDir, 'state.db');
+      // a read-only look makes nothing: a state database not there yet is an empty one
+      const readOnly = this.config.readOnly;
+      if (!readOnly) {
+        mkdirSync(dirname(this.config.dataDir), { recursive: true });
+        mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
+      }
       this.#store = this.config.store
         ? await openPostgresStore({ url: this.config.store })
-        : await openSqliteStore({ file: join(this.config.dataDir, 'state.db') });
+        : await openSqliteStore({ file: readOnly && !existsSync(stateFile) ? ':memory:' : stateFile });
       if (this.config.builtins) {
         for (const builtin of BUILTIN_PROCESSORS)
           this.registerBuiltInProcessor(builtin.type, builtin.factory, builtin.info);
       }
       await this.#restoreEnabledStates();
-      mkdirSync(this.config.pluginDir, { recursive: true });
+      if (!readOnly) mkdirSync(this.config.pluginDir, { recursive: true });
       // a report given for tests stands for the probe's, for the spawn path too (process-wide, as the probe's cache is)
       configureSandboxUid(this.config.sandboxUid);
       if (this.config.confinementReport) overrideConfinement(this.config.confinementReport);
@@ -212,7 +217,9 @@ export class PluginManager {
           }
         },
       });
-      for (const note of await recoverInstalls(this.config.pluginDir)) this.log.warn({ note }, 'install recovery');
+      // a read-only look leaves an interrupted install for the next writer to finish
+      if (!readOnly)
+        for (const note of await recoverInstalls(this.config.pluginDir)) this.log.warn({ note }, 'install recovery');
       if (this.config.autoLoad) await this.#external.loadAll();
       if (this.#store.cluster && this.config.autoLoad) {
         this.#cluster = new ClusterNode(this.#clusterHost(), this.#store.cluster, {
