@@ -75,27 +75,33 @@ export function registerNamespace(program: Command): void {
     withLimitOptions(
       namespace
         .command('create')
-        .description('make a namespace with the limits given (with none: the default limits)')
+        .description('make a namespace; limits not given take the default limits')
         .argument('<name>', 'lower-case letters, digits, "." and "-"; a plugin id names its own namespace'),
     ),
   ).action(async (name: string, opts: NamespaceOptions) => {
     const limits = limitsOf(opts);
+    // a limit not given is the default one, never no limit at all (a namespace's missing limit is not held)
     const made = await changeState(opts, 'namespace create', {
-      server: async (client) =>
-        (
-          await client.call<NamespaceRecord>('POST', '/api/namespaces', {
-            json: {
-              name,
-              ...(opts.displayName !== undefined ? { displayName: opts.displayName } : {}),
-              ...(limits ? { limits } : {}),
-            },
-          })
-        ).body,
+      server: async (client) => {
+        const { body } = await client.call<NamespaceRecord>('POST', '/api/namespaces', {
+          json: { name, ...(opts.displayName !== undefined ? { displayName: opts.displayName } : {}) },
+        });
+        // made with the server's default limits; then the ones given
+        if (!limits) return body;
+        return (
+          await client.call<NamespaceRecord>('PUT', path(name), { json: { limits: { ...body.limits, ...limits } } })
+        ).body;
+      },
       local: () =>
         withManager(
           opts,
-          // as the API takes them: the limits given, or the defaults when none is
-          (m) => m.namespaces.create(name, opts.displayName, limits, cliActor()),
+          (m) =>
+            m.namespaces.create(
+              name,
+              opts.displayName,
+              limits ? { ...m.config.defaultLimits, ...limits } : undefined,
+              cliActor(),
+            ),
           { autoLoad: false },
         ),
     });

@@ -189,6 +189,7 @@ describe('with a server holding the data directory', () => {
       .body;
     assert.equal(ns.limits.maxMemoryMB, 96, 'set keeps the limits it was not given');
     assert.equal(ns.limits.maxExecutionMS, 1500);
+    assert.equal(ns.limits.maxFileHandles, 256, 'a limit not given at create is the default, not unheld');
     const nsList = await runCli(['namespace', 'list', ...dirs]);
     assert.match(nsList.stdout, /acme\.one/);
     const deleted = await runCli(['namespace', 'delete', 'acme.one', ...dirs]);
@@ -208,6 +209,7 @@ describe('without a server', () => {
     assert.equal(set.code, 0, set.stderr);
     assert.equal(JSON.parse(set.stdout).displayName, 'Acme X');
     assert.equal(JSON.parse(set.stdout).limits.maxConcurrentTasks, 2);
+    assert.equal(JSON.parse(set.stdout).limits.maxMemoryMB, 256, 'a limit not given at create is the default');
     const nothing = await runCli(['namespace', 'set', 'acme.x', ...dirs]);
     assert.equal(nothing.code, 2);
     assert.match(nothing.stderr, /give a limit/);
