@@ -19,8 +19,8 @@ import { ACTOR_HEADER } from '../server/local-cli.ts';
 import { acquireDataDirLock, type LockHolder, probeDataDirLock, readHolder } from '../store/lock.ts';
 import { cliActor, type StateOptions } from './common.ts';
 
-/** How long a CLI command waits for another CLI command that holds the data directory. */
-const WAIT_FOR_CLI_MS = 60_000;
+/** How long a command waits for a CLI command (a short one) that holds the data directory. */
+export const WAIT_FOR_CLI_MS = 60_000;
 /** How long it waits for a server that holds the data directory to start listening. */
 const WAIT_FOR_SERVER_MS = 60_000;
 /** An install may validate and load for a while; nothing else takes long. */

@@ -16,7 +16,7 @@ import { acquireDataDirLock } from '../store/lock.ts';
 import { managerOptions, print, type StateOptions, table, withStateOptions } from './common.ts';
 import { applyConfigNamespaces } from './config-file.ts';
 import { hostLogOptions, logLinesWritten } from './logs.ts';
-import { dataDirOf } from './remote.ts';
+import { dataDirOf, WAIT_FOR_CLI_MS } from './remote.ts';
 
 interface RunOptions extends StateOptions {
   duration?: string;
@@ -50,7 +50,7 @@ export function registerRun(program: Command): void {
     const idleMs = durationOption('idle', opts.idle)!;
     const definition = readFlowFile(file);
     // one writer per data directory: the repository and the state are this run's until it ends
-    const lock = await acquireDataDirLock(dataDirOf(opts), { command: 'run' });
+    const lock = await acquireDataDirLock(dataDirOf(opts), { command: 'run', waitForCliMs: WAIT_FOR_CLI_MS });
     let manager: PluginManager;
     let controller: Awaited<ReturnType<typeof createFlowController>>;
     try {

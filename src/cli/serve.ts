@@ -22,7 +22,7 @@ import { PACKAGE_ROOT } from '../version.ts';
 import { managerOptions, type StateOptions, withStateOptions } from './common.ts';
 import { applyConfigNamespaces, optionOrigin } from './config-file.ts';
 import { hostLogOptions } from './logs.ts';
-import { dataDirOf } from './remote.ts';
+import { dataDirOf, WAIT_FOR_CLI_MS } from './remote.ts';
 import { catalogSettings, withCatalogServeOptions } from './serve-catalog.ts';
 import { connectAddress, listen } from './serve-listen.ts';
 
@@ -107,7 +107,7 @@ export function registerServe(program: Command): void {
     const https = readTlsFiles(opts.tlsCert, opts.tlsKey);
     const scheme = https ? 'https' : 'http';
     // one writer per data directory: refused here, before anything is opened, while another holds it
-    const lock = await acquireDataDirLock(dataDirOf(opts), { command: 'serve' });
+    const lock = await acquireDataDirLock(dataDirOf(opts), { command: 'serve', waitForCliMs: WAIT_FOR_CLI_MS });
     let manager: PluginManager;
     try {
       manager = await createPluginManager(

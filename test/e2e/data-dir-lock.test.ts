@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPluginManager } from '../../src/index.ts';
-import { readHolder } from '../../src/store/lock.ts';
+import { acquireDataDirLock, readHolder } from '../../src/store/lock.ts';
 import { BIN, ROOT, runCli, startServe, tempDir, until } from '../helpers.ts';
 import { beforeLoad, makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
 
@@ -244,6 +244,18 @@ describe('without a server', () => {
     const refused = await runCli(['namespace', 'create', 'acme.z', ...dirs]);
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, new RegExp(`DATA_DIR_LOCKED: .*in use by run \\(pid ${run.pid}\\)`));
+  });
+
+  test('a serve started while a CLI command holds the data directory waits for it, then starts', async (t) => {
+    const dir = tempDir(t);
+    const data = join(dir, 'data');
+    const cli = await acquireDataDirLock(data, { command: 'cli plugin install' });
+    const starting = startServe(['--data-dir', data, '--plugin-dir', join(dir, 'plugins')], { DATABRIDGE_TOKEN: '' });
+    // held long enough for the server to reach the lock and wait; before, it was refused at once (and exited)
+    setTimeout(() => cli.release(), 3000);
+    const server = await starting;
+    t.after(() => stop(server.child));
+    assert.equal(readHolder(data)?.pid, server.child.pid);
   });
 
   test('a serve killed with SIGKILL leaves its lock behind, and the next one takes it over', async (t) => {
