@@ -11,7 +11,19 @@ type LimitName = keyof ResourceLimits;
 const LIMITS = Object.keys(LIMIT_MAXIMA) as LimitName[];
 
 /** `maxMemoryMB` → `--max-memory-mb`. */
-const flagOf = (name: LimitName): string => `--${name.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase()}`;
+const flagOf = (name: LimitName): string =>
+  `--${name
+    .replace(/([a-z])([A-Z])/g, '$1-$2')
+    .replace(/([A-Z])([A-Z][a-z])/g, '$1-$2')
+    .toLowerCase()}`;
+
+const MEANING: Record<LimitName, string> = {
+  maxMemoryMB: 'memory cap, in MiB',
+  maxCPUPercent: 'CPU, in percent of one core',
+  maxConcurrentTasks: 'tasks in flight at once',
+  maxFileHandles: 'open files',
+  maxExecutionMS: 'deadline of one task, in ms',
+};
 /** The camel-cased option commander makes of a flag. */
 const optionKey = (name: LimitName): string =>
   flagOf(name)
@@ -25,7 +37,7 @@ interface NamespaceOptions extends StateOptions {
 
 function withLimitOptions(command: Command): Command {
   for (const name of LIMITS)
-    command.option(`${flagOf(name)} <n>`, `${name}, an integer from 1 to ${LIMIT_MAXIMA[name]}`);
+    command.option(`${flagOf(name)} <n>`, `${MEANING[name]} (${name}): 1 to ${LIMIT_MAXIMA[name]}`);
   return command.option('--display-name <text>', 'the name people see (default: the name)');
 }
 

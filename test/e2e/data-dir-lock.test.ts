@@ -216,6 +216,12 @@ describe('without a server', () => {
     const notNumber = await runCli(['namespace', 'create', 'acme.y', '--max-memory-mb', 'lots', ...dirs]);
     assert.equal(notNumber.code, 2);
     assert.match(notNumber.stderr, /--max-memory-mb must be a whole number, not "lots"/);
+    const cpu = await runCli(['namespace', 'create', 'acme.cpu', '--max-cpu-percent', '50', ...dirs, '--json']);
+    assert.equal(cpu.code, 0, cpu.stderr);
+    assert.equal(JSON.parse(cpu.stdout).limits.maxCPUPercent, 50);
+    const tooMuch = await runCli(['namespace', 'set', 'acme.cpu', '--max-cpu-percent', '99999', ...dirs]);
+    assert.equal(tooMuch.code, 2, tooMuch.stderr);
+    assert.match(tooMuch.stderr, /maxCPUPercent must be an integer from 1 to 12800/);
     const missing = await runCli(['namespace', 'delete', 'acme.none', ...dirs]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /NAMESPACE_NOT_FOUND/);
