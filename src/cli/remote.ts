@@ -17,7 +17,7 @@ import { resolve } from 'node:path';
 import { createError, DataBridgeError, type ErrorCode, isDataBridgeError } from '../errors.ts';
 import { ACTOR_HEADER } from '../server/local-cli.ts';
 import { acquireDataDirLock, type LockHolder, probeDataDirLock, readHolder } from '../store/lock.ts';
-import { cliActor, type StateOptions } from './common.ts';
+import { cliActor, managerOptions, type StateOptions } from './common.ts';
 
 /** How long a command waits for a CLI command (a short one) that holds the data directory. */
 export const WAIT_FOR_CLI_MS = 60_000;
@@ -120,9 +120,9 @@ export interface Routes<T> {
   local: () => Promise<T>;
 }
 
-/** The data directory a command's options name (as the manager resolves it). */
+/** The data directory a command's options name, resolved as the manager resolves it. */
 export function dataDirOf(opts: StateOptions): string {
-  return resolve(opts.dataDir ?? process.env.DATABRIDGE_DATA_DIR ?? 'data');
+  return resolve(managerOptions(opts).dataDir ?? process.env.DATABRIDGE_DATA_DIR ?? 'data');
 }
 
 /**
