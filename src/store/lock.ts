@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { createError, isDataBridgeError } from '../errors.ts';
 
@@ -141,6 +141,9 @@ function tryLock(file: string): DatabaseSync | null {
  */
 export async function acquireDataDirLock(dataDirGiven: string, options: AcquireOptions): Promise<DataDirLock> {
   const dataDir = resolve(dataDirGiven);
+  // as the manager makes it: only the data directory itself is 0700 (a recursive mkdir would give its new parents
+  // that mode too, and a plugin directory beside it would be closed to the sandbox uid)
+  mkdirSync(dirname(dataDir), { recursive: true });
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, LOCK_DB);
   const started = Date.now();

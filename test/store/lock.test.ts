@@ -91,3 +91,12 @@ test('a CLI command waits for another CLI command that holds the directory, not 
   );
   server.release();
 });
+
+test('taking the lock makes the data directory 0700, and only it: a plugin directory beside it stays reachable', async (t) => {
+  const site = join(tempDir(t), 'site');
+  const lock = await acquireDataDirLock(join(site, 'data'), { command: 'serve' });
+  t.after(() => lock.release());
+  assert.equal(statSync(join(site, 'data')).mode & 0o777, 0o700);
+  // the sandbox uid must pass through the parent to reach <site>/plugins (it was made 0700 too, and every plugin failed)
+  assert.notEqual(statSync(site).mode & 0o001, 0, `${site} is open to others`);
+});
