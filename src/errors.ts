@@ -58,7 +58,7 @@ export const ERRORS = {
   ADDRESS_IN_USE: spec<{ address: string }>(
     409,
     (p) =>
-      `${p.address} is already in use by another program; choose another port with --port <n> or DATABRIDGE_PORT (0 picks a free one)`,
+      `${p.address} is already in use by another program; choose another port with --port <n>, DATABRIDGE_PORT or serve.port in databridge.json (0 picks a free one)`,
   ),
   SERVER_UNREACHABLE: spec<{ address: string; pid: number; reason: string }>(
     503,
