@@ -31,6 +31,9 @@ test('read-only commands make nothing where they are run', async (t) => {
     ['trust', 'list'],
     ['token', 'list'],
     ['namespace', 'list'],
+    // refused (no catalog answers there), and still nothing made
+    ['plugin', 'info', 'acme.look', '--catalog', 'http://127.0.0.1:1'],
+    ['plugin', 'outdated', '--catalog', 'http://127.0.0.1:1'],
   ]) {
     const r = await runCli(args, { cwd });
     assert.ok(r.code === 0 || (args[1] !== 'list' && r.code === 1), `${args.join(' ')}: ${r.stderr}`);
