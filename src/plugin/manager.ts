@@ -783,6 +783,8 @@ export class PluginManager {
     }
     const result = settled as { plugin: PluginInfo } | Error | null;
     if (result instanceof Error || !result) throw result ?? createError('INTERNAL', {});
+    // the install moved a new folder in: watched from now on (its rename event would say so too, later)
+    this.#rewatch(join(this.config.pluginDir, outcome.id));
     // outside the lock: when another node's higher version won, publishing installs that one here, under the lock
     await this.#share(() => this.#cluster?.published(outcome.id), outcome.id);
     return { plugin: result.plugin, outcome };
@@ -895,8 +897,12 @@ export class PluginManager {
         name,
         setTimeout(() => {
           this.#debounce.delete(name);
-          // the folder now at this name is another one: watch it, not the one moved away
-          if (this.#replaced.delete(name)) this.#rewatch(join(root, name));
+          // the folder now at this name is another one: watch it, not the one moved away; changes made while the
+          // new watch is being set up are not reported by it, so the folder is looked at once more when it is
+          if (this.#replaced.delete(name)) {
+            this.#rewatch(join(root, name));
+            setTimeout(() => changed(name, false), Math.max(500, this.config.watchDebounceMs)).unref();
+          }
           void this.#folderChanged(name).catch((err) =>
             this.log.error({ plugin: name, err: (err as Error).message }, 'reload after a change failed'),
           );
