@@ -50,6 +50,21 @@ export const ERRORS = {
     404,
     (p) => `No ${p.kind} of type "${p.component}" is registered`,
   ),
+  DATA_DIR_LOCKED: spec<{ dataDir: string; holder: string }>(
+    409,
+    (p) =>
+      `The data directory ${p.dataDir} is in use by ${p.holder}: one process writes a data directory at a time; stop it first, or give another --data-dir`,
+  ),
+  ADDRESS_IN_USE: spec<{ address: string }>(
+    409,
+    (p) =>
+      `${p.address} is already in use by another program; choose another port with --port <n>, DATABRIDGE_PORT or serve.port in databridge.json (0 picks a free one)`,
+  ),
+  SERVER_UNREACHABLE: spec<{ address: string; pid: number; reason: string }>(
+    503,
+    (p) =>
+      `The server (pid ${p.pid}) that holds this data directory does not answer at ${p.address}: ${p.reason}; try again once it has started, or stop it`,
+  ),
   STORE_CORRUPT: spec<{ file: string; reason: string }>(
     500,
     (p) => `The state database ${p.file} is damaged (${p.reason}); restore it from a backup or move it aside`,

@@ -9,6 +9,7 @@ import { EXIT_OK, EXIT_USAGE, reportFailure } from './common.ts';
 import { applyConfigFile, loadConfigFile } from './config-file.ts';
 import { registerKeygen } from './keygen.ts';
 import { flushCommandLogs, setLogSettings } from './logs.ts';
+import { registerNamespace } from './namespace.ts';
 import { registerPluginAuthoring } from './plugin-author.ts';
 import { registerPluginCatalog } from './plugin-catalog.ts';
 import { registerPluginList } from './plugin-list.ts';
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   registerKeygen(program);
   registerTrust(program);
   registerToken(program);
+  registerNamespace(program);
   return program;
 }
 

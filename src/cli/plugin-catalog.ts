@@ -24,9 +24,11 @@ export function withCatalogOption(command: Command): Command {
 function withCatalog<T>(
   opts: CatalogOptions,
   fn: (catalog: ReturnType<typeof createCatalog>, manager: PluginManager) => Promise<T>,
+  readOnly = false,
 ) {
   const catalogs = catalogAddresses(opts.catalog);
-  return withManager(opts, (m) => fn(createCatalog(m, { catalogs }), m));
+  // a look (search, info, outdated) makes nothing where it is run: no ./data, no ./plugins
+  return withManager(opts, (m) => fn(createCatalog(m, { catalogs }), m), { readOnly });
 }
 
 /** The text answer of an install or update. */
@@ -57,7 +59,7 @@ export function registerPluginCatalog(plugin: Command): void {
     ),
   ).action(async (text: string, opts: CatalogOptions) => {
     const catalogs = catalogAddresses(opts.catalog);
-    const hits = await withManager(opts, (m) => createCatalog(m, { catalogs }).search(text));
+    const hits = await withManager(opts, (m) => createCatalog(m, { catalogs }).search(text), { readOnly: true });
     print(opts.json, hits, () =>
       hits.length
         ? table(
@@ -79,7 +81,7 @@ export function registerPluginCatalog(plugin: Command): void {
     ),
   ).action(async (spec: string, opts: CatalogOptions) => {
     const { id, range } = parseSpec(spec);
-    const info = await withCatalog(opts, (c) => c.info(id, range));
+    const info = await withCatalog(opts, (c) => c.info(id, range), true);
     print(opts.json, info, () => {
       const verdict = info.check.valid
         ? info.check.signer
@@ -102,7 +104,7 @@ export function registerPluginCatalog(plugin: Command): void {
   withCatalogOption(
     withStateOptions(plugin.command('outdated').description('installed plugins with a newer release in the catalogs')),
   ).action(async (opts: CatalogOptions) => {
-    const list = await withCatalog(opts, (c) => c.outdated());
+    const list = await withCatalog(opts, (c) => c.outdated(), true);
     print(opts.json, list, () =>
       list.length
         ? table(

@@ -1,4 +1,8 @@
-/** `databridge plugin install|uninstall|enable|disable|reload` on the local data and plugin directories. */
+/**
+ * `databridge plugin install|uninstall|enable|disable|reload`: through the
+ * server that holds the data directory, else on the local data and plugin
+ * directories (src/cli/remote.ts).
+ */
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -7,8 +11,11 @@ import { isPluginId } from '../catalog/names.ts';
 import { createError } from '../errors.ts';
 import type { InstallOutcome } from '../plugin/installer.ts';
 import { projectSource } from '../plugin/project.ts';
+import type { PluginInfo } from '../plugin/types.ts';
 import { cliActor, formatFindings, print, type StateOptions, withManager, withStateOptions } from './common.ts';
 import { installFromCatalog, withCatalogOption } from './plugin-catalog.ts';
+import { bundleOf } from './plugin-upload.ts';
+import { changeState } from './remote.ts';
 
 /** What the install line says it did. */
 const DONE: Record<InstallOutcome['action'], string> = {
@@ -51,9 +58,17 @@ export function registerPluginManagement(plugin: Command): void {
       throw createError('USAGE', {
         message: `${source} is a plugin project (its source, not a plugin): pack it (databridge plugin pack ${source} --key <your.key>) and install the .tgz, or build it (databridge plugin build ${source}) and install ${join(source, 'dist')}`,
       });
-    const { plugin: info, outcome } = await withManager(opts, (m) =>
-      m.install(path, { force: opts.force, actor: cliActor() }),
-    );
+    const { plugin: info, outcome } = await changeState(opts, 'plugin install', {
+      server: async (client) =>
+        (
+          await client.call<{ plugin: PluginInfo; outcome: InstallOutcome }>(
+            'POST',
+            `/api/plugins/install${opts.force ? '?force=true' : ''}`,
+            { bundle: await bundleOf(path) },
+          )
+        ).body,
+      local: () => withManager(opts, (m) => m.install(path, { force: opts.force, actor: cliActor() })),
+    });
     print(
       opts.json,
       { plugin: info, outcome },
@@ -69,7 +84,12 @@ export function registerPluginManagement(plugin: Command): void {
       .argument('<id>', 'the plugin id')
       .option('--force', 'remove it even though enabled plugins depend on it'),
   ).action(async (id: string, opts: ForceOptions) => {
-    await withManager(opts, (m) => m.uninstall(id, { force: opts.force, actor: cliActor() }));
+    await changeState(opts, 'plugin uninstall', {
+      server: async (client) => {
+        await client.call('DELETE', `/api/plugins/${encodeURIComponent(id)}${opts.force ? '?force=true' : ''}`);
+      },
+      local: () => withManager(opts, (m) => m.uninstall(id, { force: opts.force, actor: cliActor() })),
+    });
     print(opts.json, { uninstalled: id }, () => `uninstalled ${id}`);
   });
 
@@ -82,11 +102,21 @@ export function registerPluginManagement(plugin: Command): void {
       .argument('<id>', 'the plugin id');
     if (action === 'disable') command.option('--force', 'disable it even though enabled plugins depend on it');
     withStateOptions(command).action(async (id: string, opts: ForceOptions) => {
-      const info = await withManager(opts, (m) =>
-        action === 'enable'
-          ? m.enable(id, { actor: cliActor() })
-          : m.disable(id, { actor: cliActor(), force: opts.force }),
-      );
+      const info = await changeState(opts, `plugin ${action}`, {
+        server: async (client) =>
+          (
+            await client.call<PluginInfo>(
+              'PUT',
+              `/api/plugins/${encodeURIComponent(id)}/${action}${opts.force ? '?force=true' : ''}`,
+            )
+          ).body,
+        local: () =>
+          withManager(opts, (m) =>
+            action === 'enable'
+              ? m.enable(id, { actor: cliActor() })
+              : m.disable(id, { actor: cliActor(), force: opts.force }),
+          ),
+      });
       print(
         opts.json,
         info,
@@ -98,7 +128,11 @@ export function registerPluginManagement(plugin: Command): void {
   withStateOptions(
     plugin.command('reload').description('validate and load a plugin’s files again').argument('<id>', 'the plugin id'),
   ).action(async (id: string, opts: StateOptions) => {
-    const info = await withManager(opts, (m) => m.reload(id, { actor: cliActor() }));
+    const info = await changeState(opts, 'plugin reload', {
+      server: async (client) =>
+        (await client.call<PluginInfo>('POST', `/api/plugins/${encodeURIComponent(id)}/reload`)).body,
+      local: () => withManager(opts, (m) => m.reload(id, { actor: cliActor() })),
+    });
     print(opts.json, info, () => `reloaded ${id}@${info.version} (status ${info.status})`);
   });
 }

@@ -23,7 +23,10 @@ export function registerPluginValidate(plugin: Command): void {
       if (!existsSync(given)) throw createError('USAGE', { message: `${target} does not exist` });
       // a plugin project is validated as built: its dist/
       const path = await pluginFolder(given, false);
-      const report = await withManager(opts, (manager) => manager.validate(path, { signatureOnly }));
+      // a check makes nothing where it is run (no ./data, no ./plugins)
+      const report = await withManager(opts, (manager) => manager.validate(path, { signatureOnly }), {
+        readOnly: true,
+      });
       const body = {
         valid: report.valid,
         findings: report.findings,

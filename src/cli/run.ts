@@ -10,11 +10,13 @@ import type { Command } from 'commander';
 import { createError } from '../errors.ts';
 import { createFlowController, type FlowStats } from '../flow/controller.ts';
 import { type FlowFinding, loadFlow, readFlowFile } from '../flow/flow-definition.ts';
-import { createPluginManager } from '../plugin/manager.ts';
+import { createPluginManager, type PluginManager } from '../plugin/manager.ts';
 import { parseDuration } from '../sdk/index.ts';
+import { acquireDataDirLock } from '../store/lock.ts';
 import { managerOptions, print, type StateOptions, table, withStateOptions } from './common.ts';
 import { applyConfigNamespaces } from './config-file.ts';
 import { hostLogOptions, logLinesWritten } from './logs.ts';
+import { dataDirOf, WAIT_FOR_CLI_MS } from './remote.ts';
 
 interface RunOptions extends StateOptions {
   duration?: string;
@@ -47,14 +49,23 @@ export function registerRun(program: Command): void {
     const durationMs = durationOption('duration', opts.duration);
     const idleMs = durationOption('idle', opts.idle)!;
     const definition = readFlowFile(file);
-    // the flow's logs (LogAttribute's lines, a plugin's) are what a run shows: info unless --log-level says otherwise
-    const manager = await createPluginManager(managerOptions(opts, hostLogOptions()));
+    // one writer per data directory: the repository and the state are this run's until it ends
+    const lock = await acquireDataDirLock(dataDirOf(opts), { command: 'run', waitForCliMs: WAIT_FOR_CLI_MS });
+    let manager: PluginManager;
     let controller: Awaited<ReturnType<typeof createFlowController>>;
+    try {
+      // the flow's logs (LogAttribute's lines, a plugin's) are what a run shows: info unless --log-level says otherwise
+      manager = await createPluginManager(managerOptions(opts, hostLogOptions()));
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
     try {
       for (const note of await applyConfigNamespaces(manager)) if (!opts.json) process.stderr.write(`${note}\n`);
       controller = await createFlowController({ manager, repository: opts.memory ? 'memory' : 'durable' });
     } catch (err) {
       await manager.shutdown();
+      lock.release();
       throw err;
     }
     let stoppedBy: 'idle' | 'duration' | 'signal' = 'idle';
@@ -71,6 +82,7 @@ export function registerRun(program: Command): void {
     } finally {
       await controller.close();
       await manager.shutdown();
+      lock.release();
     }
     const stats = controller.stats();
     const summary = {

@@ -14,13 +14,17 @@ import { loadFlow, readFlowFile } from '../flow/flow-definition.ts';
 import { createPluginManager, type PluginManager } from '../plugin/manager.ts';
 import { keyIdOf } from '../plugin/signing.ts';
 import { buildServer } from '../server/app.ts';
+import { newLocalCliToken } from '../server/local-cli.ts';
 import { readTlsFiles } from '../server/tls.ts';
 import { resolveToken } from '../server/token.ts';
+import { acquireDataDirLock } from '../store/lock.ts';
 import { PACKAGE_ROOT } from '../version.ts';
 import { managerOptions, type StateOptions, withStateOptions } from './common.ts';
 import { applyConfigNamespaces, optionOrigin } from './config-file.ts';
 import { hostLogOptions } from './logs.ts';
+import { dataDirOf, WAIT_FOR_CLI_MS } from './remote.ts';
 import { catalogSettings, withCatalogServeOptions } from './serve-catalog.ts';
+import { connectAddress, listen } from './serve-listen.ts';
 
 interface ServeOptions extends StateOptions {
   host: string;
@@ -102,9 +106,17 @@ export function registerServe(program: Command): void {
     }
     const https = readTlsFiles(opts.tlsCert, opts.tlsKey);
     const scheme = https ? 'https' : 'http';
-    const manager = await createPluginManager(
-      managerOptions(opts, { ...hostLogOptions(), watchChanges: opts.watch ?? false }),
-    );
+    // one writer per data directory: refused here, before anything is opened, while another holds it
+    const lock = await acquireDataDirLock(dataDirOf(opts), { command: 'serve', waitForCliMs: WAIT_FOR_CLI_MS });
+    let manager: PluginManager;
+    try {
+      manager = await createPluginManager(
+        managerOptions(opts, { ...hostLogOptions(), watchChanges: opts.watch ?? false }),
+      );
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
     let flow: FlowController | undefined;
     let server: Awaited<ReturnType<typeof buildServer>> | undefined;
     try {
@@ -117,13 +129,21 @@ export function registerServe(program: Command): void {
         await loadFlow(flow, readFlowFile(opts.flow), { baseDir: dirname(resolve(opts.flow)) });
       }
       const token = resolveToken(manager.config.dataDir);
-      server = await buildServer({ manager, token, flow, https, catalog });
-      await server.app.listen({ host: opts.host, port });
+      const cliToken = newLocalCliToken();
+      server = await buildServer({ manager, token, flow, https, catalog, localCliToken: cliToken });
+      await listen(server.app, opts.host, port);
       if (flow) await flow.startAll();
       const address = server.app.server.address();
       const actualPort = typeof address === 'object' && address ? address.port : port;
       const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
       manager.cluster?.setAddress(`${scheme}://${shownHost}:${actualPort}`);
+      // the CLI finds this server here, and acts through it (src/cli/remote.ts)
+      lock.update({
+        address: `${scheme}://${shownHost}:${actualPort}`,
+        connect: connectAddress(scheme, opts.host, actualPort),
+        cliToken,
+        tlsCert: opts.tlsCert ? resolve(opts.tlsCert) : null,
+      });
       const stats = manager.stats();
       process.stdout.write(
         [
@@ -140,6 +160,7 @@ export function registerServe(program: Command): void {
       );
     } catch (err) {
       await stopAll(server, flow, manager).catch(() => {});
+      lock.release();
       throw err;
     }
     await new Promise<void>((resolveStop) => {
@@ -150,7 +171,11 @@ export function registerServe(program: Command): void {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
-    await stopAll(server, flow, manager);
+    try {
+      await stopAll(server, flow, manager);
+    } finally {
+      lock.release();
+    }
   });
 }
 

@@ -2,11 +2,15 @@
 
 import type { Command } from 'commander';
 import { ROLES } from '../server/auth.ts';
-import { ApiTokens, checkToken, TOKEN_CACHE_MS } from '../server/tokens.ts';
+import { ApiTokens, type CreatedToken, checkToken } from '../server/tokens.ts';
+import type { ApiTokenRecord } from '../store/types.ts';
 import { cliActor, print, type StateOptions, table, withManager, withStateOptions } from './common.ts';
+import { changeState, readState } from './remote.ts';
 
-const withTokens = <T>(opts: StateOptions, fn: (tokens: ApiTokens) => Promise<T>): Promise<T> =>
-  withManager(opts, (m) => fn(new ApiTokens(() => m.store)), { autoLoad: false });
+const withTokens = <T>(opts: StateOptions, fn: (tokens: ApiTokens) => Promise<T>, readOnly = false): Promise<T> =>
+  withManager(opts, (m) => fn(new ApiTokens(() => m.store)), { autoLoad: false, readOnly });
+
+type TokenListing = Pick<ApiTokenRecord, 'name' | 'role' | 'createdAt' | 'createdBy' | 'lastUsedAt'>;
 
 export function registerToken(program: Command): void {
   const token = program
@@ -24,7 +28,11 @@ export function registerToken(program: Command): void {
       ),
   ).action(async (name: string, opts: StateOptions & { role: string }) => {
     checkToken(name, opts.role);
-    const made = await withTokens(opts, (t) => t.create(name, opts.role, cliActor()));
+    const made = await changeState(opts, 'token create', {
+      server: async (client) =>
+        (await client.call<CreatedToken>('POST', '/api/tokens', { json: { name, role: opts.role } })).body,
+      local: () => withTokens(opts, (t) => t.create(name, opts.role, cliActor())),
+    });
     print(opts.json, { name: made.name, role: made.role, token: made.token }, () =>
       [
         `made token ${made.name} (${made.role}):`,
@@ -39,7 +47,10 @@ export function registerToken(program: Command): void {
 
   withStateOptions(token.command('list').description('list the named tokens (never their secrets)')).action(
     async (opts: StateOptions) => {
-      const tokens = await withTokens(opts, (t) => t.list());
+      const tokens: TokenListing[] = await readState(opts, {
+        server: async (client) => (await client.call<TokenListing[]>('GET', '/api/tokens')).body,
+        local: () => withTokens(opts, (t) => t.list(), true),
+      });
       print(opts.json, tokens, () =>
         tokens.length
           ? table(
@@ -55,11 +66,16 @@ export function registerToken(program: Command): void {
     token
       .command('revoke')
       .description(
-        `revoke a token: a running server sharing this store refuses it within ${TOKEN_CACHE_MS / 1000} s (a revoke through the API, DELETE /api/tokens/{name}, takes effect there at once)`,
+        'revoke a token: refused from now on (through the server that holds the data directory, where one runs: at once)',
       )
       .argument('<name>', 'the token’s name'),
   ).action(async (name: string, opts: StateOptions) => {
-    await withTokens(opts, (t) => t.revoke(name, cliActor()));
+    await changeState(opts, 'token revoke', {
+      server: async (client) => {
+        await client.call('DELETE', `/api/tokens/${encodeURIComponent(name)}`);
+      },
+      local: () => withTokens(opts, (t) => t.revoke(name, cliActor())),
+    });
     print(opts.json, { name, revoked: true }, () => `revoked token ${name}`);
   });
 }

@@ -93,6 +93,12 @@ export interface PluginManagerOptions {
   store?: string;
   /** How often a cluster node tells the others it is alive, in ms; 0 for none (a one-shot command is no member). Default 5000. */
   heartbeatMs?: number;
+  /**
+   * A look that leaves no trace, for read-only commands (`plugin list`,
+   * `validate`): no data or plugin directory is made, and a state database
+   * that does not exist is read as an empty one, in memory. Default false.
+   */
+  readOnly?: boolean;
 }
 
 export interface PluginManagerConfig {
@@ -121,6 +127,7 @@ export interface PluginManagerConfig {
   /** A postgres:// address, or null for SQLite in the data directory. */
   store: string | null;
   heartbeatMs: number;
+  readOnly: boolean;
 }
 
 // the same bounds as a namespace's limits over the API (LIMIT_MAXIMA)
@@ -189,6 +196,7 @@ const optionsSchema = {
     logDestination: { type: 'object', required: ['write'] },
     store: { type: 'string' },
     heartbeatMs: { anyOf: [{ const: 0 }, { type: 'integer', minimum: 100, maximum: 600_000 }] },
+    readOnly: { type: 'boolean' },
   },
 };
 
@@ -255,6 +263,7 @@ export function resolveConfig(
     logDestination: options.logDestination,
     store: store ?? null,
     heartbeatMs: options.heartbeatMs ?? 5000,
+    readOnly: options.readOnly ?? false,
   };
 }
 

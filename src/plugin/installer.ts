@@ -8,7 +8,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import semver from 'semver';
 import { createError } from '../errors.ts';
@@ -149,10 +149,10 @@ export async function install(
   settle?: (outcome: InstallOutcome) => Promise<void>,
 ): Promise<InstallOutcome> {
   const stagingRoot = join(ctx.pluginDir, STAGING);
-  await mkdir(stagingRoot, { recursive: true });
   const work = join(stagingRoot, randomUUID());
   const staged = join(work, 'plugin');
-  await mkdir(work);
+  // one call: an install ending beside this one may remove the empty staging root in between (below)
+  await mkdir(work, { recursive: true });
   try {
     if ('bundle' in source) {
       const { entries, findings } = await readBundle(source.bundle, ctx.limits);
@@ -172,6 +172,18 @@ export async function install(
     });
   } finally {
     await rm(work, { recursive: true, force: true });
+    // a refusal leaves no trace: the staging root goes too once no install is using it
+    await removeIfEmpty(stagingRoot);
+  }
+}
+
+/** Removes a folder only if it is empty (another install may be using it). */
+async function removeIfEmpty(dir: string): Promise<void> {
+  try {
+    await rmdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw err;
   }
 }
 

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { chmod, cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { createError } from '../errors.ts';
 import type { Alert } from '../flow/controller.ts';
@@ -139,6 +139,8 @@ export class PluginManager {
   readonly #probation = new Map<string, { version: string; end: () => void }>();
   readonly #alertListeners = new Set<(alert: Alert) => void>();
   readonly #debounce = new Map<string, NodeJS.Timeout>();
+  /** Plugin folder names that got another folder since they were last watched. */
+  readonly #replaced = new Set<string>();
   #revocationTimer: NodeJS.Timeout | undefined;
   #revocationCheck: Promise<void> = Promise.resolve();
 
@@ -164,17 +166,22 @@ export class PluginManager {
     this.#state = 'initializing';
     try {
       // 0700: a sandbox's uid (as root, 65534) has no business in it, even if a bind were led there
-      mkdirSync(dirname(this.config.dataDir), { recursive: true });
-      mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
+      const stateFile = join(this.config.dataDir, 'state.db');
+      // a read-only look makes nothing: a state database not there yet is an empty one
+      const readOnly = this.config.readOnly;
+      if (!readOnly) {
+        mkdirSync(dirname(this.config.dataDir), { recursive: true });
+        mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 });
+      }
       this.#store = this.config.store
         ? await openPostgresStore({ url: this.config.store })
-        : await openSqliteStore({ file: join(this.config.dataDir, 'state.db') });
+        : await openSqliteStore({ file: readOnly && !existsSync(stateFile) ? ':memory:' : stateFile });
       if (this.config.builtins) {
         for (const builtin of BUILTIN_PROCESSORS)
           this.registerBuiltInProcessor(builtin.type, builtin.factory, builtin.info);
       }
       await this.#restoreEnabledStates();
-      mkdirSync(this.config.pluginDir, { recursive: true });
+      if (!readOnly) mkdirSync(this.config.pluginDir, { recursive: true });
       // a report given for tests stands for the probe's, for the spawn path too (process-wide, as the probe's cache is)
       configureSandboxUid(this.config.sandboxUid);
       if (this.config.confinementReport) overrideConfinement(this.config.confinementReport);
@@ -210,7 +217,9 @@ export class PluginManager {
           }
         },
       });
-      for (const note of await recoverInstalls(this.config.pluginDir)) this.log.warn({ note }, 'install recovery');
+      // a read-only look leaves an interrupted install for the next writer to finish
+      if (!readOnly)
+        for (const note of await recoverInstalls(this.config.pluginDir)) this.log.warn({ note }, 'install recovery');
       if (this.config.autoLoad) await this.#external.loadAll();
       if (this.#store.cluster && this.config.autoLoad) {
         this.#cluster = new ClusterNode(this.#clusterHost(), this.#store.cluster, {
@@ -774,6 +783,8 @@ export class PluginManager {
     }
     const result = settled as { plugin: PluginInfo } | Error | null;
     if (result instanceof Error || !result) throw result ?? createError('INTERNAL', {});
+    // the install moved a new folder in: watched from now on (its rename event would say so too, later)
+    this.#rewatch(join(this.config.pluginDir, outcome.id));
     // outside the lock: when another node's higher version won, publishing installs that one here, under the lock
     await this.#share(() => this.#cluster?.published(outcome.id), outcome.id);
     return { plugin: result.plugin, outcome };
@@ -878,23 +889,45 @@ export class PluginManager {
         return first !== '' && isReservedName(first);
       },
     });
-    this.#watcher.on('all', (_event, path) => {
-      const name = relative(root, path).split(sep)[0];
+    const changed = (name: string | undefined, replaced: boolean) => {
       if (!name || isReservedName(name)) return;
       clearTimeout(this.#debounce.get(name));
+      if (replaced) this.#replaced.add(name);
       this.#debounce.set(
         name,
         setTimeout(() => {
           this.#debounce.delete(name);
+          // the folder now at this name is another one: watch it, not the one moved away; changes made while the
+          // new watch is being set up are not reported by it, so the folder is looked at once more when it is
+          if (this.#replaced.delete(name)) {
+            this.#rewatch(join(root, name));
+            setTimeout(() => changed(name, false), Math.max(500, this.config.watchDebounceMs)).unref();
+          }
           void this.#folderChanged(name).catch((err) =>
             this.log.error({ plugin: name, err: (err as Error).message }, 'reload after a change failed'),
           );
         }, this.config.watchDebounceMs),
       );
+    };
+    this.#watcher.on('all', (_event, path) => changed(relative(root, path).split(sep)[0], false));
+    // a folder renamed over another (an install's move, or by hand) keeps its name, so chokidar sees no change and
+    // keeps watching the folder moved away; the plugin directory's own rename event says a name got a new folder
+    this.#watcher.on('raw', (event, path, details) => {
+      const watched = (details as { watchedPath?: string } | undefined)?.watchedPath;
+      if (event === 'rename' && watched !== undefined && resolve(watched) === root && !path.includes(sep))
+        changed(path, true);
     });
     this.#watcher.on('error', (err) =>
       this.log.error({ err: (err as Error).message }, 'watching the plugin directory failed'),
     );
+  }
+
+  /** Watches the folder now at `dir` in place of the one that was there. */
+  #rewatch(dir: string): void {
+    const watcher = this.#watcher;
+    if (!watcher) return;
+    watcher.unwatch(dir);
+    if (existsSync(dir)) watcher.add(dir);
   }
 
   /** A plugin folder was added, changed or removed. */

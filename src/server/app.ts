@@ -23,6 +23,7 @@ import { consoleRoutes } from './console.ts';
 import { EventHub } from './events.ts';
 import { installJsonParser } from './json-body.ts';
 import { type ServerLimits, serverLimits } from './limits.ts';
+import { actorOf, withLocalCli } from './local-cli.ts';
 import { metricsRoutes } from './metrics.ts';
 import { documentResponses, healthSchema } from './responses.ts';
 import { routeTable } from './route-table.ts';
@@ -45,6 +46,8 @@ export interface ServerOptions {
   flow?: FlowController;
   /** Serve HTTPS with this certificate and key (`--tls-cert`, `--tls-key`); default plain HTTP. */
   https?: TlsFiles;
+  /** The local CLI's credential for this run (src/server/local-cli.ts); none: the CLI cannot act through this server. */
+  localCliToken?: string;
   /** Fastify's request log; off by default (the manager logs what matters). */
   logRequests?: boolean;
   /** Timeouts and caps on connections and event streams (src/server/limits.ts); defaults there. */
@@ -129,7 +132,8 @@ const MAX_PARAM_LENGTH = 256;
 export async function buildServer(options: ServerOptions): Promise<Server> {
   const { manager, flow } = options;
   const tokens = new ApiTokens(() => manager.store);
-  const authenticate = options.authenticate ?? tokenAuthenticator(options.token, tokens);
+  const base = options.authenticate ?? tokenAuthenticator(options.token, tokens);
+  const authenticate = options.localCliToken ? withLocalCli(base, options.localCliToken) : base;
   const limits = serverLimits(options.limits);
   // Node looks for requests over their time every connectionsCheckingInterval (30 s by default): often enough for the limit
   const checkEvery = Math.max(50, Math.min(1000, Math.floor(limits.requestTimeoutMs / 4)));
@@ -282,9 +286,8 @@ export async function buildServer(options: ServerOptions): Promise<Server> {
     await docs.register(swaggerUi, { routePrefix: '/docs/api', uiConfig: { persistAuthorization: true } });
   });
 
-  // the audit log names the token that acted
-  const actor = (request: FastifyRequest) =>
-    request.principal ? `token:${request.principal.name}` : `api:${request.ip}`;
+  // the audit log names the token that acted (for the local CLI, its user)
+  const actor = actorOf;
   app.get(
     '/healthz',
     {

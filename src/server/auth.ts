@@ -25,6 +25,8 @@ export interface Principal {
   /** The token's name, as the audit log records it (`admin` for the admin token). */
   name: string;
   role: Role;
+  /** The local CLI's per-run credential (src/server/local-cli.ts), not a token of the store. */
+  local?: boolean;
 }
 
 /** Finds who a bearer secret belongs to; null when it names nobody. */
