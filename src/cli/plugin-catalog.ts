@@ -6,6 +6,7 @@ import { parseSpec } from '../catalog/names.ts';
 import { catalogAddresses } from '../catalog/settings.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 import { cliActor, formatFindings, print, type StateOptions, table, withManager, withStateOptions } from './common.ts';
+import { changeState, type ServerClient } from './remote.ts';
 
 export interface CatalogOptions extends StateOptions {
   catalog?: string[];
@@ -31,13 +32,43 @@ function withCatalog<T>(
   return withManager(opts, (m) => fn(createCatalog(m, { catalogs }), m), { readOnly });
 }
 
+const DONE: Record<string, string> = {
+  install: 'installed',
+  upgrade: 'upgraded',
+  downgrade: 'downgraded',
+  reinstall: 'reinstalled',
+};
+
+/**
+ * An install or update from the catalogs: through the server that holds the
+ * data directory (with the catalogs the server is configured with; its
+ * audit names the CLI's user), else on the state itself.
+ */
+function catalogChange(
+  opts: CatalogOptions,
+  command: string,
+  path: string,
+  plugins: readonly string[],
+  local: () => Promise<CatalogInstallResult>,
+): Promise<CatalogInstallResult> {
+  return changeState(opts, command, {
+    server: async (client: ServerClient) =>
+      (
+        await client.call<CatalogInstallResult>('POST', `${path}${opts.force ? '?force=true' : ''}`, {
+          json: { plugins },
+        })
+      ).body,
+    local,
+  });
+}
+
 /** The text answer of an install or update. */
 export function describeInstall(result: CatalogInstallResult): string {
   if (!result.installed.length) return 'nothing to install: everything asked for is installed and up to date';
   return result.installed
     .map(
       (m) =>
-        `${m.action === 'install' ? 'installed' : `${m.action}d`} ${m.id}@${m.version}${m.previous && m.previous !== m.version ? ` (was ${m.previous})` : ''} from ${m.catalog}${m.signer ? `, signed by ${m.signer.publisher}` : ', unsigned'}`,
+        `${DONE[m.action] ?? m.action} ${m.id}@${m.version}${m.previous && m.previous !== m.version ? ` (was ${m.previous})` : ''} from ${m.catalog}${m.signer ? `, signed by ${m.signer.publisher}` : ', unsigned'}`,
     )
     .join('\n');
 }
@@ -45,7 +76,9 @@ export function describeInstall(result: CatalogInstallResult): string {
 /** `plugin install ID[@RANGE]…` from the catalogs (plugin-manage.ts sends ids here). */
 export async function installFromCatalog(specs: readonly string[], opts: CatalogOptions): Promise<void> {
   const parsed = specs.map(parseSpec);
-  const result = await withCatalog(opts, (c) => c.install(parsed, { force: opts.force, actor: cliActor() }));
+  const result = await catalogChange(opts, 'plugin install', '/api/catalog/install', specs, () =>
+    withCatalog(opts, (c) => c.install(parsed, { force: opts.force, actor: cliActor() })),
+  );
   print(opts.json, result, () => describeInstall(result));
 }
 
@@ -126,7 +159,9 @@ export function registerPluginCatalog(plugin: Command): void {
         .option('--force', 'update even if an installed plugin’s dependency range would no longer hold'),
     ),
   ).action(async (ids: string[], opts: CatalogOptions) => {
-    const result = await withCatalog(opts, (c) => c.update(ids, { force: opts.force, actor: cliActor() }));
+    const result = await catalogChange(opts, 'plugin update', '/api/catalog/update', ids, () =>
+      withCatalog(opts, (c) => c.update(ids, { force: opts.force, actor: cliActor() })),
+    );
     print(opts.json, result, () => describeInstall(result));
   });
 }

@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { startRegistry, suiteScope, type TestRegistry } from '../catalog/registry.ts';
 import { makeRelease } from '../catalog/releases.ts';
-import { CHROMIUM, CHROMIUM_FLAGS, startServe, tempDir } from '../helpers.ts';
+import { CHROMIUM, CHROMIUM_FLAGS, runCli, startServe, tempDir } from '../helpers.ts';
 import { beforeLoad, newKey, trustKey } from '../plugin-fixtures.ts';
 
 const key = newKey();
@@ -22,6 +22,7 @@ describe('the catalog through the REST API and the console', () => {
   const scope = suiteScope(after);
   let registry: TestRegistry;
   let server: { child: ChildProcess; base: string; token: string; output: () => string };
+  let state: string[];
 
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${server.base}${path}`, {
@@ -48,6 +49,7 @@ describe('the catalog through the REST API and the console', () => {
     ];
     for (const spec of releases) await registry.publish((await makeRelease(work, spec)).tgz);
     const dirs = { dataDir: join(work, 'data'), pluginDir: join(work, 'plugins') };
+    state = ['--data-dir', dirs.dataDir, '--plugin-dir', dirs.pluginDir];
     await beforeLoad(dirs, (m) => trustKey(m, key));
     server = await startServe(
       [
@@ -102,9 +104,14 @@ describe('the catalog through the REST API and the console', () => {
     assert.equal(notFound.status, 404);
     assert.equal(notFound.body.error.code, 'CATALOG_PLUGIN_NOT_FOUND');
 
-    const installed = await call('POST', '/api/catalog/install', { plugins: ['acme.base@~1.0.0'] });
-    assert.equal(installed.status, 201, JSON.stringify(installed.body));
-    assert.equal(installed.body.installed[0].version, '1.0.0');
+    // the CLI installs by name through the server that holds the data directory: live, audited as the CLI's user
+    const cli = await runCli(['plugin', 'install', 'acme.base@~1.0.0', '--json', ...state]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.equal(JSON.parse(cli.stdout).installed[0].version, '1.0.0');
+    const base = (await call('GET', '/api/plugins/acme.base')).body;
+    assert.deepEqual([base.version, base.status], ['1.0.0', 'active']);
+    const [audit] = (await call('GET', '/api/audit?target=acme.base')).body as { actor: string; action: string }[];
+    assert.match(audit!.actor, /^cli:/);
 
     // the look for updates raises catalog.updates on the event stream and sets the metric
     const events = await fetch(`${server.base}/api/events`, { headers: { authorization: `Bearer ${server.token}` } });
