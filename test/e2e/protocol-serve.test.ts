@@ -109,6 +109,9 @@ async function site(t: TestContext, forge: string, mode: 'process' | 'worker') {
   return { grant, hostile, good, get, child };
 }
 
+/** Files PutFile finished (it writes `.<name>.<id>.tmp` first, then renames it into place). */
+const done = (out: string) => readdirSync(out).filter((f) => !f.startsWith('.')).length;
+
 /** The files a PutFile wrote, as name → content. */
 const written = (out: string) =>
   Object.fromEntries(readdirSync(out).map((f) => [f, readFileSync(join(out, f), 'utf8')] as const));
@@ -138,11 +141,12 @@ for (const mode of ['process', 'worker'] as const) {
         assert.equal(readFileSync(join(s.grant, 'forged-0'), 'utf8'), forge, 'the forged message was sent');
 
         // both flows complete: each file written once, the hostile side after its sandbox restarted
-        await until(
-          'every FlowFile written',
-          () => readdirSync(s.hostile.out).length === N && readdirSync(s.good.out).length === N,
-          60_000,
-        );
+        await until('every FlowFile written', () => done(s.hostile.out) === N && done(s.good.out) === N, 60_000);
+        const flow = await until('the queues empty', async () => {
+          const f = (await s.get('/api/flow')) as { connections: { queued: number }[]; orphaned: number };
+          return f.connections.every((c) => c.queued === 0) && f;
+        });
+        assert.equal(flow.orphaned, 0);
         assert.deepEqual(
           written(s.good.out),
           expected('good', (x) => x.toUpperCase()),
@@ -151,11 +155,6 @@ for (const mode of ['process', 'worker'] as const) {
           written(s.hostile.out),
           expected('hostile', (x) => x),
         );
-        const flow = await until('the queues empty', async () => {
-          const f = (await s.get('/api/flow')) as { connections: { queued: number }[]; orphaned: number };
-          return f.connections.every((c) => c.queued === 0) && f;
-        });
-        assert.equal(flow.orphaned, 0);
 
         const sandboxes = (await s.get('/api/sandboxes')) as { namespace: string; restarts: number; crashes: number }[];
         const box = (ns: string) => sandboxes.find((x) => x.namespace === ns)!;
