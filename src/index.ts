@@ -2,6 +2,8 @@
  * `databridge`: the host API for programs that embed DataBridge.
  */
 
+export type { Alert, AlertCode, AlertInput, AlertListener } from './alerts.ts';
+export { ALERT_CODES, AlertBus } from './alerts.ts';
 export type {
   CatalogInfo,
   CatalogInstallResult,
@@ -17,7 +19,6 @@ export type { ErrorCode } from './errors.ts';
 export { createError, DataBridgeError, ERRORS, isDataBridgeError } from './errors.ts';
 export type { BackPressure, ConnectionStats } from './flow/connection.ts';
 export type {
-  Alert,
   ConnectionConfig,
   FlowControllerOptions,
   FlowStats,

@@ -7,6 +7,7 @@
  */
 
 import { join } from 'node:path';
+import type { Alert, AlertCode, AlertListener } from '../alerts.ts';
 import { createError } from '../errors.ts';
 import { toSdkLogger } from '../log.ts';
 import type { PluginManager } from '../plugin/manager.ts';
@@ -110,18 +111,6 @@ export interface FlowStats {
   orphaned: number;
 }
 
-/** Something an operator should know: a failing processor, a plugin fault. */
-export interface Alert {
-  /** One of ALERT_CODES (src/alerts.ts). */
-  code: string;
-  plugin: string;
-  processor: string | null;
-  message: string;
-  at: string;
-}
-
-const MAX_ALERTS = 1000;
-
 function durationMs(value: string | number | undefined, fallback: number, what: string): number {
   if (value === undefined) return fallback;
   const ms = typeof value === 'number' ? value : parseDuration(value);
@@ -169,8 +158,8 @@ export class FlowController {
   readonly #migrated = new Map<string, string>();
   readonly #timers = new Map<string, { cancel: () => void; idle: boolean }>();
   readonly #recovered = new Map<string, FlowFileRecord[]>();
-  readonly #alerts: Alert[] = [];
-  readonly #alertListeners = new Set<(alert: Alert) => void>();
+  /** The alerts this flow raised (on the host's bus, which keeps them). */
+  readonly #raised = new WeakSet<Alert>();
   #lastActivity = Date.now();
   #closed = false;
   readonly #unsubscribe: () => void;
@@ -632,14 +621,16 @@ export class FlowController {
     return this.#lastActivity;
   }
 
+  /** The alerts this flow raised, oldest first (the host's bus keeps them). */
   alerts(): Alert[] {
-    return [...this.#alerts];
+    return this.manager.alerts().filter((a) => this.#raised.has(a));
   }
 
-  /** Listens to alerts (parallel; a throwing listener is ignored). Returns the function that stops listening. */
-  onAlert(listener: (alert: Alert) => void): () => void {
-    this.#alertListeners.add(listener);
-    return () => this.#alertListeners.delete(listener);
+  /** Listens to the alerts this flow raises (parallel; a throwing listener is ignored). Returns the function that stops listening. */
+  onAlert(listener: AlertListener): () => void {
+    return this.manager.onAlert((a) => {
+      if (this.#raised.has(a)) listener(a);
+    });
   }
 
   /** Stops every processor, then writes a snapshot of the queues and closes the repositories. */
@@ -898,17 +889,11 @@ export class FlowController {
     }
   }
 
-  #alert(code: string, node: { id: string; pluginId: string }, message: string): void {
-    const alert = this.manager.raiseAlert({ code, plugin: node.pluginId, processor: node.id, message });
-    this.#alerts.push(alert);
-    if (this.#alerts.length > MAX_ALERTS) this.#alerts.splice(0, this.#alerts.length - MAX_ALERTS);
-    for (const listener of this.#alertListeners) {
-      try {
-        listener(alert);
-      } catch {
-        // a faulty listener must not stop the flow
-      }
-    }
+  #alert(code: AlertCode, node: { id: string; pluginId: string }, message: string): void {
+    // marked before it is raised: the bus sends it to this flow's listeners at once
+    const alert = { code, plugin: node.pluginId, processor: node.id, message, at: new Date().toISOString() };
+    this.#raised.add(alert);
+    this.manager.raiseAlert(alert);
   }
 
   #summary(node: ProcessorNode): ProcessorSummary {

@@ -10,8 +10,8 @@ import { chmod, cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
+import { type Alert, AlertBus, type AlertInput, type AlertListener, isAlertCode } from '../alerts.ts';
 import { createError } from '../errors.ts';
-import type { Alert } from '../flow/controller.ts';
 import { createLogger, type PinoLogger } from '../log.ts';
 import { BUILTIN_PROCESSORS, builtInPluginId } from '../processors/index.ts';
 import {
@@ -23,7 +23,7 @@ import {
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import { ResourceMonitor, type UsageSample } from '../sandbox/monitor.ts';
 import { Namespaces } from '../sandbox/namespaces.ts';
-import type { SandboxHost } from '../sandbox/sandbox-host.ts';
+import type { SandboxAlert, SandboxHost } from '../sandbox/sandbox-host.ts';
 import type { Processor, ProcessorInfo } from '../sdk/index.ts';
 import { openPostgresStore } from '../store/postgres.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
@@ -127,6 +127,8 @@ export class PluginManager {
     },
   );
   readonly log: PinoLogger;
+  /** The one alert bus: the flow, the sandboxes, the monitor and the guards raise on it. */
+  readonly alertBus: AlertBus;
   #store: StateStore | undefined;
   #state: 'new' | 'initializing' | 'ready' | 'closed' = 'new';
   #external: ExternalPlugins | undefined;
@@ -135,9 +137,7 @@ export class PluginManager {
   /** Changes to one plugin, one at a time. */
   readonly #locks = new KeyedQueue();
   #watcher: FSWatcher | undefined;
-  readonly #alerts: Alert[] = [];
   readonly #probation = new Map<string, { version: string; end: () => void }>();
-  readonly #alertListeners = new Set<(alert: Alert) => void>();
   readonly #debounce = new Map<string, NodeJS.Timeout>();
   /** Plugin folder names that got another folder since they were last watched. */
   readonly #replaced = new Set<string>();
@@ -148,6 +148,9 @@ export class PluginManager {
   constructor(options: PluginManagerOptions = {}) {
     this.config = resolveConfig(options);
     this.log = createLogger(this.config.logLevel, this.config.logDestination);
+    this.alertBus = new AlertBus({
+      onRaise: (a) => this.log.warn({ plugin: a.plugin, processor: a.processor, code: a.code }, a.message),
+    });
   }
 
   /** The state store; there once `initialize()` has run. */
@@ -211,11 +214,7 @@ export class PluginManager {
         confinement: this.#confinement,
         allowWeakIsolation: this.config.allowWeakIsolation,
         defaultLimits: () => this.config.defaultLimits,
-        onAlert: (a) => {
-          for (const plugin of a.plugins.length ? a.plugins : [a.namespace]) {
-            this.raiseAlert({ code: a.code, plugin, processor: null, message: a.message });
-          }
-        },
+        onAlert: (a) => this.#sandboxAlert(a),
       });
       // a read-only look leaves an interrupted install for the next writer to finish
       if (!readOnly)
@@ -235,10 +234,7 @@ export class PluginManager {
       this.#monitor = new ResourceMonitor({
         intervalMs: this.config.monitorInterval,
         sandboxes: () => this.#external?.sandboxes() ?? [],
-        onAlert: (a) => {
-          for (const plugin of a.plugins.length ? a.plugins : [a.namespace])
-            this.raiseAlert({ code: a.code, plugin, processor: null, message: a.message });
-        },
+        onAlert: (a) => this.#sandboxAlert(a),
       });
       this.#monitor.start();
       this.#state = 'ready';
@@ -507,34 +503,26 @@ export class PluginManager {
     };
   }
 
-  /**
-   * Raises an alert: kept (the last 1000), logged, and sent to every
-   * listener (parallel; a listener that throws is ignored).
-   */
-  raiseAlert(alert: Omit<Alert, 'at'> & { at?: string }): Alert {
-    const full: Alert = { ...alert, at: alert.at ?? new Date().toISOString() };
-    this.#alerts.push(full);
-    if (this.#alerts.length > 1000) this.#alerts.splice(0, this.#alerts.length - 1000);
-    this.log.warn({ plugin: full.plugin, processor: full.processor, code: full.code }, full.message);
-    for (const listener of this.#alertListeners) {
-      try {
-        listener(full);
-      } catch {
-        // a faulty listener must not hide the alert from the others
-      }
+  /** Raises an alert on the bus: kept (the last 1000), logged, and sent to every listener. */
+  raiseAlert(alert: AlertInput): Alert {
+    return this.alertBus.raise(alert);
+  }
+
+  /** A sandbox's alert concerns each plugin in it (a namespace with none yet: the namespace). */
+  #sandboxAlert(a: SandboxAlert): void {
+    for (const plugin of a.plugins.length ? a.plugins : [a.namespace]) {
+      this.raiseAlert({ code: a.code, plugin, processor: null, message: a.message });
     }
-    return full;
   }
 
   /** Alerts raised so far, oldest first. */
   alerts(): Alert[] {
-    return [...this.#alerts];
+    return this.alertBus.list();
   }
 
-  /** Listens to alerts; returns the function that stops listening. */
-  onAlert(listener: (alert: Alert) => void): () => void {
-    this.#alertListeners.add(listener);
-    return () => this.#alertListeners.delete(listener);
+  /** Listens to alerts (parallel; a listener that throws is ignored); returns the function that stops listening. */
+  onAlert(listener: AlertListener): () => void {
+    return this.alertBus.on(listener);
   }
 
   /** The resource monitor (usage history per namespace). */
@@ -1120,6 +1108,8 @@ export class PluginManager {
       const findings = current ? await revocationFindings(this.store, current) : [];
       if (!current || findings.length === 0 || !(await external.withdraw(id, findings))) return;
       for (const f of findings) {
+        // the lists' findings are KEY_REVOKED and RELEASE_REVOKED, both alert codes
+        if (!isAlertCode(f.code)) continue;
         this.raiseAlert({
           code: f.code,
           plugin: id,
