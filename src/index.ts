@@ -27,8 +27,6 @@ export type {
   ScheduleConfig,
 } from './flow/controller.ts';
 export { createFlowController, FlowController } from './flow/controller.ts';
-export type { CompiledExpression } from './flow/expression.ts';
-export { compileExpression } from './flow/expression.ts';
 export type { FlowDefinition, FlowFinding, FlowFindingCode, LoadFlowOptions } from './flow/flow-definition.ts';
 export { FLOW_FINDING_CODES, loadFlow, readFlowFile, validateFlow } from './flow/flow-definition.ts';
 export type { ProcessorStats } from './flow/processor-node.ts';
@@ -65,6 +63,8 @@ export type { BuiltInProcessor } from './processors/index.ts';
 export { BUILTIN_PROCESSORS } from './processors/index.ts';
 export type { ResourceLimits } from './sandbox/limits.ts';
 export { DEFAULT_LIMITS } from './sandbox/limits.ts';
+export type { CompiledExpression } from './session/expression.ts';
+export { compileExpression } from './session/expression.ts';
 export { openSqliteStore } from './store/sqlite.ts';
 export type {
   AuditEntry,

@@ -10,9 +10,6 @@ import { join } from 'node:path';
 import type { Alert, AlertCode, AlertListener } from '../alerts.ts';
 import { createError } from '../errors.ts';
 import { toSdkLogger } from '../log.ts';
-import type { PluginManager } from '../plugin/manager.ts';
-import type { RegistryEvent } from '../plugin/types.ts';
-import { isRemote, isRemoteService } from '../sandbox/remote-processor.ts';
 import {
   type MetricsSnapshot,
   type Processor,
@@ -21,13 +18,14 @@ import {
   parseDuration,
   type ValidationFinding,
 } from '../sdk/index.ts';
+import { validateProperties, withDefaults } from '../session/properties.ts';
 import { type BackPressure, Connection, type ConnectionStats } from './connection.ts';
 import { type ContentRepository, FileContentRepository, MemoryContentRepository } from './content-repository.ts';
 import type { FlowFileRecord } from './flowfile.ts';
 import { type FlowFileRepository, JournalFlowFileRepository, MemoryFlowFileRepository } from './flowfile-repository.ts';
+import { type FlowHost, isSandboxed, isSandboxedService, type PluginChange } from './host.ts';
 import { describeMigrations, migrateProperties } from './migrations.ts';
 import { ProcessorNode, type ProcessorStats } from './processor-node.ts';
-import { validateProperties, withDefaults } from './properties.ts';
 import {
   type ControllerServiceConfig,
   ReportingNode,
@@ -40,7 +38,8 @@ import {
 export type { ControllerServiceConfig, ReportingTaskConfig, ReportingTaskSummary, ServiceSummary };
 
 export interface FlowControllerOptions {
-  manager: PluginManager;
+  /** The host: the plugin manager (`createFlowController({ manager })`). */
+  manager: FlowHost;
   /**
    * `durable` (the default) keeps content segments and the FlowFile journal
    * under `<dataDir>/repository`; `memory` keeps nothing, for tests and
@@ -144,7 +143,7 @@ function startProblems(node: ProcessorNode): ValidationFinding[] {
  * await flow.startAll();
  */
 export class FlowController {
-  readonly manager: PluginManager;
+  readonly manager: FlowHost;
   readonly #content: ContentRepository;
   readonly #flowFiles: FlowFileRepository;
   readonly #nodes = new Map<string, ProcessorNode>();
@@ -208,8 +207,8 @@ export class FlowController {
       const service = this.#services.get(value);
       const problem = !service
         ? `names controller service "${value}", which this flow does not have`
-        : isRemoteService(service.instance) !== isRemote(instance) ||
-            (isRemote(instance) && service.pluginId !== pluginId)
+        : isSandboxedService(service.instance) !== isSandboxed(instance) ||
+            (isSandboxed(instance) && service.pluginId !== pluginId)
           ? `names controller service "${value}" of plugin ${service.pluginId}, which a processor of ${pluginId} cannot reach: a sandboxed plugin's processors use the services of their own plugin, inline processors those of inline plugins`
           : null;
       if (problem) findings.push({ property: spec.name, message: problem });
@@ -516,7 +515,7 @@ export class FlowController {
    */
   async validateProcessor(id: string): Promise<ValidationFinding[]> {
     const node = this.#node(id);
-    if (node.findings.length || !isRemote(node.processor)) return [...node.findings];
+    if (node.findings.length || !isSandboxed(node.processor)) return [...node.findings];
     await this.#initialize(node);
     return [...node.processor.findings];
   }
@@ -650,7 +649,7 @@ export class FlowController {
    * revoked, its sandbox given up): its processors stop, with an alert, and
    * their queues keep what they hold until it is back.
    */
-  async #pluginChanged(event: RegistryEvent): Promise<void> {
+  async #pluginChanged(event: PluginChange): Promise<void> {
     if (this.#closed) return;
     const failed = event.type === 'status' && event.plugin?.status === 'error';
     const gone = event.type === 'unregistered' || event.type === 'disabled' || failed;
@@ -687,7 +686,7 @@ export class FlowController {
       try {
         fresh = this.manager.registry.createProcessor(node.type).instance;
         // a sandboxed instance takes the services it names into its new sandbox; an inline one keeps the held ones
-        if (isRemote(fresh)) fresh.services = this.#servicesOf(node).map((s) => s.binding());
+        if (isSandboxed(fresh)) fresh.services = this.#servicesOf(node).map((s) => s.binding());
         if (node.state === 'running' || node.state === 'starting') await fresh.initialize?.(node.context);
       } catch (err) {
         this.#alert(
@@ -718,7 +717,7 @@ export class FlowController {
    * and refuse the processor, as the host's own findings do.
    */
   async #refuseSandboxFindings(node: ProcessorNode): Promise<void> {
-    if (!isRemote(node.processor) || node.processor.findings.length === 0) return;
+    if (!isSandboxed(node.processor) || node.processor.findings.length === 0) return;
     const findings = node.processor.findings;
     await node.processor.onStopped();
     await this.#releaseServices(node);
@@ -727,7 +726,7 @@ export class FlowController {
   }
 
   /** Reporting tasks follow their plugin as processors do: stopped while it is away, restarted (fresh) when back. */
-  async #reportingChanged(event: RegistryEvent): Promise<void> {
+  async #reportingChanged(event: PluginChange): Promise<void> {
     for (const node of this.#reporting.values()) {
       if (node.pluginId !== event.pluginId) continue;
       if (event.type === 'unregistered' || event.type === 'disabled' || event.plugin?.status === 'error') {
@@ -769,7 +768,7 @@ export class FlowController {
     if (node.initialized) return;
     const held: ServiceNode[] = [];
     try {
-      if (isRemote(node.processor)) node.processor.services = this.#servicesOf(node).map((s) => s.binding());
+      if (isSandboxed(node.processor)) node.processor.services = this.#servicesOf(node).map((s) => s.binding());
       for (const service of this.#servicesOf(node)) {
         await service.acquire();
         held.push(service);
@@ -828,7 +827,7 @@ export class FlowController {
     if (node.state !== 'running') return;
     const now = Date.now();
     // a sandbox over its CPU share gets no tasks until the monitor sees it back under
-    const throttled = isRemote(node.processor) ? node.processor.host.throttledUntil : 0;
+    const throttled = isSandboxed(node.processor) ? node.processor.throttledUntil : 0;
     const wait = Math.max(node.yieldUntil, throttled);
     if (wait > now) {
       this.#schedule(node, wait - now, false);

@@ -4,10 +4,10 @@
  * plugin code here has a deadline and names the plugin when it fails.
  */
 
+import { guardedEntryUrl } from '../sandbox/module-guard.ts';
 import type { ControllerService, PluginDefinition, Processor, ReportingTask } from '../sdk/index.ts';
 import { type Finding, finding } from './findings.ts';
 import { componentNames, type PluginManifest } from './manifest.ts';
-import { guardedEntryUrl } from './module-guard.ts';
 import type { PluginRegistration, SandboxMode } from './types.ts';
 import type { ValidationReport } from './validator.ts';
 

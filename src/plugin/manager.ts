@@ -22,7 +22,6 @@ import {
 } from '../sandbox/confinement.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import { ResourceMonitor, type UsageSample } from '../sandbox/monitor.ts';
-import { Namespaces } from '../sandbox/namespaces.ts';
 import type { SandboxAlert, SandboxHost } from '../sandbox/sandbox-host.ts';
 import type { Processor, ProcessorInfo } from '../sdk/index.ts';
 import { openPostgresStore } from '../store/postgres.ts';
@@ -53,6 +52,7 @@ import {
   sandboxIsolation,
 } from './isolation.ts';
 import { KeyedQueue } from './keyed-queue.ts';
+import { Namespaces } from './namespaces.ts';
 import { type PluginStatistics, PluginStats } from './plugin-stats.ts';
 import { PluginRegistry, type RegistryListener } from './registry.ts';
 import { TrustStore } from './trust.ts';

@@ -16,9 +16,9 @@
 import type { AlertCode } from '../alerts.ts';
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
-import type { PluginPermissions } from '../plugin/manifest.ts';
 import type { MetricsSnapshot } from '../sdk/index.ts';
 import { confinementState } from './confinement.ts';
+import type { PluginPermissions } from './grants.ts';
 import { narrowLimits, type ResourceLimits } from './limits.ts';
 import type { CreateRequest, HostMessage, LoadRequest, Replies, SandboxMessage, TriggerRequest } from './protocol.ts';
 import { PROTOCOL_VERSION } from './protocol.ts';
