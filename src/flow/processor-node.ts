@@ -179,6 +179,11 @@ export class ProcessorNode {
     return this.isSource || this.incoming.some((c) => c.hasAvailable(now));
   }
 
+  /** Resolves once none of its tasks runs (polled every `pollMs`: tasks end on their own, each within its deadline). */
+  async settled(pollMs: number): Promise<void> {
+    while (this.activeTasks > 0) await new Promise((r) => setTimeout(r, pollMs));
+  }
+
   /** Some outgoing queue is full: the processor must wait. */
   isBackPressured(): boolean {
     for (const list of this.outgoing.values()) for (const c of list) if (c.isFull()) return true;

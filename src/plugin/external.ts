@@ -22,7 +22,7 @@ import { RemoteControllerService, RemoteProcessor, RemoteReportingTask } from '.
 import { type SandboxAlert, SandboxHost } from '../sandbox/sandbox-host.ts';
 import type { StateStore } from '../store/types.ts';
 import { VERSION } from '../version.ts';
-import { type Finding, finding } from './findings.ts';
+import { errorCodes, type Finding, finding } from './findings.ts';
 import { isReservedName } from './installer.ts';
 import { isolationUnavailable, modeOf } from './isolation.ts';
 import { dependencyOrder, loadPlugin, registrationOf } from './loader.ts';
@@ -286,7 +286,7 @@ export class ExternalPlugins {
       signer: report.signer,
       acceptedUnsigned: report.acceptedUnsigned ?? null,
     });
-    const codes = [...new Set(findings.filter((f) => f.severity === 'error').map((f) => f.code))];
+    const codes = errorCodes(findings);
     const reason = `${codes.join(', ')}: ${findings.find((f) => f.severity === 'error')?.message ?? 'failed'}`;
     log.warn({ plugin: id, codes }, 'plugin failed to load');
     if (!registry.has(id)) {
