@@ -60,7 +60,7 @@ export function isAlertCode(code: string): code is AlertCode {
 
 /**
  * The one alert bus: keeps the last alerts and sends each to every
- * listener (parallel: each is called, one that throws is ignored and does
+ * listener (sequential: each in turn, synchronously; one that throws is ignored and does
  * not hide the alert from the others).
  *
  * @example

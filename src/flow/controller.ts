@@ -370,7 +370,7 @@ export class FlowController {
     return this.manager.alerts().filter((a) => this.#raised.has(a));
   }
 
-  /** Listens to the alerts this flow raises (parallel; a throwing listener is ignored). Returns the function that stops listening. */
+  /** Listens to the alerts this flow raises (sequential, each in turn; a throwing listener is ignored). Returns the function that stops listening. */
   onAlert(listener: AlertListener): () => void {
     return this.manager.onAlert((a) => {
       if (this.#raised.has(a)) listener(a);

@@ -62,7 +62,7 @@ export interface FlowHost {
   readonly log: PinoLogger;
   readonly registry: FlowRegistry;
   readonly pluginStats: { record(pluginId: string, record: TaskRecord): void };
-  /** Listens to plugin changes (sequential, in the order they happen); returns the function that stops listening. */
+  /** Listens to plugin changes (sequential: in the order they happen, listener after listener); returns the function that stops listening. */
   on(listener: (change: PluginChange) => void): () => void;
   raiseAlert(alert: AlertInput): Alert;
   alerts(): Alert[];

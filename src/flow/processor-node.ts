@@ -179,6 +179,12 @@ export class ProcessorNode {
     return this.isSource || this.incoming.some((c) => c.hasAvailable(now));
   }
 
+  /** One more failure in a row: the processor rests 250 ms, doubled per failure, at most 30 s. */
+  #backOff(): void {
+    this.failures++;
+    this.yieldUntil = Date.now() + Math.min(FAILURE_BACKOFF_BASE_MS * 2 ** (this.failures - 1), MAX_FAILURE_BACKOFF_MS);
+  }
+
   /** Resolves once none of its tasks runs (polled every `pollMs`: tasks end on their own, each within its deadline). */
   async settled(pollMs: number): Promise<void> {
     while (this.activeTasks > 0) await new Promise((r) => setTimeout(r, pollMs));
@@ -260,9 +266,7 @@ export class ProcessorNode {
       failure = err instanceof Error ? err : new Error(String(err));
       this.stats.errors++;
       this.stats.lastError = failure.message;
-      this.failures++;
-      const backoff = Math.min(FAILURE_BACKOFF_BASE_MS * 2 ** (this.failures - 1), MAX_FAILURE_BACKOFF_MS);
-      this.yieldUntil = Date.now() + backoff;
+      this.#backOff();
     } finally {
       this.#giveBack(session.leftovers(), byId, tally);
       this.stats.tasks++;
@@ -367,9 +371,7 @@ export class ProcessorNode {
     if (failure) {
       this.stats.errors++;
       this.stats.lastError = failure.message;
-      this.failures++;
-      this.yieldUntil =
-        Date.now() + Math.min(FAILURE_BACKOFF_BASE_MS * 2 ** (this.failures - 1), MAX_FAILURE_BACKOFF_MS);
+      this.#backOff();
     } else this.failures = 0;
     return failure;
   }

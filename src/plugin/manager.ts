@@ -375,7 +375,7 @@ export class PluginManager {
     return this.alertBus.list();
   }
 
-  /** Listens to alerts (parallel; a listener that throws is ignored); returns the function that stops listening. */
+  /** Listens to alerts (sequential, each in turn; a listener that throws is ignored); returns the function that stops listening. */
   onAlert(listener: AlertListener): () => void {
     return this.alertBus.on(listener);
   }

@@ -168,3 +168,17 @@ export function readManifest(dir: string): { manifest: PluginManifest | null; fi
   }
   return checkManifest(raw);
 }
+
+/**
+ * The manifest and the entry module must name the same components: what
+ * the manifest provides and the module does not export, or the reverse.
+ * `label` goes before the names (`processors `), for a message that says
+ * which kind.
+ */
+export function exportsProblem(declared: readonly string[], exported: readonly string[], label = ''): string | null {
+  const missing = declared.filter((n) => !exported.includes(n));
+  const extra = exported.filter((n) => !declared.includes(n));
+  if (missing.length) return `the manifest provides ${label}${missing.join(', ')}, which the module does not export`;
+  if (extra.length) return `the module exports ${label}${extra.join(', ')}, which the manifest does not declare`;
+  return null;
+}

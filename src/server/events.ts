@@ -35,7 +35,7 @@ export class EventHub {
     this.#unsubscribe.push(manager.onAlert((a) => this.alert(a)));
   }
 
-  /** Sends an event to every listener (parallel; a listener that throws is dropped). */
+  /** Sends an event to every listener (sequential, each in turn; a listener that throws is dropped). */
   publish(type: string, data: unknown): HubEvent {
     const event = { seq: ++this.#seq, type, at: new Date().toISOString(), data };
     for (const listener of this.#listeners) {

@@ -1,5 +1,6 @@
 /** Whether a state store answers, for `/healthz` and `databridge status`. */
 
+import { withDeadline } from '../deadline.ts';
 import type { StateStore } from './types.ts';
 
 export interface StoreStatus {
@@ -12,18 +13,10 @@ export interface StoreStatus {
 /** Pings the store; no answer within two seconds is a store that is down. */
 export async function storeStatus(store: StateStore): Promise<StoreStatus> {
   const base = { kind: store.kind, location: store.location };
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      store.ping(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000);
-      }),
-    ]);
+    await withDeadline(store.ping(), 2000, 'no answer within 2 s');
     return { ...base, up: true, error: null };
   } catch (err) {
     return { ...base, up: false, error: (err as Error).message };
-  } finally {
-    clearTimeout(timer);
   }
 }
