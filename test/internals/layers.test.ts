@@ -22,6 +22,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['sandbox'],
   ['store'],
   ['plugin'],
+  ['catalog'],
   ['server', 'testing'],
   ['cli'],
 ];
