@@ -2,6 +2,8 @@
  * `databridge`: the host API for programs that embed DataBridge.
  */
 
+export type { Alert, AlertCode, AlertInput, AlertListener } from './alerts.ts';
+export { ALERT_CODES, AlertBus } from './alerts.ts';
 export type {
   CatalogInfo,
   CatalogInstallResult,
@@ -17,7 +19,6 @@ export type { ErrorCode } from './errors.ts';
 export { createError, DataBridgeError, ERRORS, isDataBridgeError } from './errors.ts';
 export type { BackPressure, ConnectionStats } from './flow/connection.ts';
 export type {
-  Alert,
   ConnectionConfig,
   FlowControllerOptions,
   FlowStats,
@@ -26,8 +27,6 @@ export type {
   ScheduleConfig,
 } from './flow/controller.ts';
 export { createFlowController, FlowController } from './flow/controller.ts';
-export type { CompiledExpression } from './flow/expression.ts';
-export { compileExpression } from './flow/expression.ts';
 export type { FlowDefinition, FlowFinding, FlowFindingCode, LoadFlowOptions } from './flow/flow-definition.ts';
 export { FLOW_FINDING_CODES, loadFlow, readFlowFile, validateFlow } from './flow/flow-definition.ts';
 export type { ProcessorStats } from './flow/processor-node.ts';
@@ -64,6 +63,8 @@ export type { BuiltInProcessor } from './processors/index.ts';
 export { BUILTIN_PROCESSORS } from './processors/index.ts';
 export type { ResourceLimits } from './sandbox/limits.ts';
 export { DEFAULT_LIMITS } from './sandbox/limits.ts';
+export type { CompiledExpression } from './session/expression.ts';
+export { compileExpression } from './session/expression.ts';
 export { openSqliteStore } from './store/sqlite.ts';
 export type {
   AuditEntry,

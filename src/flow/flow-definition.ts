@@ -10,7 +10,6 @@ import { Ajv } from 'ajv';
 import semver from 'semver';
 import flowSchema from '../../schemas/flow.schema.json' with { type: 'json' };
 import { createError, isDataBridgeError } from '../errors.ts';
-import type { PluginManager } from '../plugin/manager.ts';
 import type { PropertySpec } from '../sdk/index.ts';
 import {
   type ConnectionConfig,
@@ -20,6 +19,7 @@ import {
   type ProcessorConfig,
   type ReportingTaskConfig,
 } from './controller.ts';
+import type { FlowHost } from './host.ts';
 
 export interface FlowDefinition {
   name?: string;
@@ -89,7 +89,7 @@ export function readFlowFile(file: string): unknown {
  * flow in a throw-away in-memory controller. Unknown fields alone do not
  * hide the rest: the flow without them is built too.
  */
-export async function validateFlow(definition: unknown, manager: PluginManager): Promise<FlowFinding[]> {
+export async function validateFlow(definition: unknown, manager: FlowHost): Promise<FlowFinding[]> {
   let shaped = definition;
   const schemaFindings: FlowFinding[] = [];
   if (!validateSchema(definition)) {
@@ -140,7 +140,7 @@ export async function loadFlow(
 }
 
 /** The definition with relative `path` properties (of processors, services and reporting tasks) resolved against `baseDir`. */
-function withPathsFrom(def: FlowDefinition, baseDir: string, manager: PluginManager): FlowDefinition {
+function withPathsFrom(def: FlowDefinition, baseDir: string, manager: FlowHost): FlowDefinition {
   const resolved = <T extends { properties?: Readonly<Record<string, string>> }>(
     component: T,
     specs: readonly PropertySpec[],
@@ -271,7 +271,7 @@ function build(controller: FlowController, def: FlowDefinition): FlowFinding[] {
   for (const c of controller.stats().connections) incoming.set(c.destination, (incoming.get(c.destination) ?? 0) + 1);
   for (const [id, i] of placed) {
     const at = `/processors/${i}`;
-    const info = controller.manager.getProcessorInfo(def.processors[i]!.type);
+    const info = controller.manager.registry.componentInfo('processors', def.processors[i]!.type);
     const requirement = info.inputRequirement ?? 'allowed';
     if (requirement === 'forbidden' && incoming.has(id)) {
       add('FLOW_INPUT_FORBIDDEN', at, `${info.name} is a source and takes no incoming connection`);

@@ -7,17 +7,16 @@
 
 import { randomUUID } from 'node:crypto';
 import { createError } from '../errors.ts';
-import type { TaskRecord } from '../plugin/plugin-stats.ts';
-import { isRemote, type RemoteProcessor } from '../sandbox/remote-processor.ts';
 import type { Logger, Processor, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
+import type { OutputContent, OutputFlowFile, SessionOutcome } from '../session/outcome.ts';
+import { StandardProcessContext } from '../session/properties.ts';
+import { type SessionBackend, StandardProcessSession } from '../session/session.ts';
 import type { Connection } from './connection.ts';
 import type { ContentRepository } from './content-repository.ts';
 import type { ContentClaim, FlowFileRecord } from './flowfile.ts';
 import { toView } from './flowfile.ts';
 import type { FlowFileRepository, QueuedRecord } from './flowfile-repository.ts';
-import type { OutputContent, OutputFlowFile, SessionOutcome } from './outcome.ts';
-import { StandardProcessContext } from './properties.ts';
-import { type SessionBackend, StandardProcessSession } from './session.ts';
+import { isSandboxed, type SandboxedProcessor, type TaskRecord } from './host.ts';
 
 export interface ProcessorStats {
   /** FlowFiles taken in by committed sessions. */
@@ -180,6 +179,17 @@ export class ProcessorNode {
     return this.isSource || this.incoming.some((c) => c.hasAvailable(now));
   }
 
+  /** One more failure in a row: the processor rests 250 ms, doubled per failure, at most 30 s. */
+  #backOff(): void {
+    this.failures++;
+    this.yieldUntil = Date.now() + Math.min(FAILURE_BACKOFF_BASE_MS * 2 ** (this.failures - 1), MAX_FAILURE_BACKOFF_MS);
+  }
+
+  /** Resolves once none of its tasks runs (polled every `pollMs`: tasks end on their own, each within its deadline). */
+  async settled(pollMs: number): Promise<void> {
+    while (this.activeTasks > 0) await new Promise((r) => setTimeout(r, pollMs));
+  }
+
   /** Some outgoing queue is full: the processor must wait. */
   isBackPressured(): boolean {
     for (const list of this.outgoing.values()) for (const c of list) if (c.isFull()) return true;
@@ -200,7 +210,7 @@ export class ProcessorNode {
     // counted per task: tasks of one processor overlap, so its totals cannot be diffed
     const tally: Tally = { inputs: 0, outputs: 0, bytesIn: 0, bytesOut: 0, gaveBack: 0 };
     const started = performance.now();
-    const failure = isRemote(this.processor)
+    const failure = isSandboxed(this.processor)
       ? await this.#runRemote(repos, this.processor, tally)
       : await this.#runInline(repos, tally);
     const idle = tally.inputs + tally.outputs + tally.gaveBack === 0 && failure === undefined;
@@ -256,9 +266,7 @@ export class ProcessorNode {
       failure = err instanceof Error ? err : new Error(String(err));
       this.stats.errors++;
       this.stats.lastError = failure.message;
-      this.failures++;
-      const backoff = Math.min(FAILURE_BACKOFF_BASE_MS * 2 ** (this.failures - 1), MAX_FAILURE_BACKOFF_MS);
-      this.yieldUntil = Date.now() + backoff;
+      this.#backOff();
     } finally {
       this.#giveBack(session.leftovers(), byId, tally);
       this.stats.tasks++;
@@ -273,8 +281,8 @@ export class ProcessorNode {
    * sandbox dies or runs past its deadline, the inputs never left the host:
    * they go back to their queues, penalized.
    */
-  async #runRemote(repos: Repositories, remote: RemoteProcessor, tally: Tally): Promise<Error | undefined> {
-    const release = await remote.host.acquire();
+  async #runRemote(repos: Repositories, remote: SandboxedProcessor, tally: Tally): Promise<Error | undefined> {
+    const release = await remote.acquire();
     const inputs = this.#poll(Date.now());
     if (inputs.length === 0 && !this.isSource) {
       // another task took the last FlowFiles while this one waited for a slot
@@ -307,11 +315,8 @@ export class ProcessorNode {
         at += record.size;
       }
       // checked against its inputs before it comes back (protocol-check.ts): no id the flow holds is made again
-      const reply = await remote.host.trigger(
+      const reply = await remote.trigger(
         {
-          type: 'trigger',
-          id: 0,
-          instance: remote.instance,
           relationships: [...this.relationships],
           inputs: inputs.map((i) => toView(i.record)),
           content: packed.buffer,
@@ -366,9 +371,7 @@ export class ProcessorNode {
     if (failure) {
       this.stats.errors++;
       this.stats.lastError = failure.message;
-      this.failures++;
-      this.yieldUntil =
-        Date.now() + Math.min(FAILURE_BACKOFF_BASE_MS * 2 ** (this.failures - 1), MAX_FAILURE_BACKOFF_MS);
+      this.#backOff();
     } else this.failures = 0;
     return failure;
   }

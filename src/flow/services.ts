@@ -7,10 +7,9 @@
  * on a timer while started, one run at a time.
  */
 
-import type { ServiceBinding } from '../sandbox/protocol.ts';
-import { isRemoteService } from '../sandbox/remote-processor.ts';
 import type { ControllerService, Logger, ReportingTask, ValidationFinding } from '../sdk/index.ts';
-import { StandardProcessContext } from './properties.ts';
+import { StandardProcessContext } from '../session/properties.ts';
+import { isSandboxedService, type ServiceBinding } from './host.ts';
 
 export interface ControllerServiceConfig {
   /** Unique among the flow's services; processors name it in their `controllerService` properties. */
@@ -83,11 +82,11 @@ export class ServiceNode {
 
   /** Made in its plugin's sandbox: processors of that plugin reach it there. */
   get sandboxed(): boolean {
-    return isRemoteService(this.instance);
+    return isSandboxedService(this.instance);
   }
 
   binding(): ServiceBinding {
-    if (!isRemoteService(this.instance)) throw new Error(`controller service ${this.id} is not sandboxed`);
+    if (!isSandboxedService(this.instance)) throw new Error(`controller service ${this.id} is not sandboxed`);
     return {
       id: this.id,
       pluginId: this.instance.pluginId,

@@ -22,11 +22,11 @@ import { RemoteControllerService, RemoteProcessor, RemoteReportingTask } from '.
 import { type SandboxAlert, SandboxHost } from '../sandbox/sandbox-host.ts';
 import type { StateStore } from '../store/types.ts';
 import { VERSION } from '../version.ts';
-import { type Finding, finding } from './findings.ts';
+import { errorCodes, type Finding, finding } from './findings.ts';
 import { isReservedName } from './installer.ts';
 import { isolationUnavailable, modeOf } from './isolation.ts';
 import { dependencyOrder, loadPlugin, registrationOf } from './loader.ts';
-import { componentNames, type PluginManifest } from './manifest.ts';
+import { componentNames, exportsProblem, type PluginManifest } from './manifest.ts';
 import type { PluginRegistry } from './registry.ts';
 import type { ScannerHook } from './scanner.ts';
 import type { PluginRegistration, SandboxMode } from './types.ts';
@@ -286,7 +286,7 @@ export class ExternalPlugins {
       signer: report.signer,
       acceptedUnsigned: report.acceptedUnsigned ?? null,
     });
-    const codes = [...new Set(findings.filter((f) => f.severity === 'error').map((f) => f.code))];
+    const codes = errorCodes(findings);
     const reason = `${codes.join(', ')}: ${findings.find((f) => f.severity === 'error')?.message ?? 'failed'}`;
     log.warn({ plugin: id, codes }, 'plugin failed to load');
     if (!registry.has(id)) {
@@ -355,14 +355,7 @@ export class ExternalPlugins {
     const wasLoaded = this.#o.registry.get(id).status !== 'error';
     const ok = await this.activate(record.dir, report, id);
     if (!ok) {
-      const codes = [
-        ...new Set(
-          this.#records
-            .get(id)!
-            .findings.filter((f) => f.severity === 'error')
-            .map((f) => f.code),
-        ),
-      ];
+      const codes = errorCodes(this.#records.get(id)!.findings);
       throw createError(
         'RELOAD_FAILED',
         { id, codes },
@@ -547,16 +540,10 @@ export class ExternalPlugins {
     for (const kind of KINDS) {
       const declared = componentNames(manifest.provides[kind]);
       const exported = Object.keys(loaded[kind]);
-      const missing = declared.filter((n) => !exported.includes(n));
-      const extra = exported.filter((n) => !declared.includes(n));
       const misnamed = exported.find((n) => loaded[kind][n]?.name !== n);
-      const problem = missing.length
-        ? `the manifest provides ${kind} ${missing.join(', ')}, which the module does not export`
-        : extra.length
-          ? `the module exports ${kind} ${extra.join(', ')}, which the manifest does not declare`
-          : misnamed
-            ? `${kind}.${misnamed}: getInfo() must return an object whose name is "${misnamed}"`
-            : null;
+      const problem =
+        exportsProblem(declared, exported, `${kind} `) ??
+        (misnamed ? `${kind}.${misnamed}: getInfo() must return an object whose name is "${misnamed}"` : null);
       if (problem) {
         await sandbox.close();
         return fail(problem);

@@ -4,10 +4,20 @@
  */
 
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { type FileHandle, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import {
+  formatBytes,
+  MAX_PLUGIN_BYTES,
+  OPEN_FLAGS,
+  PluginFileRefused,
+  readPluginBytesSync,
+  readPluginFileSync,
+  refuseUnlessRegular,
+} from '../regular-file.ts';
 import { type Finding, finding } from './findings.ts';
+
+export { formatBytes, MAX_PLUGIN_BYTES, PluginFileRefused, readPluginBytesSync, readPluginFileSync };
 
 /** One file of a release: what the signed statement lists. */
 export interface FileEntry {
@@ -17,31 +27,6 @@ export interface FileEntry {
 }
 
 export const MAX_PLUGIN_FILES = 5000;
-/** The most a plugin's files may hold in all, as a bundle may expand to (bundle.ts): a hand-placed file is held to it too. */
-export const MAX_PLUGIN_BYTES = 200 * 1024 * 1024;
-
-/**
- * How a file of a plugin folder is opened: never through a link, and never
- * waiting (a pipe put where a file was expected would hold the open, and a
- * thread of the host's pool, until a writer came). What was opened is then
- * checked to be a regular file, on the descriptor: nothing can swap it
- * between the check and the read.
- */
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
-/** A file of a plugin folder that cannot be read as one: a link, pipe, device or socket, or too large. */
-export class PluginFileRefused extends Error {
-  readonly path: string;
-  constructor(path: string, message: string) {
-    super(message);
-    this.path = path;
-  }
-}
-
-function refuseUnlessRegular(path: string, st: { isFile(): boolean; size: number }, maxBytes: number): void {
-  if (!st.isFile()) throw new PluginFileRefused(path, 'special files (devices, pipes, sockets) are not allowed');
-  if (st.size > maxBytes) throw new PluginFileRefused(path, `${path} is larger than ${formatBytes(maxBytes)}`);
-}
 
 async function openRegular(path: string, maxBytes: number): Promise<{ handle: FileHandle; size: number }> {
   let handle: FileHandle;
@@ -62,40 +47,6 @@ async function openRegular(path: string, maxBytes: number): Promise<{ handle: Fi
   }
 }
 
-/**
- * The text of a file of a plugin folder (manifest.json, signature.dsse.json),
- * read only if it is a regular file of at most `maxBytes`: throws
- * PluginFileRefused otherwise, and the file system's error (ENOENT…) when
- * it cannot be opened.
- */
-export function readPluginFileSync(path: string, maxBytes: number): string {
-  return readPluginBytesSync(path, maxBytes).toString('utf8');
-}
-
-/** The bytes of a file of a plugin folder, as readPluginFileSync reads them. */
-export function readPluginBytesSync(path: string, maxBytes: number): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(path, OPEN_FLAGS);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP')
-      throw new PluginFileRefused(path, 'links are not allowed in a plugin');
-    throw err;
-  }
-  try {
-    refuseUnlessRegular(path, fstatSync(fd), maxBytes);
-    return readFileSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** 1.5 MiB, 200 MiB, 512 bytes: a size as people read it. */
-export function formatBytes(n: number): string {
-  if (n >= 1024 * 1024) return `${+(n / (1024 * 1024)).toFixed(1)} MiB`;
-  if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;
-  return `${n} bytes`;
-}
 /** How deep a plugin's folders may nest (the watcher looks as deep). */
 export const MAX_DEPTH = 32;
 const CHUNK = 1024 * 1024;

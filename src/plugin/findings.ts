@@ -65,3 +65,8 @@ export function finding(
 export function hasErrors(findings: readonly Finding[]): boolean {
   return findings.some((f) => f.severity === 'error');
 }
+
+/** The codes of the error findings, each once, in the order first found. */
+export function errorCodes(findings: readonly Finding[]): FindingCode[] {
+  return [...new Set(findings.filter((f) => f.severity === 'error').map((f) => f.code))];
+}

@@ -16,7 +16,7 @@ import type { InstallRecord, StateStore } from '../store/types.ts';
 import { type BundleLimits, readBundle, writeEntries } from './bundle.ts';
 import { brokenDependents, type DependentView } from './dependents.ts';
 import { listPluginFiles, readPluginFileSync } from './files.ts';
-import { type Finding, finding, hasErrors } from './findings.ts';
+import { errorCodes, type Finding, finding, hasErrors } from './findings.ts';
 import { rollbackFindings } from './guards.ts';
 import { MAX_MANIFEST_BYTES } from './manifest.ts';
 import type { ValidationReport } from './validator.ts';
@@ -124,7 +124,7 @@ export interface InstallOutcome {
 }
 
 function refuse(findings: Finding[]): never {
-  const codes = [...new Set(findings.filter((f) => f.severity === 'error').map((f) => f.code))];
+  const codes = errorCodes(findings);
   const conflict =
     codes.length > 0 &&
     codes.every((c) => c === 'VERSION_ROLLBACK' || c === 'VERSION_CONFLICT' || c === 'DEPENDENT_BROKEN');

@@ -10,9 +10,10 @@
  */
 
 import { createError } from '../errors.ts';
-import type { ConfinementReport } from '../sandbox/confinement.ts';
+import type { PinoLogger } from '../log.ts';
+import { type ConfinementReport, probeConfinement } from '../sandbox/confinement.ts';
 import type { SandboxConfinement } from '../sandbox/transport.ts';
-import type { SandboxMode } from './types.ts';
+import type { PluginInfo, SandboxMode } from './types.ts';
 
 /** A plugin id, `prefix.*` (the ids under it) or `*` (every plugin). */
 export const TRUST_PATTERN = '^(\\*|[a-zA-Z0-9][a-zA-Z0-9._-]*(\\.\\*)?)$';
@@ -171,4 +172,45 @@ export function sandboxIsolation(
       network: declaresNetwork || !report.bwrap.ok ? 'host' : 'isolated',
     },
   };
+}
+
+/**
+ * The host's confinement, probed once at start (a probe that fails is a
+ * host that confines nothing, said so); anything short of full is logged.
+ */
+export async function probeHostConfinement(allowWeak: boolean, log: PinoLogger): Promise<ConfinementReport> {
+  let report: ConfinementReport;
+  try {
+    report = await probeConfinement();
+  } catch (err) {
+    const detail = `the probe failed: ${(err as Error).message}`;
+    report = {
+      bwrap: { ok: false, path: null, detail },
+      cgroup: { version: null, memory: false, cpu: false, pids: false, detail },
+      prlimit: false,
+      level: 'none',
+      missing: [`confinement (${detail})`],
+    };
+  }
+  if (report.level !== 'full') {
+    log.warn(
+      { level: report.level, missing: report.missing, weakAccepted: allowWeak },
+      allowWeak
+        ? 'process sandboxes run with weaker isolation: the operator accepted it'
+        : 'process sandboxes cannot be confined fully: plugins that need one are refused (ISOLATION_UNAVAILABLE)',
+    );
+  }
+  return report;
+}
+
+/** What holds a plugin, as the API lists it: a built-in one runs on the host's thread. */
+export function pluginConfinement(
+  plugin: Pick<PluginInfo, 'source' | 'isolation'>,
+  report: ConfinementReport,
+  allowWeak: boolean,
+): ConfinementInfo {
+  const info = confinementOf(plugin.isolation, report, allowWeak);
+  return plugin.source === 'builtin'
+    ? { ...info, summary: "built in: ships with DataBridge and runs on the host's thread" }
+    : info;
 }

@@ -4,24 +4,15 @@
  * plugin code here has a deadline and names the plugin when it fails.
  */
 
+import { withDeadline } from '../deadline.ts';
+import { guardedEntryUrl } from '../sandbox/module-guard.ts';
 import type { ControllerService, PluginDefinition, Processor, ReportingTask } from '../sdk/index.ts';
 import { type Finding, finding } from './findings.ts';
-import { componentNames, type PluginManifest } from './manifest.ts';
-import { guardedEntryUrl } from './module-guard.ts';
+import { componentNames, exportsProblem, type PluginManifest } from './manifest.ts';
 import type { PluginRegistration, SandboxMode } from './types.ts';
 import type { ValidationReport } from './validator.ts';
 
 export const LOAD_TIMEOUT_MS = 10_000;
-
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-    }),
-  ]);
-}
 
 type Kind = 'processors' | 'controllerServices' | 'reportingTasks';
 const KINDS: readonly Kind[] = ['processors', 'controllerServices', 'reportingTasks'];
@@ -46,7 +37,7 @@ export async function loadPlugin(
     mod = await withDeadline(
       import(url) as Promise<{ default?: unknown }>,
       LOAD_TIMEOUT_MS,
-      'loading the entry module',
+      `loading the entry module did not finish within ${LOAD_TIMEOUT_MS} ms`,
     );
   } catch (err) {
     return fail(`the entry module failed to load: ${(err as Error).message}`);
@@ -60,10 +51,8 @@ export async function loadPlugin(
     const exported = def[kind] ?? {};
     if (typeof exported !== 'object') return fail(`${kind} must be an object of factories`);
     const names = Object.keys(exported);
-    const missing = declared.filter((n) => !names.includes(n));
-    const extra = names.filter((n) => !declared.includes(n));
-    if (missing.length) return fail(`the manifest provides ${missing.join(', ')}, which the module does not export`);
-    if (extra.length) return fail(`the module exports ${extra.join(', ')}, which the manifest does not declare`);
+    const mismatch = exportsProblem(declared, names);
+    if (mismatch) return fail(mismatch);
     const entries: Record<string, { factory: () => unknown; info: unknown }> = {};
     for (const name of names) {
       const factory = (exported as Record<string, unknown>)[name];

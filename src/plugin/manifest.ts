@@ -4,14 +4,18 @@
  * exceptions.
  */
 
-import { isAbsolute, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import semver from 'semver';
 import manifestSchema from '../../schemas/plugin-manifest.schema.json' with { type: 'json' };
+import { isNormalizedPath, type PluginPermissions } from '../sandbox/grants.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import { PluginFileRefused, readPluginFileSync } from './files.ts';
 import { type Finding, finding } from './findings.ts';
 import type { PluginType, SandboxMode } from './types.ts';
+
+export type { PluginPermissions };
+export { isNormalizedPath };
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MAX_MANIFEST_BYTES = 64 * 1024;
@@ -20,12 +24,6 @@ export interface ComponentDeclaration {
   name: string;
   description?: string;
   tags?: string[];
-}
-
-export interface PluginPermissions {
-  fs?: { read?: string[]; write?: string[] };
-  network?: boolean;
-  childProcess?: boolean;
 }
 
 export interface PluginManifest {
@@ -76,11 +74,6 @@ function prototypeKeys(value: unknown, pointer: string, out: string[]): void {
 /** Checks a parsed manifest; returns it (typed) when it has no error finding. */
 const PATH_RULE =
   'a declared path must be absolute and normalized (no "..", ".", "//" or trailing "/"): a relative one would be resolved against the host\'s working directory';
-
-/** An absolute, normalized path: what `permissions.fs` may hold. */
-export function isNormalizedPath(path: string): boolean {
-  return isAbsolute(path) && normalize(path) === path && (path === '/' || !path.endsWith('/'));
-}
 
 export function checkManifest(raw: unknown): { manifest: PluginManifest | null; findings: Finding[] } {
   const findings: Finding[] = [];
@@ -174,4 +167,18 @@ export function readManifest(dir: string): { manifest: PluginManifest | null; fi
     return invalid(`not valid JSON: ${(err as Error).message}`);
   }
   return checkManifest(raw);
+}
+
+/**
+ * The manifest and the entry module must name the same components: what
+ * the manifest provides and the module does not export, or the reverse.
+ * `label` goes before the names (`processors `), for a message that says
+ * which kind.
+ */
+export function exportsProblem(declared: readonly string[], exported: readonly string[], label = ''): string | null {
+  const missing = declared.filter((n) => !exported.includes(n));
+  const extra = exported.filter((n) => !declared.includes(n));
+  if (missing.length) return `the manifest provides ${label}${missing.join(', ')}, which the module does not export`;
+  if (extra.length) return `the module exports ${label}${extra.join(', ')}, which the manifest does not declare`;
+  return null;
 }

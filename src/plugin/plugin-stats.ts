@@ -3,16 +3,9 @@
  * FlowFiles and bytes in and out, errors, rollbacks, latency percentiles.
  */
 
-export interface TaskRecord {
-  inputs: number;
-  outputs: number;
-  bytesIn: number;
-  bytesOut: number;
-  durationMs: number;
-  failed: boolean;
-  /** Inputs the task gave back (rolled back or released). */
-  rolledBack: number;
-}
+import type { TaskRecord } from '../flow/host.ts';
+
+export type { TaskRecord };
 
 export interface PluginStatistics {
   sessions: number;

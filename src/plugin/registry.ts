@@ -293,8 +293,9 @@ export class PluginRegistry {
   }
 
   /**
-   * Listens to every change (parallel: listeners are called in order, and a
-   * listener that throws does not stop the others or the registry).
+   * Listens to every change (sequential: listeners are called one after
+   * another, in the order they were added, each synchronously; one that
+   * throws does not stop the others or the registry).
    * Returns the function that stops listening.
    */
   on(listener: RegistryListener): () => void {

@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { parse } from 'acorn';
 import { simple } from 'acorn-walk';
+import { withDeadline } from '../deadline.ts';
 import { MAX_PLUGIN_BYTES, readPluginFileSync } from './files.ts';
 import { type Finding, type FindingCode, finding } from './findings.ts';
 import type { PluginManifest } from './manifest.ts';
@@ -210,15 +211,9 @@ export async function runScanners(
         if (hook.command)
           raw = { findings: undefined, ...((await runCommand(hook.command, dir, timeoutMs)) as object) };
         else if (hook.scan) {
-          let timer: NodeJS.Timeout | undefined;
-          const timeout = new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
-          });
-          try {
-            raw = { findings: await Promise.race([hook.scan(dir, manifest), timeout]) };
-          } finally {
-            clearTimeout(timer);
-          }
+          raw = {
+            findings: await withDeadline(hook.scan(dir, manifest), timeoutMs, `timed out after ${timeoutMs} ms`),
+          };
         } else throw new Error('has neither a command nor a scan function');
         const list = (raw as { findings?: unknown }).findings;
         if (!Array.isArray(list)) throw new Error('returned no findings list');

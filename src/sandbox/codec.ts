@@ -12,8 +12,8 @@
  * ends the sandbox for it.
  */
 
-import type { OutputContent } from '../flow/outcome.ts';
 import type { FlowFile } from '../sdk/index.ts';
+import type { OutputContent } from '../session/outcome.ts';
 import { MAX_LANE_BYTES } from './channel.ts';
 import type { TriggeredReply, TriggerRequest, WireError, WireOutcome } from './protocol.ts';
 

@@ -17,8 +17,19 @@
  */
 
 import { chownSync, lstatSync, mkdirSync, realpathSync, statSync } from 'node:fs';
-import { dirname, resolve, sep } from 'node:path';
-import { isNormalizedPath, type PluginPermissions } from '../plugin/manifest.ts';
+import { dirname, isAbsolute, normalize, resolve, sep } from 'node:path';
+
+/** What a plugin's manifest asks of the sandbox: folders to read and write, network, child processes. */
+export interface PluginPermissions {
+  fs?: { read?: string[]; write?: string[] };
+  network?: boolean;
+  childProcess?: boolean;
+}
+
+/** An absolute, normalized path: what `permissions.fs` may hold. */
+export function isNormalizedPath(path: string): boolean {
+  return isAbsolute(path) && normalize(path) === path && (path === '/' || !path.endsWith('/'));
+}
 
 export type GrantCode = 'PATH_INVALID' | 'PATH_FORBIDDEN' | 'PATH_SYMLINK' | 'PATH_NOT_ACCESSIBLE';
 

@@ -14,9 +14,9 @@
 
 import { existsSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { PluginPermissions } from '../plugin/manifest.ts';
 import { type Bind, bwrapArgs } from './bwrap.ts';
 import { type ConfinementState, setprivArgs } from './confinement.ts';
+import type { PluginPermissions } from './grants.ts';
 import { checkGrants, DATABRIDGE_ROOT } from './grants.ts';
 import type { ResourceLimits } from './limits.ts';
 

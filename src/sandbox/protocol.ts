@@ -13,7 +13,7 @@
  * them, and every sandbox message goes through it before the host acts on it.
  */
 
-import type { OutputFlowFile, SessionOutcome } from '../flow/outcome.ts';
+import type { ServiceBinding } from '../flow/host.ts';
 import type {
   ControllerServiceInfo,
   FlowFile,
@@ -21,6 +21,7 @@ import type {
   ProcessorInfo,
   ReportingTaskInfo,
 } from '../sdk/index.ts';
+import type { OutputFlowFile, SessionOutcome } from '../session/outcome.ts';
 
 export const PROTOCOL_VERSION = 3;
 
@@ -74,12 +75,8 @@ export interface LoadRequest {
 }
 
 /** A controller service a processor names, made (once per sandbox) from the plugin that provides it. */
-export interface ServiceBinding {
-  id: string;
-  pluginId: string;
-  component: string;
-  properties: Record<string, string>;
-}
+/** The flow owns the shape (src/flow/host.ts): a create request carries it as the flow made it. */
+export type { ServiceBinding };
 
 export interface CreateRequest {
   type: 'create';

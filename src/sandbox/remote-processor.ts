@@ -8,17 +8,23 @@
  * the processors that use it.
  */
 
+import {
+  type FlowFileIds,
+  SANDBOXED,
+  type SandboxBatch,
+  type SandboxedProcessor,
+  type SandboxedService,
+  type SandboxTaskResult,
+  type ServiceBinding,
+} from '../flow/host.ts';
 import type {
-  ControllerService,
   ControllerServiceInfo,
   MetricsSnapshot,
   ProcessContext,
-  Processor,
   ProcessorInfo,
   ReportingTask,
   ReportingTaskInfo,
 } from '../sdk/index.ts';
-import type { ServiceBinding } from './protocol.ts';
 import type { SandboxHost } from './sandbox-host.ts';
 
 let nextInstance = 1;
@@ -52,7 +58,8 @@ abstract class RemoteInstance<I> extends RemoteComponent<I> {
   }
 }
 
-export class RemoteProcessor extends RemoteInstance<ProcessorInfo> implements Processor {
+export class RemoteProcessor extends RemoteInstance<ProcessorInfo> implements SandboxedProcessor {
+  readonly [SANDBOXED] = true as const;
   /** The processor's own validate() findings, from the sandbox. */
   findings: { property?: string; message: string }[] = [];
   /** The controller services it names; the flow sets them before `initialize`. */
@@ -75,10 +82,18 @@ export class RemoteProcessor extends RemoteInstance<ProcessorInfo> implements Pr
   onTrigger(): never {
     throw new Error(`${this.pluginId}/${this.component} runs in its sandbox, not on the host`);
   }
-}
 
-export function isRemote(p: Processor): p is RemoteProcessor {
-  return p instanceof RemoteProcessor;
+  get throttledUntil(): number {
+    return this.host.throttledUntil;
+  }
+
+  acquire(): Promise<() => void> {
+    return this.host.acquire();
+  }
+
+  trigger(batch: SandboxBatch, transfer: ArrayBuffer[], ids: FlowFileIds): Promise<SandboxTaskResult> {
+    return this.host.trigger({ type: 'trigger', id: 0, instance: this.instance, ...batch }, transfer, ids);
+  }
 }
 
 export class RemoteReportingTask extends RemoteInstance<ReportingTaskInfo> implements ReportingTask {
@@ -101,8 +116,6 @@ export class RemoteReportingTask extends RemoteInstance<ReportingTaskInfo> imple
 }
 
 /** Where a sandboxed plugin's controller service is made: its sandbox, beside the processors that use it. */
-export class RemoteControllerService extends RemoteComponent<ControllerServiceInfo> implements ControllerService {}
-
-export function isRemoteService(s: ControllerService): s is RemoteControllerService {
-  return s instanceof RemoteControllerService;
+export class RemoteControllerService extends RemoteComponent<ControllerServiceInfo> implements SandboxedService {
+  readonly [SANDBOXED] = true as const;
 }

@@ -6,11 +6,11 @@
  * into one buffer.
  */
 
-import type { SessionOutcome } from '../flow/outcome.ts';
-import { StandardProcessContext } from '../flow/properties.ts';
-import { StandardProcessSession } from '../flow/session.ts';
-import { guardedEntryUrl } from '../plugin/module-guard.ts';
 import type { ControllerService, Logger, PluginDefinition, Processor, ReportingTask } from '../sdk/index.ts';
+import type { SessionOutcome } from '../session/outcome.ts';
+import { StandardProcessContext } from '../session/properties.ts';
+import { StandardProcessSession } from '../session/session.ts';
+import { guardedEntryUrl } from './module-guard.ts';
 import {
   BOUNDS,
   type ComponentInfos,

@@ -13,11 +13,12 @@
  * node with many installed plugins starts only those its flow uses.
  */
 
+import type { AlertCode } from '../alerts.ts';
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
-import type { PluginPermissions } from '../plugin/manifest.ts';
 import type { MetricsSnapshot } from '../sdk/index.ts';
 import { confinementState } from './confinement.ts';
+import type { PluginPermissions } from './grants.ts';
 import { narrowLimits, type ResourceLimits } from './limits.ts';
 import type { CreateRequest, HostMessage, LoadRequest, Replies, SandboxMessage, TriggerRequest } from './protocol.ts';
 import { PROTOCOL_VERSION } from './protocol.ts';
@@ -33,15 +34,18 @@ import {
 
 export type SandboxState = 'idle' | 'starting' | 'ready' | 'restarting' | 'failed' | 'closed';
 
+/** An alert about a sandbox (a namespace): the manager raises it on the bus for each plugin in it. */
 export interface SandboxAlert {
-  code:
+  code: Extract<
+    AlertCode,
     | 'SANDBOX_CRASHED'
     | 'SANDBOX_PROTOCOL_VIOLATION'
     | 'MEMORY_LIMIT'
     | 'EXECUTION_TIMEOUT'
     | 'CPU_LIMIT'
     | 'FILE_HANDLES'
-    | 'SANDBOX_FAILED';
+    | 'SANDBOX_FAILED'
+  >;
   namespace: string;
   plugins: string[];
   message: string;

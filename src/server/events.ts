@@ -4,7 +4,7 @@
  * each with a sequence number so a client can tell what it missed.
  */
 
-import type { Alert } from '../flow/controller.ts';
+import type { Alert, AlertBus } from '../alerts.ts';
 import type { PluginManager } from '../plugin/manager.ts';
 
 export interface HubEvent {
@@ -19,10 +19,13 @@ const KEEP_ALERTS = 500;
 export class EventHub {
   #seq = 0;
   readonly #listeners = new Set<(e: HubEvent) => void>();
-  readonly #alerts: (Alert & { seq: number })[] = [];
+  /** The event number each alert went out with; the alerts themselves stay on the bus. */
+  readonly #alertSeq = new WeakMap<Alert, number>();
+  readonly #bus: AlertBus;
   readonly #unsubscribe: (() => void)[] = [];
 
   constructor(manager: PluginManager) {
+    this.#bus = manager.alertBus;
     this.#unsubscribe.push(
       manager.on((e) => this.publish(`plugin.${e.type}`, { pluginId: e.pluginId, plugin: e.plugin })),
     );
@@ -32,7 +35,7 @@ export class EventHub {
     this.#unsubscribe.push(manager.onAlert((a) => this.alert(a)));
   }
 
-  /** Sends an event to every listener (parallel; a listener that throws is dropped). */
+  /** Sends an event to every listener (sequential, each in turn; a listener that throws is dropped). */
   publish(type: string, data: unknown): HubEvent {
     const event = { seq: ++this.#seq, type, at: new Date().toISOString(), data };
     for (const listener of this.#listeners) {
@@ -47,12 +50,17 @@ export class EventHub {
 
   alert(alert: Alert): void {
     const event = this.publish('alert', alert);
-    this.#alerts.push({ ...alert, seq: event.seq });
-    if (this.#alerts.length > KEEP_ALERTS) this.#alerts.splice(0, this.#alerts.length - KEEP_ALERTS);
+    this.#alertSeq.set(alert, event.seq);
   }
 
+  /** The last alerts (at most 500), newest first, each with the number of its event. */
   alerts(limit = 100): (Alert & { seq: number })[] {
-    return this.#alerts.slice(-limit).reverse();
+    return this.#bus
+      .list()
+      .filter((a) => this.#alertSeq.has(a))
+      .slice(-Math.min(limit, KEEP_ALERTS))
+      .reverse()
+      .map((a) => ({ ...a, seq: this.#alertSeq.get(a)! }));
   }
 
   subscribe(listener: (e: HubEvent) => void): () => void {

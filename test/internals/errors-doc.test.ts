@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ALERT_CODES } from '../../src/alerts.ts';
 import { createError, ERRORS } from '../../src/errors.ts';
-import { EXPRESSION_FUNCTIONS } from '../../src/flow/expression.ts';
 import { FLOW_FINDING_CODES } from '../../src/flow/flow-definition.ts';
 import { FINDING_CODES } from '../../src/plugin/findings.ts';
+import { EXPRESSION_FUNCTIONS } from '../../src/session/expression.ts';
 import { ROOT } from '../helpers.ts';
 
 const doc = readFileSync(join(ROOT, 'docs', 'errors.md'), 'utf8');

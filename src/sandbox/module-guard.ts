@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { registerHooks } from 'node:module';
 import { join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type FileEntry, MAX_PLUGIN_BYTES, readPluginBytesSync } from './files.ts';
+import { MAX_PLUGIN_BYTES, readPluginBytesSync } from '../regular-file.ts';
 
 const PARAM = 'databridge-release';
 
@@ -70,7 +70,7 @@ function install(): void {
 export function guardedEntryUrl(
   root: string,
   entryPoint: string,
-  files: readonly FileEntry[],
+  files: readonly { path: string; sha256: string }[],
   digest: string,
   id: string,
 ): string {

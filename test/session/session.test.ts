@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isDataBridgeError } from '../../src/errors.ts';
-import type { SessionOutcome } from '../../src/flow/outcome.ts';
-import { type SessionBackend, StandardProcessSession } from '../../src/flow/session.ts';
 import type { FlowFile } from '../../src/sdk/index.ts';
+import type { SessionOutcome } from '../../src/session/outcome.ts';
+import { type SessionBackend, StandardProcessSession } from '../../src/session/session.ts';
 
 function input(id: string, content: string, attributes: Record<string, string> = {}): FlowFile & { content: string } {
   return {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isDataBridgeError } from '../../src/errors.ts';
-import { compileExpression } from '../../src/flow/expression.ts';
+import { compileExpression } from '../../src/session/expression.ts';
 
 const ev = (src: string, attrs: Record<string, string> = {}) => compileExpression(src).evaluate(attrs);
 

@@ -5,8 +5,8 @@
  */
 
 import { createError } from '../errors.ts';
+import { LIMIT_KEYS, LIMIT_MAXIMA, type ResourceLimits } from '../sandbox/limits.ts';
 import type { NamespaceRecord, StateStore } from '../store/types.ts';
-import { LIMIT_KEYS, LIMIT_MAXIMA, type ResourceLimits } from './limits.ts';
 
 // plugin ids name their own namespaces by default, so dots are allowed
 const NAME = /^[a-z0-9][a-z0-9.-]{0,127}$/;

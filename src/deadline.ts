@@ -1,0 +1,20 @@
+/** Deadlines: one way to give a promise a time limit. */
+
+/**
+ * Settles as `work` does, or rejects with `message` once `ms` have passed
+ * first; the timer is cleared either way (it never keeps the process up).
+ * The work itself is not stopped: whoever gave it must end it when that
+ * matters (a sandbox is killed, a child process too).
+ *
+ * @example
+ * const mod = await withDeadline(import(url), 10_000, 'loading the entry module did not finish within 10000 ms');
+ */
+export function withDeadline<T>(work: T | PromiseLike<T>, ms: number, message: string): Promise<Awaited<T>> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    Promise.resolve(work).finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]) as Promise<Awaited<T>>;
+}
