@@ -250,14 +250,7 @@ export class ExternalPlugins {
       try {
         if (registry.has(id)) registry.replace(registration);
         else registry.register(registration);
-        this.#records.set(id, {
-          id,
-          dir,
-          findings,
-          digest: report.digest,
-          signer: report.signer,
-          acceptedUnsigned: report.acceptedUnsigned ?? null,
-        });
+        this.#record(id, dir, findings, report);
         // the old sandbox finishes what it runs, then goes; new sessions already go to the new one
         const old = this.#sandboxes.get(id);
         if (sandbox) this.#sandboxes.set(id, sandbox);
@@ -278,14 +271,7 @@ export class ExternalPlugins {
         await sandbox?.close();
       }
     }
-    this.#records.set(id, {
-      id,
-      dir,
-      findings,
-      digest: report.digest,
-      signer: report.signer,
-      acceptedUnsigned: report.acceptedUnsigned ?? null,
-    });
+    this.#record(id, dir, findings, report);
     const codes = errorCodes(findings);
     const reason = `${codes.join(', ')}: ${findings.find((f) => f.severity === 'error')?.message ?? 'failed'}`;
     log.warn({ plugin: id, codes }, 'plugin failed to load');
@@ -447,6 +433,18 @@ export class ExternalPlugins {
    */
   retiring(): { sandbox: SandboxHost; release: RunningRelease }[] {
     return [...this.#retiring].flatMap(([sandbox, release]) => (release ? [{ sandbox, release }] : []));
+  }
+
+  /** What a load of `dir` found, kept for the plugin's report. */
+  #record(id: string, dir: string, findings: Finding[], report: ValidationReport): void {
+    this.#records.set(id, {
+      id,
+      dir,
+      findings,
+      digest: report.digest,
+      signer: report.signer,
+      acceptedUnsigned: report.acceptedUnsigned ?? null,
+    });
   }
 
   /** A replaced sandbox finishes the tasks it runs, then goes (at once when the manager shuts down). */

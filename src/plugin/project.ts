@@ -39,8 +39,8 @@ export async function pluginFolder(dir: string, buildFirst: boolean): Promise<st
   return out;
 }
 
-/** The options a project without a tsconfig.json is checked with: the scaffold's. */
-const DEFAULT_COMPILER_OPTIONS = {
+/** The options a project without a tsconfig.json is checked with: the ones the scaffold writes. */
+export const DEFAULT_COMPILER_OPTIONS = {
   target: 'es2024',
   module: 'nodenext',
   moduleResolution: 'nodenext',

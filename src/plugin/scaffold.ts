@@ -9,6 +9,7 @@ import { basename, join } from 'node:path';
 import { createError } from '../errors.ts';
 import { PACKAGE_ROOT, PINNED_NODE, VERSION } from '../version.ts';
 import { checkManifest } from './manifest.ts';
+import { DEFAULT_COMPILER_OPTIONS } from './project.ts';
 
 /** `acme.csv-tools` → `CsvTools`. */
 function componentName(id: string): string {
@@ -389,16 +390,7 @@ export function scaffoldFiles(id: string, type: ScaffoldType = 'processor'): Rec
     allowScripts: { node: true },
   };
   const tsconfig = {
-    compilerOptions: {
-      target: 'es2024',
-      module: 'nodenext',
-      moduleResolution: 'nodenext',
-      strict: true,
-      noEmit: true,
-      allowImportingTsExtensions: true,
-      verbatimModuleSyntax: true,
-      skipLibCheck: true,
-    },
+    compilerOptions: DEFAULT_COMPILER_OPTIONS,
     include: ['src', 'test'],
   };
   return {
