@@ -18,3 +18,17 @@ export function withDeadline<T>(work: T | PromiseLike<T>, ms: number, message: s
     }),
   ]) as Promise<Awaited<T>>;
 }
+
+/**
+ * Resolves once `done()` holds, asking every `pollMs`, or once `timeoutMs`
+ * have passed (whichever comes first; it never rejects). For counters that
+ * fall on their own, such as tasks in flight, each within its deadline.
+ */
+export async function pollUntil(
+  done: () => boolean,
+  pollMs: number,
+  timeoutMs = Number.POSITIVE_INFINITY,
+): Promise<void> {
+  const start = Date.now();
+  while (!done() && Date.now() - start < timeoutMs) await new Promise((r) => setTimeout(r, pollMs));
+}

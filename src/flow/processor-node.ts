@@ -6,6 +6,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import { pollUntil } from '../deadline.ts';
 import { createError } from '../errors.ts';
 import type { Logger, Processor, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
 import type { OutputContent, OutputFlowFile, SessionOutcome } from '../session/outcome.ts';
@@ -187,7 +188,7 @@ export class ProcessorNode {
 
   /** Resolves once none of its tasks runs (polled every `pollMs`: tasks end on their own, each within its deadline). */
   async settled(pollMs: number): Promise<void> {
-    while (this.activeTasks > 0) await new Promise((r) => setTimeout(r, pollMs));
+    await pollUntil(() => this.activeTasks === 0, pollMs);
   }
 
   /** Some outgoing queue is full: the processor must wait. */

@@ -14,6 +14,7 @@
  */
 
 import type { AlertCode } from '../alerts.ts';
+import { pollUntil } from '../deadline.ts';
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
 import type { MetricsSnapshot } from '../sdk/index.ts';
@@ -295,10 +296,7 @@ export class SandboxHost {
 
   /** Waits until no trigger is in flight (for a drain before close). */
   async drain(timeoutMs = 30_000): Promise<void> {
-    const start = Date.now();
-    while (this.#inFlight > 0 && this.#state !== 'closed' && Date.now() - start < timeoutMs) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await pollUntil(() => this.#inFlight === 0 || this.#state === 'closed', 5, timeoutMs);
   }
 
   async #request<M extends HostMessage>(
