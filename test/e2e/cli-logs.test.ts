@@ -45,7 +45,11 @@ describe('CLI logs', () => {
     const verbose = await runCli(['plugin', 'list', '--verbose', ...state]);
     const lines = jsonLines(verbose.stderr).map((l) => JSON.parse(l) as { msg: string; plugin?: string });
     assert.deepEqual(
-      lines.filter((l) => l.msg === 'plugin failed to load').map((l) => l.plugin),
+      // the plugins load side by side: their lines come in either order
+      lines
+        .filter((l) => l.msg === 'plugin failed to load')
+        .map((l) => l.plugin)
+        .sort(),
       ['acme.reverse', 'acme.upper'],
     );
     assert.doesNotMatch(verbose.stderr, /^note:/m);
