@@ -1,6 +1,6 @@
 /** Shared test helpers: temporary folders and running the real CLI. */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -153,4 +153,40 @@ export async function startApiServer(t: TestContext, token: string) {
   });
   const port = (app.server.address() as { port: number }).port;
   return { dir, manager, app, port, base: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * A self-signed P-256 certificate for `subject` (e.g. `/CN=localhost`),
+ * valid a day, made with openssl in `dir`: `cert.pem` and `key.pem`.
+ */
+export function selfSignedCert(
+  dir: string,
+  subject: string,
+  extra: readonly string[] = [],
+): { cert: string; key: string } {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      subject,
+      ...extra,
+      '-days',
+      '1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
+  return { cert, key };
 }

@@ -3,14 +3,14 @@
 // to choose another; and state-changing CLI commands go through the running server, so their effect is live and
 // audited (`plugin disable` once printed "disabled" while the server kept the plugin running).
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPluginManager } from '../../src/index.ts';
 import { acquireDataDirLock, readHolder } from '../../src/store/lock.ts';
-import { BIN, ROOT, runCli, startServe, tempDir, until } from '../helpers.ts';
+import { BIN, ROOT, runCli, selfSignedCert, startServe, tempDir, until } from '../helpers.ts';
 import { beforeLoad, makePlugin, newKey, sign, trustKey } from '../plugin-fixtures.ts';
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -308,30 +308,8 @@ describe('without a server', () => {
 
   test('through a server on HTTPS, the CLI pins the server’s own certificate', async (t) => {
     const dir = tempDir(t);
-    const cert = join(dir, 'cert.pem');
-    const key = join(dir, 'key.pem');
     // a name that is not the loopback address: the CLI trusts this certificate because the server serves it
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-subj',
-        '/CN=databridge.example',
-        '-days',
-        '1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = selfSignedCert(dir, '/CN=databridge.example');
     const dirs = ['--data-dir', join(dir, 'data'), '--plugin-dir', join(dir, 'plugins')];
     const server = await startServe(['--tls-cert', cert, '--tls-key', key, ...dirs], { DATABRIDGE_TOKEN: '' });
     t.after(() => stop(server.child));

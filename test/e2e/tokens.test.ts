@@ -3,14 +3,13 @@
 // shown once and kept nowhere. Then TLS: serve with a self-signed certificate made here.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCli, startServe, tempDir, until } from '../helpers.ts';
+import { runCli, selfSignedCert, startServe, tempDir, until } from '../helpers.ts';
 
 interface Answer {
   status: number;
@@ -258,31 +257,7 @@ function get(
 describe('TLS', () => {
   test('serve --tls-cert/--tls-key serves HTTPS with that certificate, prints an https link, and no plain HTTP', async (t) => {
     const d = tempDir(t);
-    const cert = join(d, 'cert.pem');
-    const key = join(d, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-days',
-        '1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = selfSignedCert(d, '/CN=localhost', ['-addext', 'subjectAltName=IP:127.0.0.1']);
     const dirs = ['--data-dir', join(d, 'data'), '--plugin-dir', join(d, 'plugins')];
     const tls = await startServe(['--tls-cert', cert, '--tls-key', key, ...dirs], { DATABRIDGE_TOKEN: '' });
     t.after(() => stop(tls.child));
