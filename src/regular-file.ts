@@ -22,15 +22,23 @@ export const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.
 /** A file of a plugin folder that cannot be read as one: a link, pipe, device or socket, or too large. */
 export class PluginFileRefused extends Error {
   readonly path: string;
-  constructor(path: string, message: string) {
+  /** Why: not a regular file (a link, pipe, device or socket), or past its size bound. */
+  readonly reason: 'not-regular' | 'too-large';
+  constructor(path: string, message: string, reason: 'not-regular' | 'too-large' = 'not-regular') {
     super(message);
     this.path = path;
+    this.reason = reason;
   }
+}
+
+/** The refusal of a file past `maxBytes`. */
+export function tooLarge(path: string, maxBytes: number): PluginFileRefused {
+  return new PluginFileRefused(path, `${path} is larger than ${formatBytes(maxBytes)}`, 'too-large');
 }
 
 export function refuseUnlessRegular(path: string, st: { isFile(): boolean; size: number }, maxBytes: number): void {
   if (!st.isFile()) throw new PluginFileRefused(path, 'special files (devices, pipes, sockets) are not allowed');
-  if (st.size > maxBytes) throw new PluginFileRefused(path, `${path} is larger than ${formatBytes(maxBytes)}`);
+  if (st.size > maxBytes) throw tooLarge(path, maxBytes);
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   readPluginBytesSync,
   readPluginFileSync,
   refuseUnlessRegular,
+  tooLarge,
 } from '../regular-file.ts';
 import { type Finding, finding } from './findings.ts';
 
@@ -135,7 +136,7 @@ export async function hashFile(
       if (bytesRead === 0) break;
       size += bytesRead;
       // a file that grows while it is read is held to the same bound
-      if (size > maxBytes) throw new PluginFileRefused(path, `${path} is larger than ${formatBytes(maxBytes)}`);
+      if (size > maxBytes) throw tooLarge(path, maxBytes);
       hash.update(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
     }
     return { sha256: hash.digest('hex'), size };
@@ -162,14 +163,17 @@ export async function hashFiles(dir: string, paths: readonly string[], concurren
       try {
         const { sha256, size } = await hashFile(join(dir, rel), scratch, MAX_PLUGIN_BYTES - total);
         total += size;
-        if (total > MAX_PLUGIN_BYTES) throw new PluginFileRefused(rel, `${rel} is larger than the rest allows`);
+        if (total > MAX_PLUGIN_BYTES) throw tooLarge(rel, MAX_PLUGIN_BYTES);
         out[i] = { path: rel, sha256, size };
       } catch (err) {
         if (!(err instanceof PluginFileRefused)) throw err;
-        const message = err.message.includes(' is larger than ')
-          ? `the plugin's files hold more than ${formatBytes(MAX_PLUGIN_BYTES)}`
-          : err.message;
-        throw new PluginFileRefused(rel, message);
+        if (err.reason === 'too-large')
+          throw new PluginFileRefused(
+            rel,
+            `the plugin's files hold more than ${formatBytes(MAX_PLUGIN_BYTES)}`,
+            err.reason,
+          );
+        throw new PluginFileRefused(rel, err.message, err.reason);
       }
     }
   };

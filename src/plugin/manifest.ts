@@ -150,7 +150,7 @@ export function readManifest(dir: string): { manifest: PluginManifest | null; fi
   } catch (err) {
     if (err instanceof PluginFileRefused)
       return invalid(
-        err.message.includes(' is larger than ')
+        err.reason === 'too-large'
           ? `manifest.json is larger than ${MAX_MANIFEST_BYTES} bytes, the most`
           : `manifest.json is not a regular file: ${err.message}`,
       );
