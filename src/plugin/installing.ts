@@ -118,7 +118,7 @@ export class Installing {
     const result = settled as { plugin: PluginInfo } | Error | null;
     if (result instanceof Error || !result) throw result ?? createError('INTERNAL', {});
     // the install moved a new folder in: watched from now on (its rename event would say so too, later)
-    this.#watcher.rewatch(join(core.config.pluginDir, outcome.id));
+    this.#watcher.rewatch(outcome.id);
     // outside the lock: when another node's higher version won, publishing installs that one here, under the lock
     await core.share(() => core.cluster()?.published(outcome.id), outcome.id);
     return { plugin: result.plugin, outcome };

@@ -5,8 +5,8 @@
  * `watcher`'s doing.
  */
 
-import { existsSync } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
+import { existsSync, lstatSync, type FSWatcher as NodeWatcher, readdirSync, watch as watchDir } from 'node:fs';
+import { join, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import type { ManagerCore } from './core.ts';
 import { MAX_DEPTH } from './files.ts';
@@ -16,76 +16,102 @@ import { refusedByVersionGuard } from './version-guard.ts';
 
 export class PluginWatcher {
   readonly #core: ManagerCore;
-  #watcher: FSWatcher | undefined;
+  /** The plugin directory itself: folders added, removed or renamed over one another. */
+  #root: NodeWatcher | undefined;
+  /** One watcher per plugin folder, made anew when another folder takes the name. */
+  readonly #folders = new Map<string, FSWatcher>();
   readonly #debounce = new Map<string, NodeJS.Timeout>();
-  /** Plugin folder names that got another folder since they were last watched. */
-  readonly #replaced = new Set<string>();
+  #closed = false;
 
   constructor(core: ManagerCore) {
     this.#core = core;
   }
 
   start(): void {
-    const { pluginDir: root, watchDebounceMs } = this.#core.config;
-    const log = this.#core.log;
-    this.#watcher = watch(root, {
+    const root = this.#core.config.pluginDir;
+    this.#closed = false;
+    // the plugin directory's own entries: a folder added, removed, or renamed over another (an install's move, or by
+    // hand). A folder renamed over another keeps its name, so only this rename says the name has a new folder; the
+    // folder's own watcher followed the one moved away and is made anew. Node's watcher, not chokidar: chokidar shares
+    // one OS watch per path between its instances, and the folders' watchers watch these paths too
+    this.#root = watchDir(root, (event, name) => {
+      if (!name || name.includes(sep) || isReservedName(name)) return;
+      if (event === 'rename') this.rewatch(name);
+      this.#changed(name);
+    });
+    this.#root.on('error', (err) => this.#failed(err));
+    for (const entry of readdirSync(root, { withFileTypes: true }))
+      if (entry.isDirectory() && !isReservedName(entry.name)) this.#watchFolder(entry.name, false);
+  }
+
+  /**
+   * Watches the folder now named `name` in place of the one that was there. Changes made before the new watcher is
+   * ready are not reported by it, so the folder is looked at once more when it is.
+   */
+  rewatch(name: string): void {
+    if (!this.#root || this.#closed) return;
+    this.#unwatch(name);
+    if (lstatSync(join(this.#core.config.pluginDir, name), { throwIfNoEntry: false })?.isDirectory())
+      this.#watchFolder(name, true);
+  }
+
+  #watchFolder(name: string, relook: boolean): void {
+    const watcher = watch(join(this.#core.config.pluginDir, name), {
       ignoreInitial: true,
-      // as deep as a plugin's folders may nest, under the plugin's own folder: a file changed anywhere in it is seen
-      depth: MAX_DEPTH + 1,
-      ignored: (path) => {
-        const first = relative(root, path).split(sep)[0] ?? '';
-        return first !== '' && isReservedName(first);
-      },
+      // as deep as a plugin's folders may nest: a file changed anywhere in it is seen
+      depth: MAX_DEPTH,
     });
-    const changed = (name: string | undefined, replaced: boolean) => {
-      if (!name || isReservedName(name)) return;
-      clearTimeout(this.#debounce.get(name));
-      if (replaced) this.#replaced.add(name);
-      this.#debounce.set(
-        name,
-        setTimeout(() => {
-          this.#debounce.delete(name);
-          // the folder now at this name is another one: watch it, not the one moved away; changes made while the
-          // new watch is being set up are not reported by it, so the folder is looked at once more when it is
-          if (this.#replaced.delete(name)) {
-            this.rewatch(join(root, name));
-            setTimeout(() => changed(name, false), Math.max(500, watchDebounceMs)).unref();
-          }
-          void this.#folderChanged(name).catch((err) =>
-            log.error({ plugin: name, err: (err as Error).message }, 'reload after a change failed'),
-          );
-        }, watchDebounceMs),
-      );
-    };
-    this.#watcher.on('all', (_event, path) => changed(relative(root, path).split(sep)[0], false));
-    // a folder renamed over another (an install's move, or by hand) keeps its name, so chokidar sees no change and
-    // keeps watching the folder moved away; the plugin directory's own rename event says a name got a new folder
-    this.#watcher.on('raw', (event, path, details) => {
-      const watched = (details as { watchedPath?: string } | undefined)?.watchedPath;
-      if (event === 'rename' && watched !== undefined && resolve(watched) === root && !path.includes(sep))
-        changed(path, true);
+    this.#folders.set(name, watcher);
+    watcher.on('all', () => {
+      if (this.#folders.get(name) === watcher) this.#changed(name);
     });
-    this.#watcher.on('error', (err) =>
-      log.error({ err: (err as Error).message }, 'watching the plugin directory failed'),
+    if (relook)
+      watcher.once('ready', () => {
+        if (this.#folders.get(name) === watcher) this.#changed(name);
+      });
+    watcher.on('error', (err) => this.#failed(err));
+  }
+
+  #unwatch(name: string): void {
+    const watcher = this.#folders.get(name);
+    if (!watcher) return;
+    this.#folders.delete(name);
+    void closeForGood(watcher);
+  }
+
+  /** Something under `name` changed: looked at once the changes have settled. */
+  #changed(name: string): void {
+    if (this.#closed) return;
+    clearTimeout(this.#debounce.get(name));
+    this.#debounce.set(
+      name,
+      setTimeout(() => {
+        this.#debounce.delete(name);
+        void this.#folderChanged(name).catch((err) =>
+          this.#core.log.error({ plugin: name, err: (err as Error).message }, 'reload after a change failed'),
+        );
+      }, this.#core.config.watchDebounceMs),
     );
   }
 
-  /** Watches the folder now at `dir` in place of the one that was there. */
-  rewatch(dir: string): void {
-    const watcher = this.#watcher;
-    if (!watcher) return;
-    watcher.unwatch(dir);
-    if (existsSync(dir)) watcher.add(dir);
+  #failed(err: unknown): void {
+    this.#core.log.error({ err: (err as Error).message }, 'watching the plugin directory failed');
   }
 
   /** Stops the pending reloads first, then the watching. */
   stopTimers(): void {
+    this.#closed = true;
     for (const timer of this.#debounce.values()) clearTimeout(timer);
+    this.#debounce.clear();
   }
 
   async close(): Promise<void> {
     this.stopTimers();
-    await this.#watcher?.close();
+    this.#root?.close();
+    this.#root = undefined;
+    const folders = [...this.#folders.values()];
+    this.#folders.clear();
+    await Promise.all(folders.map(closeForGood));
   }
 
   /** A plugin folder was added, changed or removed. */
@@ -126,4 +152,14 @@ export class PluginWatcher {
       }
     });
   }
+}
+
+/**
+ * Closes a chokidar watcher so that it stays closed. chokidar 5 still handles the events in flight after `close()`,
+ * and a file removed then (the folder being deleted) can make it `add()` the folder's parent "to watch for its
+ * return", which reopens the watcher and holds an OS watch open for good. An `add` after closing is dropped.
+ */
+function closeForGood(watcher: FSWatcher): Promise<void> {
+  watcher.add = () => watcher;
+  return watcher.close();
 }
