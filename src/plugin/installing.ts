@@ -16,7 +16,6 @@ import type { ManagerCore } from './core.ts';
 import { type InstallContext, type InstallOutcome, install, removePluginFolder } from './installer.ts';
 import type { PluginInfo } from './types.ts';
 import { UNSIGNED_ACCEPTED, type UnsignedAcceptance, type ValidationReport } from './validator.ts';
-import type { PluginWatcher } from './watcher.ts';
 
 export interface InstallOptions {
   actor?: string;
@@ -36,12 +35,10 @@ export interface ValidateOptions {
 export class Installing {
   readonly #core: ManagerCore;
   readonly #rollback: AutoRollback;
-  readonly #watcher: PluginWatcher;
 
-  constructor(core: ManagerCore, rollback: AutoRollback, watcher: PluginWatcher) {
+  constructor(core: ManagerCore, rollback: AutoRollback) {
     this.#core = core;
     this.#rollback = rollback;
-    this.#watcher = watcher;
   }
 
   /** What the installer needs: where, the store, checks, loading, the per-plugin lock. */
@@ -117,8 +114,6 @@ export class Installing {
     }
     const result = settled as { plugin: PluginInfo } | Error | null;
     if (result instanceof Error || !result) throw result ?? createError('INTERNAL', {});
-    // the install moved a new folder in: watched from now on (its rename event would say so too, later)
-    this.#watcher.rewatch(outcome.id);
     // outside the lock: when another node's higher version won, publishing installs that one here, under the lock
     await core.share(() => core.cluster()?.published(outcome.id), outcome.id);
     return { plugin: result.plugin, outcome };

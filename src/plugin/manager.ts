@@ -137,7 +137,7 @@ export class PluginManager {
     };
     this.#watcher = new PluginWatcher(this.#core);
     this.#autoRollback = new AutoRollback(this.#core, (dir, o) => this.install(dir, o));
-    this.#installs = new Installing(this.#core, this.#autoRollback, this.#watcher);
+    this.#installs = new Installing(this.#core, this.#autoRollback);
     this.#revocations = new RevocationWatch(this.#core);
     this.alertBus = new AlertBus({
       onRaise: (a) => this.log.warn({ plugin: a.plugin, processor: a.processor, code: a.code }, a.message),

@@ -21,6 +21,8 @@ export class PluginWatcher {
   /** One watcher per plugin folder, made anew when another folder takes the name. */
   readonly #folders = new Map<string, FSWatcher>();
   readonly #debounce = new Map<string, NodeJS.Timeout>();
+  /** Names whose folder was renamed away or in since their last look: watched anew at that look, once. */
+  readonly #replaced = new Set<string>();
   #closed = false;
 
   constructor(core: ManagerCore) {
@@ -35,9 +37,7 @@ export class PluginWatcher {
     // folder's own watcher followed the one moved away and is made anew. Node's watcher, not chokidar: chokidar shares
     // one OS watch per path between its instances, and the folders' watchers watch these paths too
     this.#root = watchDir(root, (event, name) => {
-      if (!name || name.includes(sep) || isReservedName(name)) return;
-      if (event === 'rename') this.rewatch(name);
-      this.#changed(name);
+      if (name && !name.includes(sep) && !isReservedName(name)) this.#changed(name, event === 'rename');
     });
     this.#root.on('error', (err) => this.#failed(err));
     for (const entry of readdirSync(root, { withFileTypes: true }))
@@ -48,8 +48,7 @@ export class PluginWatcher {
    * Watches the folder now named `name` in place of the one that was there. Changes made before the new watcher is
    * ready are not reported by it, so the folder is looked at once more when it is.
    */
-  rewatch(name: string): void {
-    if (!this.#root || this.#closed) return;
+  #rewatch(name: string): void {
     this.#unwatch(name);
     if (lstatSync(join(this.#core.config.pluginDir, name), { throwIfNoEntry: false })?.isDirectory())
       this.#watchFolder(name, true);
@@ -62,13 +61,12 @@ export class PluginWatcher {
       depth: MAX_DEPTH,
     });
     this.#folders.set(name, watcher);
-    watcher.on('all', () => {
-      if (this.#folders.get(name) === watcher) this.#changed(name);
-    });
-    if (relook)
-      watcher.once('ready', () => {
-        if (this.#folders.get(name) === watcher) this.#changed(name);
-      });
+    // a watcher replaced meanwhile speaks no more for the name
+    const changed = () => {
+      if (this.#folders.get(name) === watcher) this.#changed(name, false);
+    };
+    watcher.on('all', changed);
+    if (relook) watcher.once('ready', changed);
     watcher.on('error', (err) => this.#failed(err));
   }
 
@@ -79,14 +77,19 @@ export class PluginWatcher {
     void closeForGood(watcher);
   }
 
-  /** Something under `name` changed: looked at once the changes have settled. */
-  #changed(name: string): void {
+  /**
+   * Something under `name` changed (`replaced`: a folder was renamed away from or into it): looked at once the
+   * changes have settled, and a replaced name's folder watched anew then, once however many renames it took.
+   */
+  #changed(name: string, replaced: boolean): void {
     if (this.#closed) return;
     clearTimeout(this.#debounce.get(name));
+    if (replaced) this.#replaced.add(name);
     this.#debounce.set(
       name,
       setTimeout(() => {
         this.#debounce.delete(name);
+        if (this.#replaced.delete(name)) this.#rewatch(name);
         void this.#folderChanged(name).catch((err) =>
           this.#core.log.error({ plugin: name, err: (err as Error).message }, 'reload after a change failed'),
         );
@@ -103,6 +106,7 @@ export class PluginWatcher {
     this.#closed = true;
     for (const timer of this.#debounce.values()) clearTimeout(timer);
     this.#debounce.clear();
+    this.#replaced.clear();
   }
 
   async close(): Promise<void> {
