@@ -1,9 +1,8 @@
 /**
  * FlowController: builds a flow of processors and connections and runs it.
- * An orchestrator, so longer than most files: it owns the repositories,
- * recovers queued FlowFiles at start, schedules each running processor
- * (timer-driven, woken early when input arrives or back-pressure lifts),
- * and raises alerts when processors fail.
+ * It owns the repositories, recovers queued FlowFiles at start, schedules
+ * each running processor (timer-driven, woken early when input arrives or
+ * back-pressure lifts), and raises alerts when processors fail.
  */
 
 import { join } from 'node:path';
@@ -26,13 +25,14 @@ import {
 import { flowMetrics, isQuiet } from './flow-state.ts';
 import type { FlowFileRecord } from './flowfile.ts';
 import { type FlowFileRepository, JournalFlowFileRepository, MemoryFlowFileRepository } from './flowfile-repository.ts';
-import { type FlowHost, isSandboxed, type PluginChange } from './host.ts';
+import type { FlowHost, PluginChange } from './host.ts';
 import { type FollowContext, followPlugin, refuseCommits } from './plugin-changes.ts';
 import { buildProcessorNode } from './processor-factory.ts';
 import type { ProcessorNode } from './processor-node.ts';
 import { ReportingTasks } from './reporting.ts';
 import { Scheduler } from './scheduler.ts';
 import {
+  bindings,
   type ControllerServiceConfig,
   type ReportingTaskConfig,
   type ReportingTaskSummary,
@@ -93,7 +93,7 @@ export class FlowController {
       start: (id) => this.start(id),
       stop: (id) => this.stop(id),
       alert: (code, node, message) => this.#alert(code, node, message),
-      bindings: (node) => this.#servicesOf(node).map((s) => s.binding()),
+      bindings: (node) => bindings(this.#servicesOf(node)),
     };
     this.#reporting = new ReportingTasks({
       host: options.manager,
@@ -271,7 +271,7 @@ export class FlowController {
    */
   async validateProcessor(id: string): Promise<ValidationFinding[]> {
     const node = this.#node(id);
-    if (node.findings.length || !isSandboxed(node.processor)) return [...node.findings];
+    if (node.findings.length || node.processor.mode === 'inline') return [...node.findings];
     await this.#initialize(node);
     return [...node.processor.findings];
   }
@@ -409,9 +409,9 @@ export class FlowController {
    * and refuse the processor, as the host's own findings do.
    */
   async #refuseSandboxFindings(node: ProcessorNode): Promise<void> {
-    if (!isSandboxed(node.processor) || node.processor.findings.length === 0) return;
+    if (node.processor.findings.length === 0) return;
     const findings = node.processor.findings;
-    await node.processor.onStopped();
+    await node.processor.onStopped?.(node.context);
     await this.#releaseServices(node);
     node.initialized = false;
     throw invalid(node.id, findings);
@@ -435,7 +435,7 @@ export class FlowController {
     if (node.initialized) return;
     const held: ServiceNode[] = [];
     try {
-      if (isSandboxed(node.processor)) node.processor.services = this.#servicesOf(node).map((s) => s.binding());
+      node.processor.services = bindings(this.#servicesOf(node));
       for (const service of this.#servicesOf(node)) {
         await service.acquire();
         held.push(service);

@@ -12,12 +12,15 @@ import type {
   ControllerService,
   ControllerServiceInfo,
   FlowFile,
+  Logger,
   Processor,
   ProcessorInfo,
   ReportingTask,
   ReportingTaskInfo,
+  ValidationFinding,
 } from '../sdk/index.ts';
-import type { OutputFlowFile } from '../session/outcome.ts';
+import type { SessionOutcome } from '../session/outcome.ts';
+import type { StandardProcessContext } from '../session/properties.ts';
 
 /** One task of a processor, for its plugin's statistics. */
 export interface TaskRecord {
@@ -64,12 +67,14 @@ export interface FlowHost {
   readonly pluginStats: { record(pluginId: string, record: TaskRecord): void };
   /** Listens to plugin changes (sequential: in the order they happen, listener after listener); returns the function that stops listening. */
   on(listener: (change: PluginChange) => void): () => void;
+  /** The flow's handle on a processor instance the registry made. */
+  processorHandle(instance: Processor): ProcessorHandle;
   raiseAlert(alert: AlertInput): Alert;
   alerts(): Alert[];
   onAlert(listener: AlertListener): () => void;
 }
 
-/** Marks a component whose instance lives in a sandbox: the flow reaches it through its handle. */
+/** Marks a controller service whose instance lives in a sandbox: the flow reaches it through its handle. */
 export const SANDBOXED: unique symbol = Symbol('databridge.sandboxed');
 
 /** A controller service a sandboxed processor names: made in that processor's sandbox from this. */
@@ -88,45 +93,58 @@ export interface FlowFileIds {
   claim(ids: readonly string[]): void;
 }
 
-/** One batch of FlowFiles for a sandboxed processor: their content packed in one buffer. */
-export interface SandboxBatch {
-  relationships: string[];
-  inputs: FlowFile[];
-  /** Each input's content lies at offsets[i] .. offsets[i] + inputs[i].size in `content`. */
-  content: ArrayBuffer;
-  offsets: number[];
+/**
+ * One task of a processor, as the flow gives it to the processor's handle:
+ * its batch, its inputs' content, and where its commits go. The handle
+ * takes the batch once it may run (a sandbox's task slot held), applies
+ * each commit in order, and ends its hold on the inputs with `finish`.
+ */
+export interface ProcessorTask {
+  readonly relationships: ReadonlySet<string>;
+  readonly logger: Logger;
+  readonly context: StandardProcessContext;
+  /** A source takes no input: it runs with an empty batch. */
+  readonly isSource: boolean;
+  /** Polls the batch from the input queues (once). */
+  take(): FlowFile[];
+  /** The whole content of an input of the batch. */
+  content(id: string): Uint8Array;
+  /** Applies one commit; throws when it cannot, and nothing of it is applied. */
+  apply(outcome: SessionOutcome): void;
+  /** How a sandbox's reply is checked: no new FlowFile may take an id the flow holds. */
+  readonly ids: FlowFileIds;
+  /** Gives back the inputs no commit consumed: those named as they say, every other one penalized. */
+  finish(leftovers: readonly { id: string; penalize: boolean }[]): void;
 }
 
-/** One commit of a sandboxed session: outputs whose attributes may be null (the input's, unchanged). */
-export interface SandboxCommit {
-  outputs: (Omit<OutputFlowFile, 'attributes'> & { attributes: Record<string, string> | null })[];
-  consumed: string[];
-  packed: ArrayBuffer;
-  lengths: number[];
-}
-
-/** What a sandboxed task did: its commits in order, the inputs it gave back, whether it yielded, its error. */
-export interface SandboxTaskResult {
-  outcomes: SandboxCommit[];
-  leftovers: { id: string; penalize: boolean }[];
+/** How a task ended: whether its processor asked to yield, and its failure. */
+export interface TaskEnd {
   yielded: boolean;
-  error: { code: string; message: string } | null;
+  error: Error | null;
 }
 
-/** The flow's handle on a processor made in a sandbox (worker or process). */
-export interface SandboxedProcessor extends Processor {
-  readonly [SANDBOXED]: true;
-  /** The processor's own validate() findings, from the sandbox. */
-  findings: { property?: string; message: string }[];
-  /** The controller services it names; the flow sets them before `initialize`. */
+/** Where a processor's code runs: in the host, or in its plugin's worker or process sandbox. */
+export type ProcessorMode = 'inline' | 'worker' | 'process';
+
+/**
+ * The flow's one kind of handle on a processor, wherever it runs (see
+ * `sandbox/handles.ts` for the three). The lifecycle methods are the
+ * processor's; a task goes through `runTask`.
+ */
+export interface ProcessorHandle extends Processor {
+  readonly mode: ProcessorMode;
+  /** Findings of the processor's own validate() that only its sandbox can give, once initialized (none inline: it ran when the node was built). */
+  readonly findings: readonly ValidationFinding[];
+  /** The sandboxed controller services it names, made in its sandbox; the flow sets them before `initialize` (none inline). */
   services: ServiceBinding[];
-  /** Until when its sandbox gets no tasks (over its CPU share), epoch ms. */
+  /** Until when it gets no tasks (its sandbox over its CPU share), epoch ms; 0 inline. */
   readonly throttledUntil: number;
-  /** Waits for a task slot of its sandbox; returns its release. */
-  acquire(): Promise<() => void>;
-  /** Runs one task over a batch (`transfer` moves the buffers); `ids` is how its reply's new ids are checked. */
-  trigger(batch: SandboxBatch, transfer: ArrayBuffer[], ids: FlowFileIds): Promise<SandboxTaskResult>;
-  onStopped(): Promise<void>;
+  /**
+   * Runs one task; null when it found nothing to do (another task took the
+   * batch while this one waited for a sandbox slot). Never applies a
+   * commit after it returns, and always calls `task.finish` before.
+   */
+  runTask(task: ProcessorTask): Promise<TaskEnd | null>;
 }
 
 /** The flow's handle on a controller service of a sandboxed plugin (made in its processors' sandbox). */
@@ -134,10 +152,6 @@ export interface SandboxedService extends ControllerService {
   readonly [SANDBOXED]: true;
   readonly pluginId: string;
   readonly component: string;
-}
-
-export function isSandboxed(p: Processor): p is SandboxedProcessor {
-  return (p as Partial<SandboxedProcessor>)[SANDBOXED] === true;
 }
 
 export function isSandboxedService(s: ControllerService): s is SandboxedService {

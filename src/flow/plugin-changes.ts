@@ -7,8 +7,7 @@
  */
 
 import type { AlertCode } from '../alerts.ts';
-import type { Processor } from '../sdk/index.ts';
-import { type FlowHost, isSandboxed, type PluginChange, type ServiceBinding } from './host.ts';
+import type { FlowHost, PluginChange, ProcessorHandle, ServiceBinding } from './host.ts';
 import type { ProcessorNode } from './processor-node.ts';
 
 export interface FollowContext {
@@ -73,11 +72,11 @@ export async function followPlugin(
   if (event.type !== 'registered') return;
   for (const node of nodes) {
     const old = node.processor;
-    let fresh: Processor;
+    let fresh: ProcessorHandle;
     try {
-      fresh = ctx.host.registry.createProcessor(node.type).instance;
+      fresh = ctx.host.processorHandle(ctx.host.registry.createProcessor(node.type).instance);
       // a sandboxed instance takes the services it names into its new sandbox; an inline one keeps the held ones
-      if (isSandboxed(fresh)) fresh.services = ctx.bindings(node);
+      fresh.services = ctx.bindings(node);
       if (node.state === 'running' || node.state === 'starting') await fresh.initialize?.(node.context);
     } catch (err) {
       ctx.alert(

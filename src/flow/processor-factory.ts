@@ -10,7 +10,7 @@ import { createError } from '../errors.ts';
 import { toSdkLogger } from '../log.ts';
 import { validateProperties, withDefaults } from '../session/properties.ts';
 import { durationMs, type ProcessorConfig } from './flow-config.ts';
-import { type FlowHost, isSandboxed, isSandboxedService } from './host.ts';
+import type { FlowHost } from './host.ts';
 import { describeMigrations, migrateProperties } from './migrations.ts';
 import { ProcessorNode } from './processor-node.ts';
 import type { ServiceNode } from './services.ts';
@@ -31,7 +31,9 @@ export function buildProcessorNode(
   placement: ProcessorPlacement,
 ): ProcessorNode {
   const { host, services } = placement;
-  const { instance, pluginId } = host.registry.createProcessor(type);
+  const created = host.registry.createProcessor(type);
+  const { pluginId } = created;
+  const instance = host.processorHandle(created.instance);
   const info = instance.getInfo();
   const pluginVersion = host.registry.get(pluginId).version;
   const migration = migrateProperties(config.properties ?? {}, info.migrations, config.version, pluginVersion);
@@ -47,8 +49,7 @@ export function buildProcessorNode(
     const service = services.get(value);
     const problem = !service
       ? `names controller service "${value}", which this flow does not have`
-      : isSandboxedService(service.instance) !== isSandboxed(instance) ||
-          (isSandboxed(instance) && service.pluginId !== pluginId)
+      : service.sandboxed !== (instance.mode !== 'inline') || (service.sandboxed && service.pluginId !== pluginId)
         ? `names controller service "${value}" of plugin ${service.pluginId}, which a processor of ${pluginId} cannot reach: a sandboxed plugin's processors use the services of their own plugin, inline processors those of inline plugins`
         : null;
     if (problem) findings.push({ property: spec.name, message: problem });

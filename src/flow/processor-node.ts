@@ -8,16 +8,15 @@
 import { randomUUID } from 'node:crypto';
 import { pollUntil } from '../deadline.ts';
 import { createError } from '../errors.ts';
-import type { Logger, Processor, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
-import type { OutputContent, OutputFlowFile, SessionOutcome } from '../session/outcome.ts';
+import type { Logger, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
+import type { OutputContent, SessionOutcome } from '../session/outcome.ts';
 import { StandardProcessContext } from '../session/properties.ts';
-import { type SessionBackend, StandardProcessSession } from '../session/session.ts';
 import type { Connection } from './connection.ts';
 import type { ContentRepository } from './content-repository.ts';
 import type { ContentClaim, FlowFileRecord } from './flowfile.ts';
 import { toView } from './flowfile.ts';
 import type { FlowFileRepository, QueuedRecord } from './flowfile-repository.ts';
-import { isSandboxed, type SandboxedProcessor, type TaskRecord } from './host.ts';
+import type { ProcessorHandle, ProcessorTask, TaskEnd, TaskRecord } from './host.ts';
 
 export interface ProcessorStats {
   /** FlowFiles taken in by committed sessions. */
@@ -36,7 +35,7 @@ export interface NodeInit {
   type: string;
   name: string;
   pluginId: string;
-  processor: Processor;
+  processor: ProcessorHandle;
   info: ProcessorInfo;
   properties: Readonly<Record<string, string>>;
   relationships: ReadonlySet<string>;
@@ -115,7 +114,7 @@ export class ProcessorNode {
   readonly type: string;
   readonly name: string;
   readonly pluginId: string;
-  processor: Processor;
+  processor: ProcessorHandle;
   readonly info: ProcessorInfo;
   readonly properties: Readonly<Record<string, string>>;
   readonly relationships: ReadonlySet<string>;
@@ -203,17 +202,85 @@ export class ProcessorNode {
   }
 
   /**
-   * Runs one task and reports it (FlowFiles, bytes, time, failure) to
-   * `onTaskDone`. Never throws: a failing trigger rolls its session back,
-   * counts an error and backs the processor off. Returns the error, if any.
+   * Runs one task through the processor's handle and reports it (FlowFiles,
+   * bytes, time, failure) to `onTaskDone`. Never throws: a failing task
+   * rolls its session back, counts an error and backs the processor off.
+   * Whatever it did not consume goes back to its queue (after a crash or a
+   * missed deadline, all of it, penalized: the inputs never left the host).
+   * Returns the error, if any.
    */
   async runTask(repos: Repositories): Promise<Error | undefined> {
     // counted per task: tasks of one processor overlap, so its totals cannot be diffed
     const tally: Tally = { inputs: 0, outputs: 0, bytesIn: 0, bytesOut: 0, gaveBack: 0 };
     const started = performance.now();
-    const failure = isSandboxed(this.processor)
-      ? await this.#runRemote(repos, this.processor, tally)
-      : await this.#runInline(repos, tally);
+    const held = new Map<string, { record: FlowFileRecord; connection: Connection }>();
+    let spans: Map<number, { offset: number; bytes: Uint8Array }> | undefined;
+    /** New ids this task's reply claimed (CLAIMED): applied to the repository, or given up at the end. */
+    const claimed: string[] = [];
+    const finish = (leftovers: readonly { id: string; penalize: boolean }[]): void => {
+      const named = new Set<string>();
+      const back: { id: string; penalize: boolean }[] = [];
+      for (const l of leftovers) {
+        if (held.has(l.id) && !named.has(l.id)) back.push(l);
+        named.add(l.id);
+      }
+      for (const id of held.keys()) if (!named.has(id)) back.push({ id, penalize: true });
+      this.#giveBack(back, held, tally);
+      held.clear();
+      for (const id of claimed) CLAIMED.delete(id);
+      claimed.length = 0;
+    };
+    const task: ProcessorTask = {
+      relationships: this.relationships,
+      logger: this.logger,
+      context: this.context,
+      isSource: this.isSource,
+      take: () => {
+        const inputs = this.#poll(Date.now());
+        for (const i of inputs) held.set(i.record.id, i);
+        return inputs.map((i) => toView(i.record));
+      },
+      content: (id) => {
+        const claim = held.get(id)?.record.claim;
+        if (!claim) return new Uint8Array(0);
+        spans ??= readSpans([...held.values()], repos.content);
+        const span = spans.get(claim.segment);
+        if (span && claim.offset >= span.offset && claim.offset + claim.length <= span.offset + span.bytes.length) {
+          return span.bytes.subarray(claim.offset - span.offset, claim.offset - span.offset + claim.length);
+        }
+        return repos.content.read(claim);
+      },
+      apply: (outcome) => this.#apply(outcome, held, repos, tally),
+      // checked against its inputs before it comes back (protocol-check.ts): no id the flow holds is made again
+      ids: {
+        holds: (id) => repos.flowFiles.has(id) || CLAIMED.has(id),
+        claim: (ids) => {
+          for (const id of ids) {
+            CLAIMED.add(id);
+            claimed.push(id);
+          }
+        },
+      },
+      finish,
+    };
+    let end: TaskEnd | null;
+    try {
+      end = await this.processor.runTask(task);
+    } catch (err) {
+      end = { yielded: false, error: err instanceof Error ? err : new Error(String(err)) };
+    } finally {
+      finish([]);
+    }
+    // another task took the batch while this one waited for a slot: no task at all
+    if (end === null) return undefined;
+    this.stats.tasks++;
+    if (end.yielded) this.yieldUntil = Math.max(this.yieldUntil, Date.now() + this.yieldMs);
+    const failure = end.error ?? undefined;
+    if (failure) {
+      this.stats.errors++;
+      this.stats.lastError = failure.message;
+      this.#backOff();
+    } else this.failures = 0;
     const idle = tally.inputs + tally.outputs + tally.gaveBack === 0 && failure === undefined;
     // a task that found nothing to do is no session
     if (!idle)
@@ -231,151 +298,6 @@ export class ProcessorNode {
 
   /** Told of every task, for the plugin's statistics. */
   onTaskDone?: (record: TaskRecord) => void;
-
-  async #runInline(repos: Repositories, tally: Tally): Promise<Error | undefined> {
-    const now = Date.now();
-    const inputs = this.#poll(now);
-    const byId = new Map<string, { record: FlowFileRecord; connection: Connection }>();
-    for (const i of inputs) byId.set(i.record.id, i);
-    let spans: Map<number, { offset: number; bytes: Uint8Array }> | undefined;
-    const backend: SessionBackend = {
-      relationships: this.relationships,
-      logger: this.logger,
-      readInput: (id) => {
-        const claim = byId.get(id)?.record.claim;
-        if (!claim) return new Uint8Array(0);
-        spans ??= readSpans(inputs, repos.content);
-        const span = spans.get(claim.segment);
-        if (span && claim.offset >= span.offset && claim.offset + claim.length <= span.offset + span.bytes.length) {
-          return span.bytes.subarray(claim.offset - span.offset, claim.offset - span.offset + claim.length);
-        }
-        return repos.content.read(claim);
-      },
-      apply: (outcome) => this.#apply(outcome, byId, repos, tally),
-    };
-    const session = new StandardProcessSession(
-      backend,
-      inputs.map((i) => toView(i.record)),
-    );
-    let failure: Error | undefined;
-    try {
-      await this.processor.onTrigger(this.context, session);
-      if (session.hasUncommittedWork()) session.commit();
-      this.failures = 0;
-    } catch (err) {
-      session.rollback(true);
-      failure = err instanceof Error ? err : new Error(String(err));
-      this.stats.errors++;
-      this.stats.lastError = failure.message;
-      this.#backOff();
-    } finally {
-      this.#giveBack(session.leftovers(), byId, tally);
-      this.stats.tasks++;
-      if (this.context.takeYield()) this.yieldUntil = Math.max(this.yieldUntil, Date.now() + this.yieldMs);
-    }
-    return failure;
-  }
-
-  /**
-   * A task in a sandbox: the batch goes over with its content packed in one
-   * buffer; the outcomes come back and are applied here in order. If the
-   * sandbox dies or runs past its deadline, the inputs never left the host:
-   * they go back to their queues, penalized.
-   */
-  async #runRemote(repos: Repositories, remote: SandboxedProcessor, tally: Tally): Promise<Error | undefined> {
-    const release = await remote.acquire();
-    const inputs = this.#poll(Date.now());
-    if (inputs.length === 0 && !this.isSource) {
-      // another task took the last FlowFiles while this one waited for a slot
-      release();
-      return undefined;
-    }
-    const byId = new Map<string, { record: FlowFileRecord; connection: Connection }>();
-    for (const i of inputs) byId.set(i.record.id, i);
-    let failure: Error | undefined;
-    let leftovers: { id: string; penalize: boolean }[] = [];
-    /** New ids this task's reply claimed (CLAIMED): applied to the repository below, or given up. */
-    const claimed: string[] = [];
-    try {
-      const spans = readSpans(inputs, repos.content);
-      const total = inputs.reduce((n, i) => n + i.record.size, 0);
-      const packed = new Uint8Array(total);
-      const offsets: number[] = [];
-      let at = 0;
-      for (const { record } of inputs) {
-        offsets.push(at);
-        const c = record.claim;
-        if (c) {
-          const span = spans.get(c.segment);
-          const bytes =
-            span && c.offset >= span.offset && c.offset + c.length <= span.offset + span.bytes.length
-              ? span.bytes.subarray(c.offset - span.offset, c.offset - span.offset + c.length)
-              : repos.content.read(c);
-          packed.set(bytes, at);
-        }
-        at += record.size;
-      }
-      // checked against its inputs before it comes back (protocol-check.ts): no id the flow holds is made again
-      const reply = await remote.trigger(
-        {
-          relationships: [...this.relationships],
-          inputs: inputs.map((i) => toView(i.record)),
-          content: packed.buffer,
-          offsets,
-        },
-        [packed.buffer],
-        {
-          holds: (id) => repos.flowFiles.has(id) || CLAIMED.has(id),
-          claim: (ids) => {
-            for (const id of ids) {
-              CLAIMED.add(id);
-              claimed.push(id);
-            }
-          },
-        },
-      );
-      for (const wire of reply.outcomes) {
-        const bytes = new Uint8Array(wire.packed);
-        let off = 0;
-        const contents = wire.lengths.map((len) => {
-          const view = bytes.subarray(off, off + len);
-          off += len;
-          return view;
-        });
-        // attributes left out on the wire are the input's, unchanged
-        const outputs = wire.outputs.map(
-          (o): OutputFlowFile => ({ ...o, attributes: o.attributes ?? byId.get(o.id)?.record.attributes ?? {} }),
-        );
-        this.#apply({ outputs, consumed: wire.consumed, contents }, byId, repos, tally);
-      }
-      leftovers = reply.leftovers.filter((l) => byId.has(l.id));
-      if (reply.yielded) this.yieldUntil = Math.max(this.yieldUntil, Date.now() + this.yieldMs);
-      if (reply.error) {
-        const err = new Error(reply.error.message) as Error & { code?: string };
-        err.code = reply.error.code;
-        failure = err;
-      }
-    } catch (err) {
-      failure = err instanceof Error ? err : new Error(String(err));
-    } finally {
-      // whatever was not consumed by an applied outcome goes back (a crash: all of it, penalized)
-      const returned = new Set(leftovers.map((l) => l.id));
-      const back = [
-        ...leftovers,
-        ...[...byId.keys()].filter((id) => !returned.has(id)).map((id) => ({ id, penalize: true })),
-      ];
-      this.#giveBack(back, byId, tally);
-      for (const id of claimed) CLAIMED.delete(id);
-      this.stats.tasks++;
-      release();
-    }
-    if (failure) {
-      this.stats.errors++;
-      this.stats.lastError = failure.message;
-      this.#backOff();
-    } else this.failures = 0;
-    return failure;
-  }
 
   #poll(now: number): { record: FlowFileRecord; connection: Connection }[] {
     const out: { record: FlowFileRecord; connection: Connection }[] = [];

@@ -8,7 +8,6 @@
 import type { Connection } from './connection.ts';
 import type { ContentRepository } from './content-repository.ts';
 import type { FlowFileRepository } from './flowfile-repository.ts';
-import { isSandboxed } from './host.ts';
 import type { ProcessorNode } from './processor-node.ts';
 
 export interface SchedulerOptions {
@@ -84,8 +83,7 @@ export class Scheduler {
     if (node.state !== 'running') return;
     const now = Date.now();
     // a sandbox over its CPU share gets no tasks until the monitor sees it back under
-    const throttled = isSandboxed(node.processor) ? node.processor.throttledUntil : 0;
-    const wait = Math.max(node.yieldUntil, throttled);
+    const wait = Math.max(node.yieldUntil, node.processor.throttledUntil);
     if (wait > now) {
       this.#schedule(node, wait - now, false);
       return;

@@ -51,6 +51,11 @@ export interface ReportingTaskSummary {
 }
 
 /** @internal */
+/** The sandboxed services among those a processor names, as its sandbox makes them (an inline processor names none). */
+export function bindings(services: readonly ServiceNode[]): ServiceBinding[] {
+  return services.filter((s) => s.sandboxed).map((s) => s.binding());
+}
+
 export class ServiceNode {
   readonly id: string;
   readonly type: string;

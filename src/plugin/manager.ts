@@ -15,6 +15,7 @@ import { createError } from '../errors.ts';
 import { createLogger, type PinoLogger } from '../log.ts';
 import { BUILTIN_PROCESSORS, builtInPluginId } from '../processors/index.ts';
 import { type ConfinementReport, configureSandboxUid, overrideConfinement } from '../sandbox/confinement.ts';
+import { processorHandle } from '../sandbox/inline-processor.ts';
 import { ResourceMonitor } from '../sandbox/monitor.ts';
 import type { SandboxAlert, SandboxHost } from '../sandbox/sandbox-host.ts';
 import type { Processor, ProcessorInfo } from '../sdk/index.ts';
@@ -192,10 +193,7 @@ export class PluginManager {
         this.#cluster = new ClusterNode(
           clusterHost(this.#core, this.#installs, this.#revocations),
           this.#store.cluster,
-          {
-            dataDir: this.config.dataDir,
-            heartbeatMs: this.config.heartbeatMs,
-          },
+          { dataDir: this.config.dataDir, heartbeatMs: this.config.heartbeatMs },
         );
         await this.#cluster.start();
       }
@@ -247,6 +245,9 @@ export class PluginManager {
     return this.registry.createProcessor(type).instance;
   }
 
+  /** The flow's handle on a processor instance (`FlowHost`): inline, or the sandboxed instance itself. */
+  readonly processorHandle = processorHandle;
+
   /** The info of a processor type without making an instance. */
   getProcessorInfo(type: string): ProcessorInfo {
     return this.registry.componentInfo('processors', type);
@@ -276,10 +277,7 @@ export class PluginManager {
     return { ...info, signature: this.signatureOf(info.id), ...(confinement ? { confinement } : {}) };
   }
 
-  /**
-   * What this host can confine a process sandbox with, probed once at start
-   * (or the report the manager was given).
-   */
+  /** What this host can confine a process sandbox with, probed once at start (or the report it was given). */
   get confinement(): ConfinementReport {
     if (!this.#confinement) throw createError('MANAGER_SHUT_DOWN', {});
     return this.#confinement;

@@ -9,13 +9,12 @@
  */
 
 import {
-  type FlowFileIds,
+  type ProcessorHandle,
+  type ProcessorTask,
   SANDBOXED,
-  type SandboxBatch,
-  type SandboxedProcessor,
   type SandboxedService,
-  type SandboxTaskResult,
   type ServiceBinding,
+  type TaskEnd,
 } from '../flow/host.ts';
 import type {
   ControllerServiceInfo,
@@ -24,7 +23,9 @@ import type {
   ProcessorInfo,
   ReportingTask,
   ReportingTaskInfo,
+  ValidationFinding,
 } from '../sdk/index.ts';
+import type { OutputFlowFile } from '../session/outcome.ts';
 import type { SandboxHost } from './sandbox-host.ts';
 
 let nextInstance = 1;
@@ -58,12 +59,23 @@ abstract class RemoteInstance<I> extends RemoteComponent<I> {
   }
 }
 
-export class RemoteProcessor extends RemoteInstance<ProcessorInfo> implements SandboxedProcessor {
-  readonly [SANDBOXED] = true as const;
+/**
+ * A processor of a worker or process sandbox (the two differ only in the
+ * sandbox host's transport). A task waits for a slot of its sandbox, then
+ * sends the batch over with its content packed in one buffer; the commits
+ * come back and are applied on the host in order. If the sandbox dies or
+ * runs past its deadline, the inputs never left the host: they go back to
+ * their queues, penalized.
+ */
+export class RemoteProcessor extends RemoteInstance<ProcessorInfo> implements ProcessorHandle {
   /** The processor's own validate() findings, from the sandbox. */
-  findings: { property?: string; message: string }[] = [];
+  findings: ValidationFinding[] = [];
   /** The controller services it names; the flow sets them before `initialize`. */
   services: ServiceBinding[] = [];
+
+  get mode(): 'worker' | 'process' {
+    return this.host.mode;
+  }
 
   async initialize(ctx: ProcessContext): Promise<void> {
     this.instance = nextInstance++;
@@ -87,12 +99,59 @@ export class RemoteProcessor extends RemoteInstance<ProcessorInfo> implements Sa
     return this.host.throttledUntil;
   }
 
-  acquire(): Promise<() => void> {
-    return this.host.acquire();
-  }
-
-  trigger(batch: SandboxBatch, transfer: ArrayBuffer[], ids: FlowFileIds): Promise<SandboxTaskResult> {
-    return this.host.trigger({ type: 'trigger', id: 0, instance: this.instance, ...batch }, transfer, ids);
+  async runTask(task: ProcessorTask): Promise<TaskEnd | null> {
+    const release = await this.host.acquire();
+    let leftovers: { id: string; penalize: boolean }[] = [];
+    try {
+      const inputs = task.take();
+      // another task took the last FlowFiles while this one waited for a slot
+      if (inputs.length === 0 && !task.isSource) return null;
+      const packed = new Uint8Array(inputs.reduce((n, ff) => n + ff.size, 0));
+      const offsets: number[] = [];
+      let at = 0;
+      for (const ff of inputs) {
+        offsets.push(at);
+        if (ff.size > 0) packed.set(task.content(ff.id), at);
+        at += ff.size;
+      }
+      const reply = await this.host.trigger(
+        {
+          type: 'trigger',
+          id: 0,
+          instance: this.instance,
+          relationships: [...task.relationships],
+          inputs,
+          content: packed.buffer,
+          offsets,
+        },
+        [packed.buffer],
+        task.ids,
+      );
+      const attributes = new Map(inputs.map((ff) => [ff.id, ff.attributes]));
+      for (const wire of reply.outcomes) {
+        const bytes = new Uint8Array(wire.packed);
+        let off = 0;
+        const contents = wire.lengths.map((len) => {
+          const view = bytes.subarray(off, off + len);
+          off += len;
+          return view;
+        });
+        // attributes left out on the wire are the input's, unchanged
+        const outputs = wire.outputs.map(
+          (o): OutputFlowFile => ({ ...o, attributes: o.attributes ?? attributes.get(o.id) ?? {} }),
+        );
+        task.apply({ outputs, consumed: wire.consumed, contents });
+      }
+      leftovers = reply.leftovers;
+      const error = reply.error ? Object.assign(new Error(reply.error.message), { code: reply.error.code }) : null;
+      return { yielded: reply.yielded, error };
+    } catch (err) {
+      return { yielded: false, error: err instanceof Error ? err : new Error(String(err)) };
+    } finally {
+      // whatever no applied commit consumed goes back (after a crash: all of it, penalized)
+      task.finish(leftovers);
+      release();
+    }
   }
 }
 

@@ -9,7 +9,7 @@
 import type { ControllerService, Logger, PluginDefinition, Processor, ReportingTask } from '../sdk/index.ts';
 import type { SessionOutcome } from '../session/outcome.ts';
 import { StandardProcessContext } from '../session/properties.ts';
-import { StandardProcessSession } from '../session/session.ts';
+import { runSession } from '../session/session.ts';
 import { guardedEntryUrl } from './module-guard.ts';
 import {
   BOUNDS,
@@ -240,7 +240,9 @@ export function createRuntime(send: Send): (message: HostMessage) => Promise<voi
           const content = new Uint8Array(m.content);
           const at = new Map(m.inputs.map((ff, i) => [ff.id, i]));
           const outcomes: SessionOutcome[] = [];
-          const session = new StandardProcessSession(
+          const run = await runSession(
+            inst.processor,
+            inst.ctx,
             {
               relationships: new Set(m.relationships),
               logger: inst.ctx.logger,
@@ -252,14 +254,6 @@ export function createRuntime(send: Send): (message: HostMessage) => Promise<voi
             },
             m.inputs,
           );
-          let error: TriggeredReply['error'] = null;
-          try {
-            await inst.processor.onTrigger(inst.ctx, session);
-            if (session.hasUncommittedWork()) session.commit();
-          } catch (err) {
-            session.rollback(true);
-            error = toWireError(err, inst.pluginId);
-          }
           const original = new Map(m.inputs.map((ff) => [ff.id, ff.attributes]));
           const wire = outcomes.map((o) => pack(o, original));
           knownParents(wire, original);
@@ -267,9 +261,9 @@ export function createRuntime(send: Send): (message: HostMessage) => Promise<voi
             type: 'triggered',
             id: m.id,
             outcomes: wire,
-            leftovers: session.leftovers(),
-            yielded: inst.ctx.takeYield(),
-            error,
+            leftovers: run.leftovers,
+            yielded: run.yielded,
+            error: run.error === null ? null : toWireError(run.error, inst.pluginId),
           };
           send(
             reply,

@@ -7,8 +7,9 @@
 
 import { randomUUID } from 'node:crypto';
 import { createError } from '../errors.ts';
-import type { ContentRange, FlowFile, Logger, ProcessSession } from '../sdk/index.ts';
+import type { ContentRange, FlowFile, Logger, Processor, ProcessSession } from '../sdk/index.ts';
 import type { OutputContent, OutputFlowFile, SessionOutcome } from './outcome.ts';
+import type { StandardProcessContext } from './properties.ts';
 
 /** What a session needs from whoever runs it. */
 export interface SessionBackend {
@@ -318,4 +319,37 @@ export class StandardProcessSession implements ProcessSession {
       parentIds: Object.freeze([...w.parentIds]),
     });
   }
+}
+
+/** What one trigger of a processor over a session did. */
+export interface SessionRun {
+  /** The inputs no commit consumed, to go back to their queues. */
+  leftovers: { id: string; penalize: boolean }[];
+  /** Whether the processor asked to yield. */
+  yielded: boolean;
+  /** What its trigger threw (its uncommitted work rolled back, penalized), else null. */
+  error: unknown;
+}
+
+/**
+ * Triggers a processor once over a batch, wherever it runs (on the host
+ * for an inline plugin, in the sandbox otherwise): work left uncommitted
+ * when the trigger returns is committed; a throw rolls it back, penalized.
+ */
+export async function runSession(
+  processor: Pick<Processor, 'onTrigger'>,
+  context: StandardProcessContext,
+  backend: SessionBackend,
+  inputs: readonly FlowFile[],
+): Promise<SessionRun> {
+  const session = new StandardProcessSession(backend, inputs);
+  let error: unknown = null;
+  try {
+    await processor.onTrigger(context, session);
+    if (session.hasUncommittedWork()) session.commit();
+  } catch (err) {
+    session.rollback(true);
+    error = err ?? new Error(String(err));
+  }
+  return { leftovers: session.leftovers(), yielded: context.takeYield(), error };
 }
