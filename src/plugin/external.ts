@@ -4,7 +4,8 @@
  * registered in `error` with its finding codes and the rest load. Reloads
  * validate and load the new files beside the old registration and swap
  * only when they succeed. Each plugin runs in the mode the operator's
- * trust lists and its manifest give it (isolation.ts); one that needs a
+ * trust lists and its manifest give it (isolation.ts), loaded by
+ * loader.ts in that mode; one that needs a
  * process sandbox on a host that cannot confine it is refused with
  * ISOLATION_UNAVAILABLE unless the operator accepted weaker isolation.
  */
@@ -18,15 +19,14 @@ import type { ConfinementReport } from '../sandbox/confinement.ts';
 import { checkGrants, DATABRIDGE_ROOT, folderUnreadable } from '../sandbox/grants.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import type { ComponentInfos } from '../sandbox/protocol.ts';
-import { RemoteControllerService, RemoteProcessor, RemoteReportingTask } from '../sandbox/remote-processor.ts';
-import { type SandboxAlert, SandboxHost } from '../sandbox/sandbox-host.ts';
+import type { SandboxAlert, SandboxHost } from '../sandbox/sandbox-host.ts';
 import type { StateStore } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { errorCodes, type Finding, finding } from './findings.ts';
 import { isReservedName } from './installer.ts';
 import { isolationUnavailable, modeOf } from './isolation.ts';
-import { dependencyOrder, loadPlugin, registrationOf } from './loader.ts';
-import { componentNames, exportsProblem, type PluginManifest } from './manifest.ts';
+import { COMPONENTS_CACHE, dependencyOrder, KINDS, loadPlugin, type SandboxedLoad } from './loader.ts';
+import type { PluginManifest } from './manifest.ts';
 import type { PluginRegistry } from './registry.ts';
 import type { ScannerHook } from './scanner.ts';
 import type { PluginRegistration, SandboxMode } from './types.ts';
@@ -78,9 +78,6 @@ export interface RunningRelease {
 }
 
 const ID_LIKE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
-/** The scan-cache key under which a release's component infos are kept, by digest. */
-const COMPONENTS_CACHE = 'components/2';
-const KINDS = ['processors', 'controllerServices', 'reportingTasks'] as const;
 
 export class ExternalPlugins {
   readonly #o: ExternalPluginsOptions;
@@ -161,10 +158,7 @@ export class ExternalPlugins {
       if (confinement.level !== 'full' && !allowWeakIsolation) return report;
       if (this.#grantFindings(dir, manifest, false).length) return report;
     }
-    const loaded =
-      mode === 'inline'
-        ? { ...(await loadPlugin(dir, report)), sandbox: null }
-        : await this.#loadSandboxed(dir, report, mode);
+    const loaded = await loadPlugin(dir, report, this.#loading(mode));
     await loaded.sandbox?.close();
     if (!loaded.findings.length) return report;
     const findings = [...report.findings, ...loaded.findings];
@@ -239,9 +233,9 @@ export class ExternalPlugins {
           'plugin runs with weaker isolation: the operator accepted it',
         );
       }
-      const loaded = mode === 'inline' ? await loadPlugin(dir, report) : await this.#loadSandboxed(dir, report, mode);
+      const loaded = await loadPlugin(dir, report, this.#loading(mode));
       registration = loaded.registration;
-      sandbox = 'sandbox' in loaded ? (loaded.sandbox as SandboxHost | null) : null;
+      sandbox = loaded.sandbox;
       findings = [...findings, ...loaded.findings];
     }
     const state = await this.#o.store.getPluginState(id);
@@ -471,6 +465,24 @@ export class ExternalPlugins {
     return modeOf(manifest.id, manifest.isolation, this.#o);
   }
 
+  /** How a plugin of this mode loads: inline, or what its new sandbox needs. */
+  #loading(mode: SandboxMode): { mode: 'inline' } | SandboxedLoad {
+    if (mode === 'inline') return { mode };
+    const { store, log, dataDir, pluginDir, registry } = this.#o;
+    return {
+      ...{ mode, store, log, protectedRoots: [dataDir, pluginDir] },
+      defaultLimits: this.#o.defaultLimits,
+      onAlert: this.#o.onAlert,
+      // a sandbox that failed for good puts its plugin in error, unless a newer release took its place
+      onFailed: (sandbox, reason) => {
+        const id = sandbox.namespace;
+        if (this.#sandboxes.get(id) === sandbox && registry.has(id)) {
+          registry.setLoadState(id, { failure: `SANDBOX_FAILED: ${reason}` });
+        }
+      },
+    };
+  }
+
   /** Declared paths a process sandbox would be refused (grants.ts), and a plugin folder its uid cannot read. */
   #grantFindings(dir: string, manifest: PluginManifest, create = true): Finding[] {
     const uid = this.#o.confinement.uid?.switched ? this.#o.confinement.uid.uid : null;
@@ -483,92 +495,6 @@ export class ExternalPlugins {
     return [...refused, ...(folder ? [folder] : [])].map((r) =>
       finding(r.code, `${manifest.id}: ${r.message}`, { path: 'manifest.json', pointer: '/permissions/fs' }),
     );
-  }
-
-  async #loadSandboxed(
-    dir: string,
-    report: ValidationReport,
-    mode: 'worker' | 'process',
-  ): Promise<{ registration: PluginRegistration | null; findings: Finding[]; sandbox: SandboxHost | null }> {
-    const manifest = report.manifest!;
-    const fail = (message: string) => ({
-      registration: null,
-      findings: [finding('LOAD_FAILED', `${manifest.id}: ${message}`, { path: manifest.entryPoint })],
-      sandbox: null,
-    });
-    const namespace = await this.#o.store.getNamespace(manifest.id);
-    const sandbox = new SandboxHost({
-      namespace: manifest.id,
-      mode,
-      limits: namespace?.limits ?? this.#o.defaultLimits(),
-      requested: manifest.limits,
-      permissions: manifest.permissions ?? {},
-      readPaths: [dir],
-      protectedRoots: [this.#o.dataDir, this.#o.pluginDir],
-      log: this.#o.log,
-      onAlert: (a) => this.#o.onAlert(a),
-      onFailed: (reason) => {
-        if (this.#sandboxes.get(manifest.id) === sandbox && this.#o.registry.has(manifest.id)) {
-          this.#o.registry.setLoadState(manifest.id, { failure: `SANDBOX_FAILED: ${reason}` });
-        }
-      },
-    });
-    const load = {
-      pluginId: manifest.id,
-      root: dir,
-      entryPoint: manifest.entryPoint,
-      digest: report.digest!,
-      files: report.files,
-    };
-    // a release whose module loaded before (same digest) starts its sandbox on first use
-    const known = (await this.#o.store.getScanResult(report.digest!, COMPONENTS_CACHE)) as ComponentInfos | undefined;
-    let loaded: ComponentInfos;
-    if (known) {
-      sandbox.idle(load);
-      loaded = known;
-    } else {
-      try {
-        await sandbox.start();
-        loaded = await sandbox.load(load);
-      } catch (err) {
-        await sandbox.close();
-        return fail(`the entry module failed to load in its sandbox: ${(err as Error).message}`);
-      }
-    }
-    for (const kind of KINDS) {
-      const declared = componentNames(manifest.provides[kind]);
-      const exported = Object.keys(loaded[kind]);
-      const misnamed = exported.find((n) => loaded[kind][n]?.name !== n);
-      const problem =
-        exportsProblem(declared, exported, `${kind} `) ??
-        (misnamed ? `${kind}.${misnamed}: getInfo() must return an object whose name is "${misnamed}"` : null);
-      if (problem) {
-        await sandbox.close();
-        return fail(problem);
-      }
-    }
-    const entries = <I, C>(infos: Record<string, I>, make: (name: string, info: I) => C) =>
-      Object.fromEntries(
-        Object.entries(infos).map(([name, info]) => [name, { factory: () => make(name, info), info }]),
-      );
-    const registration: PluginRegistration = {
-      ...registrationOf(manifest, mode),
-      processors: entries(loaded.processors, (n, i) => new RemoteProcessor(sandbox, manifest.id, n, i)),
-      controllerServices: entries(
-        loaded.controllerServices,
-        (n, i) => new RemoteControllerService(sandbox, manifest.id, n, i),
-      ),
-      reportingTasks: entries(loaded.reportingTasks, (n, i) => new RemoteReportingTask(sandbox, manifest.id, n, i)),
-    };
-    if (!known) {
-      const { processors, controllerServices, reportingTasks } = loaded;
-      await this.#o.store.saveScanResult(report.digest!, COMPONENTS_CACHE, {
-        processors,
-        controllerServices,
-        reportingTasks,
-      });
-    }
-    return { registration, findings: [], sandbox };
   }
 }
 

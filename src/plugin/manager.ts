@@ -5,7 +5,7 @@
  * each job to the file named for it: installing.ts (install, uninstall,
  * validate), watcher.ts (the plugin directory), auto-rollback.ts,
  * revocations.ts, version-guard.ts, audit.ts (the audit trail) and
- * external.ts (loading every external plugin, inline or sandboxed).
+ * external.ts (the plugin directory's plugins, each loaded by loader.ts).
  */
 
 import { mkdirSync } from 'node:fs';

@@ -62,7 +62,7 @@ describe('loading external plugins', () => {
     const report = await validatePluginDir(p, { policy, engineVersion: '0.1.0' });
     assert.ok(report.valid);
     writeFileSync(join(p, 'index.js'), 'globalThis.swapped = true; export default {};\n');
-    const loaded = await loadPlugin(p, report);
+    const loaded = await loadPlugin(p, report, { mode: 'inline' });
     assert.equal(loaded.registration, null);
     assert.match(loaded.findings[0]!.message, /changed after it was verified/);
     assert.equal((globalThis as { swapped?: boolean }).swapped, undefined, 'the swapped code never ran');
@@ -74,7 +74,7 @@ describe('loading external plugins', () => {
     });
     await sign(escaper);
     const r2 = await validatePluginDir(escaper, { policy, engineVersion: '0.1.0' });
-    const l2 = await loadPlugin(escaper, r2);
+    const l2 = await loadPlugin(escaper, r2, { mode: 'inline' });
     assert.match(l2.findings[0]?.message ?? '', /outside the plugin folder/);
     assert.equal((globalThis as { outside?: boolean }).outside, undefined);
   });
