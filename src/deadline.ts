@@ -32,3 +32,14 @@ export async function pollUntil(
   const start = Date.now();
   while (!done() && Date.now() - start < timeoutMs) await new Promise((r) => setTimeout(r, pollMs));
 }
+
+/**
+ * How long to wait before attempt `n` after `n` failures in a row: `baseMs`
+ * doubled per failure after the first, at most `capMs`.
+ *
+ * @example
+ * backoffMs(3, 250, 30_000); // 1000
+ */
+export function backoffMs(failures: number, baseMs: number, capMs: number): number {
+  return Math.min(baseMs * 2 ** Math.max(0, failures - 1), capMs);
+}

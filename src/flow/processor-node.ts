@@ -6,7 +6,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { pollUntil } from '../deadline.ts';
+import { backoffMs, pollUntil } from '../deadline.ts';
 import { createError } from '../errors.ts';
 import type { Logger, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
 import type { OutputContent, SessionOutcome } from '../session/outcome.ts';
@@ -182,7 +182,7 @@ export class ProcessorNode {
   /** One more failure in a row: the processor rests 250 ms, doubled per failure, at most 30 s. */
   #backOff(): void {
     this.failures++;
-    this.yieldUntil = Date.now() + Math.min(FAILURE_BACKOFF_BASE_MS * 2 ** (this.failures - 1), MAX_FAILURE_BACKOFF_MS);
+    this.yieldUntil = Date.now() + backoffMs(this.failures, FAILURE_BACKOFF_BASE_MS, MAX_FAILURE_BACKOFF_MS);
   }
 
   /** Resolves once none of its tasks runs (polled every `pollMs`: tasks end on their own, each within its deadline). */

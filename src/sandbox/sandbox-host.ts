@@ -14,7 +14,7 @@
  */
 
 import type { AlertCode } from '../alerts.ts';
-import { pollUntil } from '../deadline.ts';
+import { backoffMs, pollUntil } from '../deadline.ts';
 import { createError } from '../errors.ts';
 import type { PinoLogger } from '../log.ts';
 import type { MetricsSnapshot } from '../sdk/index.ts';
@@ -503,7 +503,7 @@ export class SandboxHost {
       return;
     }
     this.#restartTimes.push(now);
-    const backoff = Math.min(50 * 2 ** (this.#restartTimes.length - 1), 5000);
+    const backoff = backoffMs(this.#restartTimes.length, 50, 5000);
     setTimeout(() => void this.#restart(), this.#restartTimes.length === 1 ? 0 : backoff);
   }
 

@@ -8,6 +8,7 @@
 
 import pg from 'pg';
 import semver from 'semver';
+import { backoffMs } from '../deadline.ts';
 import { createError, isDataBridgeError } from '../errors.ts';
 import type { ResourceLimits } from '../sandbox/limits.ts';
 import { CHANNEL, POSTGRES_MIGRATIONS } from './postgres-migrations.ts';
@@ -495,7 +496,7 @@ export class PostgresStore implements StateStore, ClusterBackend {
         client = null;
         void c.end().catch(() => {});
         onState(false, reason);
-        const delay = Math.min(250 * 2 ** attempt++, 5000);
+        const delay = backoffMs(++attempt, 250, 5000);
         timer = setTimeout(() => void connect(), delay);
       };
       c.on('error', (err) => lost(err.message));
