@@ -222,10 +222,12 @@ export class CatalogClient {
   }
 
   /**
-   * A package's packument, asked for as pacote asks (the same address, auth
-   * and scope handling; `spec` lets npm-registry-fetch pick the scope's
-   * credentials) without pacote's fetcher around it (a few tenths of a
-   * millisecond a packument). The full document: the abbreviated one
+   * A package's packument, asked for at the address pacote asks with the
+   * same `.npmrc` credentials, without pacote's fetcher around it (a few
+   * tenths of a millisecond a packument). No `spec`: the catalog is already
+   * the scope's registry when `.npmrc` names one (catalogsFor), so it would
+   * only have npm-registry-fetch parse the name as an npm spec on every
+   * request to find the same registry. The full document: the abbreviated one
    * (`application/vnd.npm.install-v1+json`) has no `keywords` and no
    * `databridge` field (id, publisher, dependencies), which are what make a
    * version a plugin release.
@@ -234,7 +236,6 @@ export class CatalogClient {
     const url = `${catalog}${name.replace('/', '%2f')}`;
     return (await npmFetch.json(url, {
       ...this.#opts(catalog),
-      spec: name,
       headers: { accept: 'application/json' },
     } as npmFetch.Options)) as Packument;
   }
