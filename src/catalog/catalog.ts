@@ -116,11 +116,12 @@ export class Catalog {
     let report: Awaited<ReturnType<PluginManager['validate']>>;
     try {
       const file = join(work, 'release.tgz');
-      await writeFile(file, await client.tarball(release, entry.catalog));
-      // an install takes the release's dependencies along from the catalogs: counted as there when they resolve
-      const set = await resolveSet([{ id, range: release.version }], this.#installed(), (x) => client.entry(x)).catch(
-        () => null,
-      );
+      // the tarball and the dependencies' packuments are asked for together: neither needs the other
+      const [, set] = await Promise.all([
+        client.tarball(release, entry.catalog).then((bytes) => writeFile(file, bytes)),
+        // an install takes the release's dependencies along from the catalogs: counted as there when they resolve
+        resolveSet([{ id, range: release.version }], this.#installed(), (x) => client.entry(x)).catch(() => null),
+      ]);
       const assume = set ? new Map(set.members.filter((m) => m.id !== id).map((m) => [m.id, m.version])) : undefined;
       report = await this.#manager.validate(file, assume ? { assume } : {});
     } finally {
