@@ -2,7 +2,8 @@
  * The catalog service: search, info, install by name and range, outdated
  * and update, over one PluginManager. The CLI and the REST routes are thin
  * layers over it. A fresh client per question, so every answer reads the
- * catalogs anew (a resolution reads each packument once).
+ * catalogs anew, and each packument once (an update's look for newer
+ * releases and its install share one).
  */
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -115,11 +116,12 @@ export class Catalog {
     let report: Awaited<ReturnType<PluginManager['validate']>>;
     try {
       const file = join(work, 'release.tgz');
-      await writeFile(file, await client.tarball(release, entry.catalog));
-      // an install takes the release's dependencies along from the catalogs: counted as there when they resolve
-      const set = await resolveSet([{ id, range: release.version }], this.#installed(), (x) => client.entry(x)).catch(
-        () => null,
-      );
+      // the tarball and the dependencies' packuments are asked for together: neither needs the other
+      const [, set] = await Promise.all([
+        client.tarball(release, entry.catalog).then((bytes) => writeFile(file, bytes)),
+        // an install takes the release's dependencies along from the catalogs: counted as there when they resolve
+        resolveSet([{ id, range: release.version }], this.#installed(), (x) => client.entry(x)).catch(() => null),
+      ]);
       const assume = set ? new Map(set.members.filter((m) => m.id !== id).map((m) => [m.id, m.version])) : undefined;
       report = await this.#manager.validate(file, assume ? { assume } : {});
     } finally {
@@ -138,11 +140,18 @@ export class Catalog {
   }
 
   /** Resolves and installs `specs` with their dependencies: the whole set or nothing. */
-  async install(
+  install(
     specs: readonly PluginSpec[],
     options: { force?: boolean; actor?: string } = {},
   ): Promise<CatalogInstallResult> {
-    const client = new CatalogClient(this.#client);
+    return this.#install(new CatalogClient(this.#client), specs, options);
+  }
+
+  async #install(
+    client: CatalogClient,
+    specs: readonly PluginSpec[],
+    options: { force?: boolean; actor?: string },
+  ): Promise<CatalogInstallResult> {
     const installed = this.#installed();
     const set = await resolveSet(specs, installed, (id) => client.entry(id));
     for (const m of set.members) {
@@ -167,8 +176,11 @@ export class Catalog {
   }
 
   /** Installed plugins with a higher release in the catalogs (plugins no catalog has are left out). */
-  async outdated(): Promise<OutdatedPlugin[]> {
-    const client = new CatalogClient(this.#client);
+  outdated(): Promise<OutdatedPlugin[]> {
+    return this.#outdated(new CatalogClient(this.#client));
+  }
+
+  async #outdated(client: CatalogClient): Promise<OutdatedPlugin[]> {
     const out: OutdatedPlugin[] = [];
     const installed = [...this.#installed().values()];
     const entries = await Promise.all(
@@ -197,10 +209,12 @@ export class Catalog {
   ): Promise<CatalogInstallResult> {
     const installed = this.#installed();
     for (const id of ids) if (!installed.has(id)) throw createError('PLUGIN_NOT_FOUND', { id });
-    const outdated = await this.outdated();
+    const client = new CatalogClient(this.#client);
+    const outdated = await this.#outdated(client);
     const wanted = outdated.filter((o) => ids.length === 0 || ids.includes(o.id));
     if (!wanted.length) return { installed: [], kept: [] };
-    return this.install(
+    return this.#install(
+      client,
       wanted.map((o) => ({ id: o.id, range: `>${o.installed}` })),
       options,
     );

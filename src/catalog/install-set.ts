@@ -6,7 +6,9 @@
  * rollback), with the set's other members taken as installed; its manifest
  * must be the release the catalog named, and its dependencies must be met
  * by the set or what is installed. Only then do members move in, through
- * the same installer as a local bundle, dependencies first; should one still
+ * the same installer as a local bundle, dependencies first, each install
+ * checking again that the bundle is the release named (a set of one is
+ * verified by its install alone, which refuses it whole); should one still
  * be refused (a change that raced this one), those already moved in are put
  * back as they were.
  */
@@ -16,12 +18,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import semver from 'semver';
 import { createError, isDataBridgeError } from '../errors.ts';
-import { readBundle } from '../plugin/bundle.ts';
 import { brokenDependents } from '../plugin/dependents.ts';
 import { type Finding, finding } from '../plugin/findings.ts';
-import { PREVIOUS } from '../plugin/installer.ts';
+import { otherRelease, PREVIOUS } from '../plugin/installer.ts';
 import type { PluginManager } from '../plugin/manager.ts';
-import { componentNames, MANIFEST_FILE, type PluginManifest } from '../plugin/manifest.ts';
+import { componentNames } from '../plugin/manifest.ts';
+import type { ValidationReport } from '../plugin/validator.ts';
 import type { CatalogClient } from './client.ts';
 import type { SetMember } from './resolve.ts';
 
@@ -64,148 +66,125 @@ export async function installSet(
 ): Promise<InstalledMember[]> {
   const moving = members.filter((m) => m.release !== null);
   if (!moving.length) return [];
-  const work = await mkdtemp(join(tmpdir(), 'databridge-catalog-'));
-  try {
-    const bundles = await Promise.all(moving.map((m) => client.tarball(m.release!, m.catalog!)));
-    const versions = new Map(members.map((m) => [m.id, m.version]));
-    const installedNow = manager.list().filter((p) => p.source !== 'builtin');
-    const installedVersions = new Map(installedNow.map((p) => [p.id, p.version]));
-    const findings: Finding[] = [];
-    const signers = new Map<string, InstalledMember['signer']>();
-    // a set of one is verified by the install itself, which refuses it whole: verifying it
-    // twice doubled the cost of the commonest install by name (the manifest is still read first)
-    const reports =
-      moving.length > 1
-        ? await Promise.all(
-            bundles.map(async (bytes, i) => {
-              const file = join(work, `${i}.tgz`);
-              await writeFile(file, bytes);
-              return manager.validate(file, { force: options.force, assume: versions });
-            }),
-          )
-        : null;
-    const manifests = await Promise.all(bundles.map((b, i) => reports?.[i]?.manifest ?? peekManifest(b)));
-    moving.forEach((m, i) => {
-      const report = reports?.[i];
-      if (report) {
-        findings.push(...report.findings.filter((f) => f.severity === 'error').map((f) => about(m, f)));
-        signers.set(m.id, report.signer);
-      }
-      const manifest = manifests[i];
-      if (!manifest) return;
-      if (manifest.id !== m.id || manifest.version !== m.version) {
+  const bundles = await Promise.all(moving.map((m) => client.tarball(m.release!, m.catalog!)));
+  const versions = new Map(members.map((m) => [m.id, m.version]));
+  const installedNow = manager.list().filter((p) => p.source !== 'builtin');
+  const installedVersions = new Map(installedNow.map((p) => [p.id, p.version]));
+  const findings: Finding[] = [];
+  const signers = new Map<string, InstalledMember['signer']>();
+  // a set of one is verified by the install itself, which refuses it whole, the release it must be
+  // included: verifying it twice doubled the cost of the commonest install by name, and reading its
+  // manifest beforehand cost another gunzip and tar parse of the bundle
+  const reports = moving.length > 1 ? await validateMembers(manager, bundles, versions, options.force) : [];
+  reports.forEach((report, i) => {
+    const m = moving[i]!;
+    findings.push(...report.findings.filter((f) => f.severity === 'error').map((f) => about(m, f)));
+    signers.set(m.id, report.signer);
+    const manifest = report.manifest;
+    if (!manifest) return;
+    findings.push(...otherRelease(manifest, m).map((f) => about(m, f)));
+    for (const [dep, range] of Object.entries(manifest.dependencies ?? {})) {
+      if (dep.startsWith('builtin.')) continue;
+      const have = versions.get(dep) ?? installedVersions.get(dep);
+      if (have === undefined || !semver.satisfies(have, range, { includePrerelease: true })) {
         findings.push(
           about(
             m,
             finding(
-              'MANIFEST_INVALID',
-              `the catalog served a release whose manifest says ${manifest.id}@${manifest.version}`,
-              {
-                path: 'manifest.json',
-              },
+              'DEPENDENCY_MISSING',
+              have === undefined
+                ? `needs ${dep} ${range}, which neither the set nor this host has (the catalog's metadata did not name it)`
+                : `needs ${dep} ${range}; the set has ${have}`,
+              { path: 'manifest.json', pointer: `/dependencies/${dep}` },
             ),
           ),
         );
       }
-      for (const [dep, range] of Object.entries(manifest.dependencies ?? {})) {
-        if (dep.startsWith('builtin.')) continue;
-        const have = versions.get(dep) ?? installedVersions.get(dep);
-        if (have === undefined || !semver.satisfies(have, range, { includePrerelease: true })) {
+    }
+  });
+  // two members providing one component: each verifies against what is installed, not against the other
+  const providers = new Map<string, string>();
+  reports.forEach((report, i) => {
+    const m = moving[i]!;
+    const manifest = report.manifest;
+    if (!manifest) return;
+    for (const kind of ['processors', 'controllerServices', 'reportingTasks'] as const) {
+      componentNames(manifest.provides?.[kind]).forEach((name, at) => {
+        const other = providers.get(name);
+        if (other && other !== m.id) {
           findings.push(
             about(
               m,
-              finding(
-                'DEPENDENCY_MISSING',
-                have === undefined
-                  ? `needs ${dep} ${range}, which neither the set nor this host has (the catalog's metadata did not name it)`
-                  : `needs ${dep} ${range}; the set has ${have}`,
-                { path: 'manifest.json', pointer: `/dependencies/${dep}` },
-              ),
+              finding('COMPONENT_CONFLICT', `"${name}" is also provided by ${other}, in the same set`, {
+                path: 'manifest.json',
+                pointer: `/provides/${kind}/${at}`,
+              }),
             ),
           );
-        }
-      }
-    });
-    // two members providing one component: each verifies against what is installed, not against the other
-    const providers = new Map<string, string>();
-    moving.forEach((m, i) => {
-      const manifest = manifests[i];
-      if (!manifest) return;
-      for (const kind of ['processors', 'controllerServices', 'reportingTasks'] as const) {
-        componentNames(manifest.provides?.[kind]).forEach((name, at) => {
-          const other = providers.get(name);
-          if (other && other !== m.id) {
-            findings.push(
-              about(
-                m,
-                finding('COMPONENT_CONFLICT', `"${name}" is also provided by ${other}, in the same set`, {
-                  path: 'manifest.json',
-                  pointer: `/provides/${kind}/${at}`,
-                }),
-              ),
-            );
-          } else providers.set(name, m.id);
-        });
-      }
-    });
-    if (!options.force) {
-      const together = new Set(members.map((m) => m.id));
-      for (const m of moving)
-        findings.push(...brokenDependents(m.id, m.version, installedNow, together).map((f) => about(m, f)));
+        } else providers.set(name, m.id);
+      });
     }
-    if (findings.length) refuseSet(findings);
-
+  });
+  if (!options.force) {
     const together = new Set(members.map((m) => m.id));
-    const done: InstalledMember[] = [];
-    for (const [i, m] of moving.entries()) {
-      try {
-        const { outcome } = await manager.install(bundles[i]!, {
-          force: options.force,
-          actor: options.actor,
-          together,
-        });
-        const signature = manager.signatureOf(m.id);
-        done.push({
-          id: m.id,
-          version: m.version,
-          action: outcome.action,
-          previous: m.installed,
-          catalog: m.catalog!,
-          signer:
-            signers.get(m.id) ??
-            (signature?.state === 'trusted' && signature.keyId && signature.publisher
-              ? { keyId: signature.keyId, publisher: signature.publisher }
-              : null),
-        });
-      } catch (err) {
-        await undo(manager, done, options.actor);
-        if (isDataBridgeError(err)) {
-          const inner = (err.details as { findings?: Finding[] } | null)?.findings;
-          if (inner) refuseSet(inner.map((f) => about(m, f)));
-        }
-        throw err;
-      }
-    }
-    return done;
-  } finally {
-    await rm(work, { recursive: true, force: true });
+    for (const m of moving)
+      findings.push(...brokenDependents(m.id, m.version, installedNow, together).map((f) => about(m, f)));
   }
+  if (findings.length) refuseSet(findings);
+
+  const together = new Set(members.map((m) => m.id));
+  const done: InstalledMember[] = [];
+  for (const [i, m] of moving.entries()) {
+    try {
+      const { outcome } = await manager.install(bundles[i]!, {
+        force: options.force,
+        actor: options.actor,
+        together,
+        release: { id: m.id, version: m.version },
+      });
+      const signature = manager.signatureOf(m.id);
+      done.push({
+        id: m.id,
+        version: m.version,
+        action: outcome.action,
+        previous: m.installed,
+        catalog: m.catalog!,
+        signer:
+          signers.get(m.id) ??
+          (signature?.state === 'trusted' && signature.keyId && signature.publisher
+            ? { keyId: signature.keyId, publisher: signature.publisher }
+            : null),
+      });
+    } catch (err) {
+      await undo(manager, done, options.actor);
+      if (isDataBridgeError(err)) {
+        const inner = (err.details as { findings?: Finding[] } | null)?.findings;
+        if (inner) refuseSet(inner.map((f) => about(m, f)));
+      }
+      throw err;
+    }
+  }
+  return done;
 }
 
-/**
- * The manifest in a bundle, read without verifying anything (to check it is
- * the release the catalog named); null when there is none to read, which the
- * install's own verification then refuses.
- */
-async function peekManifest(bundle: Buffer): Promise<PluginManifest | null> {
-  const { entries } = await readBundle(bundle);
-  const entry = entries.find((e) => e.path === MANIFEST_FILE && e.type === 'File');
-  if (!entry) return null;
+/** Verifies every member of a set as an install would, the set's other members taken as installed. */
+async function validateMembers(
+  manager: PluginManager,
+  bundles: readonly Buffer[],
+  versions: ReadonlyMap<string, string>,
+  force: boolean | undefined,
+): Promise<ValidationReport[]> {
+  const work = await mkdtemp(join(tmpdir(), 'databridge-catalog-'));
   try {
-    const manifest = JSON.parse(entry.data.toString('utf8')) as PluginManifest;
-    return typeof manifest === 'object' && manifest !== null ? manifest : null;
-  } catch {
-    return null;
+    return await Promise.all(
+      bundles.map(async (bytes, i) => {
+        const file = join(work, `${i}.tgz`);
+        await writeFile(file, bytes);
+        return manager.validate(file, { force, assume: versions });
+      }),
+    );
+  } finally {
+    await rm(work, { recursive: true, force: true });
   }
 }
 

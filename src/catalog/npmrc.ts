@@ -2,7 +2,7 @@
  * Credentials and scope registries from `.npmrc`, read as npm reads them:
  * the user file (`$NPM_CONFIG_USERCONFIG`, else `~/.npmrc`), then the
  * project's `./.npmrc`, a later file's key winning; `${VAR}` is replaced by
- * the environment. The keys go to pacote as they are: `//host/:_authToken`,
+ * the environment. The keys go to npm-registry-fetch as they are: `//host/:_authToken`,
  * `//host/:_auth`, `@scope:registry` and the rest.
  */
 

@@ -113,6 +113,8 @@ export interface InstallOptions {
   replica?: boolean;
   /** Plugins installed in the same set: their ranges are the set's business, not the dependents guard's. */
   together?: ReadonlySet<string>;
+  /** The release the caller asked for (a catalog's): a bundle whose manifest names another is refused. */
+  release?: { id: string; version: string };
 }
 
 export interface InstallOutcome {
@@ -163,7 +165,8 @@ export async function install(
       if (findings.length) refuse(findings);
     }
     const report = await ctx.validate(staged, { force: options.force ?? false, replica: options.replica ?? false });
-    if (!report.valid) refuse(report.findings);
+    const other = otherRelease(report.manifest, options.release);
+    if (!report.valid || other.length) refuse([...report.findings, ...other]);
     const manifest = report.manifest!;
     return await ctx.lock(manifest.id, async () => {
       const outcome = await moveIn(ctx, report, staged, stagingRoot, options);
@@ -175,6 +178,23 @@ export async function install(
     // a refusal leaves no trace: the staging root goes too once no install is using it
     await removeIfEmpty(stagingRoot);
   }
+}
+
+/** A finding when a manifest is not the release asked for (a catalog serving another release's bytes under its name). */
+export function otherRelease(
+  manifest: { id: string; version: string } | null,
+  release: InstallOptions['release'],
+): Finding[] {
+  if (!release || !manifest || (manifest.id === release.id && manifest.version === release.version)) return [];
+  return [
+    finding(
+      'MANIFEST_INVALID',
+      `the bundle's manifest says ${manifest.id}@${manifest.version}, not the release asked for`,
+      {
+        path: 'manifest.json',
+      },
+    ),
+  ];
 }
 
 /** Removes a folder only if it is empty (another install may be using it). */

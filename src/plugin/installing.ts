@@ -22,6 +22,8 @@ export interface InstallOptions {
   force?: boolean;
   /** Plugins installed in the same set (a catalog install): the dependents guard leaves their ranges to the set. */
   together?: ReadonlySet<string>;
+  /** The release a catalog named: a bundle whose manifest says another id or version is refused (MANIFEST_INVALID). */
+  release?: { id: string; version: string };
 }
 
 export interface ValidateOptions {
@@ -108,7 +110,8 @@ export class Installing {
     try {
       // a store that is away refuses the change before anything moves
       await core.store().ping();
-      outcome = await install(this.context(), from, { force: options.force, together: options.together }, settle);
+      const { force, together, release } = options;
+      outcome = await install(this.context(), from, { force, together, release }, settle);
     } catch (err) {
       return core.audit.refusal(actor, 'install', typeof source === 'string' ? source : '(upload)', err);
     }

@@ -53,6 +53,16 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
     await registry.publishAs(served.tgz, packageJsonIn(served.tgz), other);
   });
 
+  // a catalog serving a release's bytes under a higher version's name (its integrity over those bytes, as a registry that lies would publish it)
+  before(async () => {
+    const old = await makeRelease(work, { id: 'acme.relabelled', version: '1.0.0', key });
+    await registry.publishAs(old.tgz, { ...packageJsonIn(old.tgz), version: '1.1.0' });
+    const deps = { 'acme.fmt': '^1.0.0', 'acme.relabelled': '^1.1.0' };
+    await registry.publish(
+      (await makeRelease(work, { id: 'acme.uses-relabelled', version: '1.0.0', key, dependencies: deps })).tgz,
+    );
+  });
+
   // a set whose members provide the same processor
   before(async () => {
     for (const id of ['acme.dup-a', 'acme.dup-b'])
@@ -206,6 +216,19 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
     assert.match(r.stderr, /error INSTALL_REFUSED/);
     assert.deepEqual(installedIds(dirs.pluginDir), []);
   });
+
+  for (const asked of ['acme.relabelled', 'acme.uses-relabelled']) {
+    test(`a release whose bytes are another version's (${asked === 'acme.relabelled' ? 'alone' : 'in a set'}): MANIFEST_INVALID, nothing installed`, async (t) => {
+      const { state, dirs } = await host(t);
+      const r = await runCli(['plugin', 'install', asked, ...state]);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(
+        r.stderr,
+        /MANIFEST_INVALID manifest\.json: acme\.relabelled@1\.1\.0: the bundle's manifest says acme\.relabelled@1\.0\.0/,
+      );
+      assert.deepEqual(installedIds(dirs.pluginDir), []);
+    });
+  }
 
   test('the catalogs may come from the configuration file; the environment and the flag win over it', async (t) => {
     const { dir, local } = await host(t);

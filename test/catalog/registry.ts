@@ -45,10 +45,14 @@ export function packageJsonIn(tgz: Buffer): Record<string, unknown> {
   return JSON.parse(found) as Record<string, unknown>;
 }
 
-/** Starts Verdaccio for one test file; closed when `t`'s tests are done. */
+/**
+ * Starts Verdaccio for one test file; closed when `t`'s tests are done.
+ * `access: '$authenticated'` makes a private catalog: reading needs a token.
+ */
 export async function startRegistry(
   t: TestContext | { after(fn: () => unknown): void },
   dir?: string,
+  options: { access?: '$all' | '$authenticated' } = {},
 ): Promise<TestRegistry> {
   const root = dir ?? tempDir(t as TestContext, 'databridge-verdaccio-');
   const config = join(root, 'config.yaml');
@@ -64,7 +68,7 @@ export async function startRegistry(
       'uplinks: {}',
       'packages:',
       "  '**':",
-      '    access: $all',
+      `    access: ${options.access ?? '$all'}`,
       '    publish: $authenticated',
       '    unpublish: $authenticated',
       'server:',
