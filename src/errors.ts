@@ -266,3 +266,21 @@ export function createError<C extends ErrorCode>(
 export function isDataBridgeError(err: unknown, code?: ErrorCode): err is DataBridgeError {
   return err instanceof DataBridgeError && (code === undefined || err.code === code);
 }
+
+/**
+ * Whatever was thrown, as an Error whose message can be read: the Error
+ * itself when its message is a string, else a new one saying what was
+ * thrown. Never throws, whatever the value (a Proxy, getters or a toString
+ * that throw).
+ *
+ * @example
+ * catch (err) { failure = asError(err); }
+ */
+export function asError(value: unknown): Error {
+  try {
+    if (value instanceof Error && typeof value.message === 'string') return value;
+    return new Error(String(value));
+  } catch {
+    return new Error('a value that cannot be read as an error was thrown');
+  }
+}

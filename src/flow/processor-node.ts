@@ -7,7 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { backoffMs, pollUntil } from '../deadline.ts';
-import { createError } from '../errors.ts';
+import { asError, createError } from '../errors.ts';
 import type { Logger, ProcessorInfo, ValidationFinding } from '../sdk/index.ts';
 import type { OutputContent, SessionOutcome } from '../session/outcome.ts';
 import { StandardProcessContext } from '../session/properties.ts';
@@ -267,7 +267,7 @@ export class ProcessorNode {
     try {
       end = await this.processor.runTask(task);
     } catch (err) {
-      end = { yielded: false, error: err instanceof Error ? err : new Error(String(err)) };
+      end = { yielded: false, error: asError(err) };
     } finally {
       finish([]);
     }
@@ -361,7 +361,15 @@ export class ProcessorNode {
       if (targets.length === 0 && !this.autoTerminate.has(out.relationship)) {
         throw createError('SESSION_MISUSE', { message: `relationship "${out.relationship}" is not connected` });
       }
-      if (targets.length > 0 && out.content.kind === 'new') needed.add(out.content.index);
+      // checked before anything is written: a refused commit leaves no bytes behind in the content repository
+      const c = out.content;
+      if (c.kind !== 'empty') {
+        const base = c.kind === 'input' ? inputs.get(c.from)?.record.claim?.length : outcome.contents[c.index]?.length;
+        if (base === undefined || c.offset < 0 || c.length < 0 || c.offset + c.length > base) {
+          throw createError('SESSION_MISUSE', { message: 'an output refers to content it cannot have' });
+        }
+      }
+      if (targets.length > 0 && c.kind === 'new') needed.add(c.index);
       routed.push({ out, targets });
     }
     const order = [...needed];
@@ -370,10 +378,7 @@ export class ProcessorNode {
     for (let k = 0; k < order.length; k++) newClaims.set(order[k]!, written[k]!);
     const claimOf = (c: OutputContent): ContentClaim | null => {
       if (c.kind === 'empty') return null;
-      const base = c.kind === 'input' ? inputs.get(c.from)?.record.claim : newClaims.get(c.index);
-      if (!base || c.offset < 0 || c.offset + c.length > base.length) {
-        throw createError('SESSION_MISUSE', { message: 'an output refers to content it cannot have' });
-      }
+      const base = c.kind === 'input' ? inputs.get(c.from)!.record.claim! : newClaims.get(c.index)!;
       return { segment: base.segment, offset: base.offset + c.offset, length: c.length };
     };
 

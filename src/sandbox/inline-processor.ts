@@ -5,6 +5,7 @@
  * a process sandbox; the flow holds all of them as one `ProcessorHandle`.
  */
 
+import { asError } from '../errors.ts';
 import type { ProcessorHandle, ProcessorTask, TaskEnd } from '../flow/host.ts';
 import type {
   ProcessContext,
@@ -62,8 +63,7 @@ export class InlineProcessor implements ProcessorHandle {
       task.take(),
     );
     task.finish(run.leftovers);
-    const error = run.error === null ? null : run.error instanceof Error ? run.error : new Error(String(run.error));
-    return { yielded: run.yielded, error };
+    return { yielded: run.yielded, error: run.error === null ? null : asError(run.error) };
   }
 }
 

@@ -422,6 +422,8 @@ function checkOutcomes(reply: TriggeredReply, trigger: TriggerInFlight): void {
         if (from === undefined) fail(`content of ${quote(c.from)}, which is not an input`);
         const by = consumedBy[from]!;
         if (by && by < k + 1) fail(`content of input ${c.from}, consumed by an earlier commit`);
+        // an empty input has no content to take from (its outputs' content is kind "empty"), as the host holds it
+        if (inputs[from]!.size === 0) fail(`content of input ${c.from}, which has none`);
         if (c.offset + c.length > inputs[from]!.size)
           fail(`content ${c.offset}+${c.length} of input ${c.from}, which has ${inputs[from]!.size} bytes`);
       }

@@ -245,6 +245,15 @@ export function cut(text: string, max: number): string {
 
 /** Plain data from anything thrown, within BOUNDS. */
 export function toWireError(err: unknown, plugin?: string): WireError {
+  try {
+    return wireErrorOf(err, plugin);
+  } catch {
+    // a Proxy, or getters or a toString that throw
+    return { code: 'PLUGIN_ERROR', message: 'the plugin threw a value that cannot be read as an error', plugin };
+  }
+}
+
+function wireErrorOf(err: unknown, plugin?: string): WireError {
   if (err && typeof err === 'object') {
     const e = err as { code?: unknown; message?: unknown; stack?: unknown };
     return {

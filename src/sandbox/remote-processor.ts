@@ -8,6 +8,7 @@
  * the processors that use it.
  */
 
+import { asError } from '../errors.ts';
 import {
   type ProcessorHandle,
   type ProcessorTask,
@@ -146,7 +147,7 @@ export class RemoteProcessor extends RemoteInstance<ProcessorInfo> implements Pr
       const error = reply.error ? Object.assign(new Error(reply.error.message), { code: reply.error.code }) : null;
       return { yielded: reply.yielded, error };
     } catch (err) {
-      return { yielded: false, error: err instanceof Error ? err : new Error(String(err)) };
+      return { yielded: false, error: asError(err) };
     } finally {
       // whatever no applied commit consumed goes back (after a crash: all of it, penalized)
       task.finish(leftovers);

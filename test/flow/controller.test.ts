@@ -65,6 +65,61 @@ describe('FlowController', () => {
     assert.equal(manager.get('builtin.Flaky').stats.errors, 1);
   });
 
+  test('a trigger that throws what cannot be read as an error fails its task like any other; the host goes on', async (t) => {
+    const manager = await testManager(t);
+    let calls = 0;
+    register(manager, 'Unreadable', () => ({
+      onTrigger(_ctx, session) {
+        calls++;
+        const batch = session.getBatch();
+        if (calls === 1) {
+          const e = {
+            toString: () => {
+              throw e;
+            },
+            get message() {
+              throw e;
+            },
+          };
+          throw e;
+        }
+        if (calls === 2) {
+          const p: object = new Proxy(
+            {},
+            {
+              get() {
+                throw p;
+              },
+              getPrototypeOf() {
+                throw p;
+              },
+              has() {
+                throw p;
+              },
+            },
+          );
+          throw p;
+        }
+        for (const ff of batch) session.transfer(ff, 'success');
+        session.commit();
+      },
+    }));
+    const out: Emitted[] = [];
+    const flow = await createFlowController({ manager, repository: 'memory' });
+    t.after(() => flow.close());
+    flow.createProcessorByType(registerSource(manager, inputs(3)), { id: 'src' });
+    flow.createProcessorByType('Unreadable', { id: 'odd', penaltyDuration: '1 ms' });
+    flow.createProcessorByType(registerSink(manager, out), { id: 'sink' });
+    flow.connect({ source: 'src', relationship: 'success', destination: 'odd' });
+    flow.connect({ source: 'odd', relationship: 'success', destination: 'sink' });
+    await flow.startAll();
+    await until('all three delivered after two failures', () => out.length === 3);
+    assert.equal(flow.stats().processors.odd!.errors, 2);
+    const failed = flow.alerts().filter((a) => a.code === 'PROCESSOR_FAILED');
+    assert.equal(failed.length, 2);
+    for (const a of failed) assert.match(a.message, /cannot be read as an error/);
+  });
+
   test('a processor that always fails is backed off, never run in a hot loop, and loses nothing', async (t) => {
     const manager = await testManager(t);
     register(manager, 'AlwaysFails', () => ({

@@ -191,6 +191,28 @@ for (const mode of ['process', 'worker'] as const) {
       assert.ok(c.manager.alerts().some((x) => x.code === 'PROCESSOR_STOP_FAILED' && /stop exploded/.test(x.message)));
     });
 
+    test('commits, then throws what cannot be read as an error: the commit stands, the task fails, the sandbox lives', async (t) => {
+      // a Proxy whose every trap throws, and an object whose getters and toString throw, by turns
+      const body = `for (const ff of batch) session.transfer(ff, 'success');
+    session.commit();
+    globalThis.turn = (globalThis.turn ?? 0) + 1;
+    const p = new Proxy({}, { get() { throw p; }, has() { throw p; }, getPrototypeOf() { throw p; }, ownKeys() { throw p; } });
+    const e = { get code() { throw e; }, get message() { throw e; }, get stack() { throw e; }, toString() { throw e; } };
+    throw globalThis.turn % 2 ? p : e;`;
+      const a = await arenaIn(t, hostileCode(body));
+      await a.flow.start('hostile');
+      await until('every committed FlowFile delivered', () => a.hostile.length === N);
+      const failures = a.manager.alerts().filter((x) => x.plugin === 'evil.hostile');
+      assert.ok(failures.length >= 2, 'both kinds thrown');
+      for (const f of failures) {
+        assert.equal(f.code, 'PROCESSOR_FAILED');
+        assert.match(f.message, /cannot be read as an error/);
+      }
+      assert.equal(a.manager.sandboxOf('evil.hostile')!.stats.crashes, 0, 'the sandbox never died');
+      await healthyGoesOn(a);
+      assertAllThere(a);
+    });
+
     test('a sandbox that keeps dying is given up and its plugin put in error; the host goes on', async (t) => {
       const a = await arenaIn(t, hostileCode('process.exit(1);'));
       await a.flow.start('hostile');

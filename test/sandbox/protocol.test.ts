@@ -40,6 +40,7 @@ const CASES: Record<string, RegExp> = {
   'foreign-parent': /a new FlowFile whose parent "[0-9a-f-]{36}" is neither an input nor new/,
   'accounted-twice': /input [0-9a-f-]{36} both consumed and left over/,
   unaccounted: /input [0-9a-f-]{36} neither consumed nor left over/,
+  'content-of-empty-input': /content of input [0-9a-f-]{36}, which has none/,
   'negative-length': /length.* -5/,
   'fractional-length': /length.* 1\.5/,
   'too-large-length': /length.* 1099511627776|add up to 1099511627776/,
@@ -86,7 +87,10 @@ async function attack(t: TestContext, mode: 'process' | 'worker', forge: string,
 
   const out = { hostile: [] as Emitted[], healthy: [] as Emitted[] };
   const feed = (side: string, extra: (i: number) => Record<string, string>) =>
-    Array.from({ length: N }, (_, i) => ({ content: `${side} ${i}`, attributes: { n: String(i), ...extra(i) } }));
+    Array.from({ length: N }, (_, i) => {
+      const attributes: Record<string, string> = { n: String(i), ...extra(i) };
+      return { content: attributes.forge === 'content-of-empty-input' ? '' : `${side} ${i}`, attributes };
+    });
   flow.createProcessorByType(
     registerSource(
       manager,
