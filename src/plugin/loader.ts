@@ -104,7 +104,7 @@ async function loadInline(dir: string, report: ValidationReport): Promise<Loaded
   const def = mod.default as PluginDefinition | undefined;
   if (!def || typeof def !== 'object')
     return fail('the entry module has no default export { processors, controllerServices, reportingTasks }');
-  const registration = registrationOf(manifest, 'inline');
+  const components: Partial<Record<Kind, Record<string, { factory: () => unknown; info: unknown }>>> = {};
   for (const kind of KINDS) {
     const exported = def[kind] ?? {};
     if (typeof exported !== 'object') return fail(`${kind} must be an object of factories`);
@@ -125,8 +125,10 @@ async function loadInline(dir: string, report: ValidationReport): Promise<Loaded
       Object.fromEntries(Object.entries(entries).map(([n, e]) => [n, e.info])),
     );
     if (problem) return fail(problem);
-    (registration as unknown as Record<Kind, unknown>)[kind] = entries;
+    components[kind] = entries;
   }
+  // each component checked above: provided as declared, named as its info says
+  const registration = { ...registrationOf(manifest, 'inline'), ...(components as Pick<PluginRegistration, Kind>) };
   return { registration, findings: [], sandbox: null };
 }
 
