@@ -127,9 +127,10 @@ export interface TaskEnd {
 export type ProcessorMode = 'inline' | 'worker' | 'process';
 
 /**
- * The flow's one kind of handle on a processor, wherever it runs (see
- * `sandbox/handles.ts` for the three). The lifecycle methods are the
- * processor's; a task goes through `runTask`.
+ * The flow's one kind of handle on a processor, wherever it runs (the
+ * host's makes it: `sandbox/inline-processor.ts` for inline plugins,
+ * `sandbox/remote-processor.ts` for worker and process sandboxes). The
+ * lifecycle methods are the processor's; a task goes through `runTask`.
  */
 export interface ProcessorHandle extends Processor {
   readonly mode: ProcessorMode;

@@ -8,6 +8,7 @@
 
 import type { AlertCode } from '../alerts.ts';
 import type { FlowHost, PluginChange, ProcessorHandle, ServiceBinding } from './host.ts';
+import { createHandle } from './processor-factory.ts';
 import type { ProcessorNode } from './processor-node.ts';
 
 export interface FollowContext {
@@ -74,7 +75,7 @@ export async function followPlugin(
     const old = node.processor;
     let fresh: ProcessorHandle;
     try {
-      fresh = ctx.host.processorHandle(ctx.host.registry.createProcessor(node.type).instance);
+      fresh = createHandle(ctx.host, node.type).handle;
       // a sandboxed instance takes the services it names into its new sandbox; an inline one keeps the held ones
       fresh.services = ctx.bindings(node);
       if (node.state === 'running' || node.state === 'starting') await fresh.initialize?.(node.context);

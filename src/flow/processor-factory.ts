@@ -10,7 +10,7 @@ import { createError } from '../errors.ts';
 import { toSdkLogger } from '../log.ts';
 import { validateProperties, withDefaults } from '../session/properties.ts';
 import { durationMs, type ProcessorConfig } from './flow-config.ts';
-import type { FlowHost } from './host.ts';
+import type { FlowHost, ProcessorHandle } from './host.ts';
 import { describeMigrations, migrateProperties } from './migrations.ts';
 import { ProcessorNode } from './processor-node.ts';
 import type { ServiceNode } from './services.ts';
@@ -25,15 +25,19 @@ export interface ProcessorPlacement {
   uses: (ids: string[]) => void;
 }
 
+/** A fresh processor of a type, as the flow holds it: its host's handle on the instance the registry made. */
+export function createHandle(host: FlowHost, type: string): { handle: ProcessorHandle; pluginId: string } {
+  const { instance, pluginId } = host.registry.createProcessor(type);
+  return { handle: host.processorHandle(instance), pluginId };
+}
+
 export function buildProcessorNode(
   type: string,
   config: ProcessorConfig,
   placement: ProcessorPlacement,
 ): ProcessorNode {
   const { host, services } = placement;
-  const created = host.registry.createProcessor(type);
-  const { pluginId } = created;
-  const instance = host.processorHandle(created.instance);
+  const { handle: instance, pluginId } = createHandle(host, type);
   const info = instance.getInfo();
   const pluginVersion = host.registry.get(pluginId).version;
   const migration = migrateProperties(config.properties ?? {}, info.migrations, config.version, pluginVersion);

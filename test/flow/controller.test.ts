@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { createFlowController } from '../../src/flow/controller.ts';
 import { createPluginManager, isDataBridgeError, type PluginManager } from '../../src/index.ts';
 import type { Processor, ProcessorInfo } from '../../src/sdk/index.ts';
-import { type Emitted, registerSink, registerSource, testManager, waitQuiet } from '../flow-harness.ts';
+import { type Emitted, registerSink, registerSource, startThrough, testManager, waitQuiet } from '../flow-harness.ts';
 import { sleep, tempDir, until } from '../helpers.ts';
 
 function register(
@@ -104,15 +104,10 @@ describe('FlowController', () => {
         session.commit();
       },
     }));
-    const out: Emitted[] = [];
-    const flow = await createFlowController({ manager, repository: 'memory' });
-    t.after(() => flow.close());
-    flow.createProcessorByType(registerSource(manager, inputs(3)), { id: 'src' });
-    flow.createProcessorByType('Unreadable', { id: 'odd', penaltyDuration: '1 ms' });
-    flow.createProcessorByType(registerSink(manager, out), { id: 'sink' });
-    flow.connect({ source: 'src', relationship: 'success', destination: 'odd' });
-    flow.connect({ source: 'odd', relationship: 'success', destination: 'sink' });
-    await flow.startAll();
+    const { flow, out } = await startThrough(t, manager, inputs(3), 'Unreadable', {
+      id: 'odd',
+      penaltyDuration: '1 ms',
+    });
     await until('all three delivered after two failures', () => out.length === 3);
     assert.equal(flow.stats().processors.odd!.errors, 2);
     const failed = flow.alerts().filter((a) => a.code === 'PROCESSOR_FAILED');
