@@ -152,8 +152,13 @@ export class Catalog {
     specs: readonly PluginSpec[],
     options: { force?: boolean; actor?: string },
   ): Promise<CatalogInstallResult> {
+    // the requested plugins' packuments are asked for first (resolving asks for every root's): what is
+    // installed is gathered while the catalog answers
+    const asked = new Map(specs.map((s) => [s.id, client.entry(s.id)]));
+    // handled here, thrown where resolving awaits it (a failure in another root's must not leave it unhandled)
+    for (const pending of asked.values()) pending.catch(() => {});
     const installed = this.#installed();
-    const set = await resolveSet(specs, installed, (id) => client.entry(id));
+    const set = await resolveSet(specs, installed, (id) => asked.get(id) ?? client.entry(id));
     for (const m of set.members) {
       if (m.requested && m.release && m.installed === m.version && !options.force) {
         throw createError(

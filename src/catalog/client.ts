@@ -1,19 +1,20 @@
 /**
  * The catalog client: packuments, tarballs and search from npm-compatible
- * registries, through npm-registry-fetch (pacote's own fetch layer: the
- * registry protocol, `.npmrc` auth and scopes, integrity). Which catalog
- * answers for a plugin: the registry `.npmrc` names for its scope when there
- * is one, else the configured catalogs in order, the first that has the
- * package winning. A catalog that cannot be reached is CATALOG_UNAVAILABLE,
- * never skipped: the answer must not depend on which registry happened to
- * be up. Nothing here is trusted; the installer verifies every release it
- * downloads.
+ * registries, asked as npm asks (`registry-http.ts`: npm's credential
+ * lookup and agent, so `.npmrc` auth, scopes, proxies and TLS settings hold;
+ * integrity). Which catalog answers for a plugin: the registry `.npmrc`
+ * names for its scope when there is one, else the configured catalogs in
+ * order, the first that has the package winning. A catalog that cannot be
+ * reached is CATALOG_UNAVAILABLE, never skipped: the answer must not depend
+ * on which registry happened to be up. Nothing here is trusted; the
+ * installer verifies every release it downloads.
  */
 
-import npmFetch from 'npm-registry-fetch';
 import semver from 'semver';
 import { createError, DataBridgeError } from '../errors.ts';
+import { DEFAULT_BUNDLE_LIMITS } from '../plugin/bundle.ts';
 import { PLUGIN_KEYWORD, packageName, pluginIdOf, scopeOf } from './names.ts';
+import { RegistryError, type RegistryGet, registryGet } from './registry-http.ts';
 
 /** One release as the catalog describes it (unverified). */
 export interface CatalogRelease {
@@ -54,9 +55,14 @@ export interface CatalogClientOptions {
   catalogs: readonly string[];
   /** `.npmrc` settings (auth, scope registries). */
   npmrc?: Record<string, string>;
-  /** One request's deadline. Default 30 s. */
+  /** One request's deadline, redirects included. Default 30 s. */
   timeoutMs?: number;
+  /** The largest tarball downloaded. Default: the largest bundle an install takes (50 MiB). */
+  maxTarballBytes?: number;
 }
+
+/** The largest packument read (a plugin's is a few KiB a release; npm's largest are tens of MiB). */
+const MAX_PACKUMENT_BYTES = 64 * 1024 * 1024;
 
 /** The public npm registry: the catalog when none is configured. */
 export const DEFAULT_CATALOG = 'https://registry.npmjs.org/';
@@ -82,25 +88,35 @@ const UNREACHABLE = new Set([
   'ETIMEDOUT',
   'EHOSTUNREACH',
   'ENETUNREACH',
+  'EPIPE',
   'FETCH_ERROR',
-  'ERR_SOCKET_TIMEOUT',
+  'ECONNECTIONTIMEOUT',
+  'EIDLETIMEOUT',
+  'ERESPONSETIMEOUT',
+  'ETRANSFERTIMEOUT',
 ]);
 
 /** Turns a fetch failure into our codes; `null` for "this catalog has no such package". */
 function catalogError(catalog: string, err: unknown): DataBridgeError | null {
   if (err instanceof DataBridgeError) return err;
-  const e = err as { code?: string; statusCode?: number; errno?: string; type?: string; message?: string };
+  const e = err as { code?: string; statusCode?: number | null; message?: string };
   if (e.code === 'E404' || e.statusCode === 404) return null;
-  if (e.code === 'EINTEGRITY') return null;
   const reason =
-    e.code === 'E401' || e.code === 'E403' || e.statusCode === 401 || e.statusCode === 403
+    e.statusCode === 401 || e.statusCode === 403
       ? 'it refused the credentials (see .npmrc)'
-      : UNREACHABLE.has(e.code ?? '') || UNREACHABLE.has(e.errno ?? '') || e.type === 'request-timeout'
-        ? `it cannot be reached (${e.code ?? e.errno ?? 'timeout'})`
+      : UNREACHABLE.has(e.code ?? '')
+        ? `it cannot be reached (${e.code})`
         : e.statusCode
           ? `it answered HTTP ${e.statusCode}`
-          : `it gave an answer that could not be read (${e.code ?? 'invalid'})`;
+          : err instanceof RegistryError
+            ? err.message
+            : `it gave an answer that could not be read (${e.code ?? e.message ?? 'invalid'})`;
   return createError('CATALOG_UNAVAILABLE', { catalog, reason }, { cause: err });
+}
+
+/** The parts of a search answer read here. */
+interface SearchBody {
+  objects?: { package?: { name?: string } }[];
 }
 
 /** The parts of a packument read here; nothing in it is trusted. */
@@ -172,14 +188,27 @@ export class CatalogClient {
     return scoped ? [normalizeCatalog(scoped)] : [...this.catalogs];
   }
 
-  #opts(registry: string): Record<string, unknown> {
-    return {
-      ...this.#npmrc,
-      registry,
-      preferOnline: true,
-      timeout: this.#o.timeoutMs ?? 30_000,
-      fetchRetries: 0,
-    };
+  /** A GET to `catalog` (or a tarball it names), with its `.npmrc` credentials. */
+  #get(url: string, catalog: string, kind: RegistryGet['kind'], extra: Partial<RegistryGet> = {}): Promise<Buffer> {
+    return registryGet({
+      url,
+      registry: catalog,
+      npmrc: this.#npmrc,
+      kind,
+      timeoutMs: this.#o.timeoutMs ?? 30_000,
+      maxBytes: kind === 'json' ? MAX_PACKUMENT_BYTES : (this.#o.maxTarballBytes ?? DEFAULT_BUNDLE_LIMITS.maxBytes),
+      ...extra,
+    });
+  }
+
+  /** A JSON document from `catalog`; an answer that is not JSON is CATALOG_UNAVAILABLE. */
+  async #json<T>(url: string, catalog: string): Promise<T> {
+    const body = await this.#get(url, catalog, 'json');
+    try {
+      return JSON.parse(body.toString('utf8')) as T;
+    } catch {
+      throw createError('CATALOG_UNAVAILABLE', { catalog, reason: `it answered ${url} with what is not JSON` });
+    }
   }
 
   /** The plugin in the first catalog that has it. CATALOG_PLUGIN_NOT_FOUND or CATALOG_UNAVAILABLE. */
@@ -222,57 +251,46 @@ export class CatalogClient {
   }
 
   /**
-   * A package's packument, asked for at the address pacote asks with the
-   * same `.npmrc` credentials, without pacote's fetcher around it (a few
-   * tenths of a millisecond a packument). No `spec`: the catalog is already
-   * the scope's registry when `.npmrc` names one (catalogsFor), so it would
-   * only have npm-registry-fetch parse the name as an npm spec on every
-   * request to find the same registry. The full document: the abbreviated one
-   * (`application/vnd.npm.install-v1+json`) has no `keywords` and no
-   * `databridge` field (id, publisher, dependencies), which are what make a
-   * version a plugin release.
+   * A package's packument, at the address npm asks (`@scope%2fname`). The
+   * full document: the abbreviated one (`application/vnd.npm.install-v1+json`)
+   * has no `keywords` and no `databridge` field (id, publisher, dependencies),
+   * which are what make a version a plugin release.
    */
-  async #packument(name: string, catalog: string): Promise<Packument> {
-    const url = `${catalog}${name.replace('/', '%2f')}`;
-    return (await npmFetch.json(url, {
-      ...this.#opts(catalog),
-      headers: { accept: 'application/json' },
-    } as npmFetch.Options)) as Packument;
+  #packument(name: string, catalog: string): Promise<Packument> {
+    return this.#json<Packument>(`${catalog}${name.replace('/', '%2f')}`, catalog);
   }
 
   /**
-   * A release's tarball, its integrity checked against the packument's.
-   * Fetched with npm-registry-fetch (pacote's own fetch layer: the same
-   * `.npmrc` auth and integrity check) straight from the packument's
-   * address: pacote.tarball also writes and reads back a cache, which was
-   * most of the time of an install by name; the release is verified after
-   * download in any case. Nothing is cached (no `cache` option): a
-   * packument is asked for anew every time, so an update is seen at once.
+   * A release's tarball, from the packument's address, its integrity checked
+   * against the packument's. Nothing is cached: a packument is asked for anew
+   * every time, so an update is seen at once, and the release is verified
+   * after download in any case.
    */
   async tarball(release: CatalogRelease, catalog: string): Promise<Buffer> {
     const spec = `${packageName(release.id)}@${release.version}`;
     try {
-      const res = await npmFetch(release.tarball, {
-        ...this.#opts(catalog),
-        ...(release.integrity ? { integrity: release.integrity } : {}),
-      } as npmFetch.Options);
-      return await res.buffer();
+      return await this.#get(release.tarball, catalog, 'tarball', { integrity: release.integrity });
     } catch (err) {
       const e = err as { code?: string };
-      if (e.code === 'EINTEGRITY') {
+      if (e.code === 'EINTEGRITY' || e.code === 'ETOOLARGE') {
+        const code = e.code === 'EINTEGRITY' ? 'CHECKSUM_MISMATCH' : 'ARCHIVE_TOO_LARGE';
+        const message =
+          e.code === 'EINTEGRITY'
+            ? `the tarball ${catalog} served (${spec}) does not match the integrity it published`
+            : `the tarball ${catalog} serves (${spec}) is larger than the largest bundle an install takes`;
         throw createError(
           'INSTALL_REFUSED',
-          { codes: ['CHECKSUM_MISMATCH'] },
+          { codes: [code] },
           {
             cause: err,
             details: {
               findings: [
                 {
-                  code: 'CHECKSUM_MISMATCH',
+                  code,
                   severity: 'error',
                   path: null,
                   pointer: null,
-                  message: `${release.id}@${release.version}: the tarball ${catalog} served (${spec}) does not match the integrity it published`,
+                  message: `${release.id}@${release.version}: ${message}`,
                 },
               ],
             },
@@ -294,40 +312,31 @@ export class CatalogClient {
   async search(text: string, size = 20): Promise<SearchHit[]> {
     const hits = new Map<string, SearchHit>();
     for (const catalog of this.catalogs) {
-      let body: { objects?: { package?: { name?: string } }[] };
-      try {
-        body = (await npmFetch.json('/-/v1/search', {
-          ...this.#opts(catalog),
-          query: { text: text ? `${text} keywords:${PLUGIN_KEYWORD}` : `keywords:${PLUGIN_KEYWORD}`, size },
-        } as npmFetch.Options)) as typeof body;
-      } catch (err) {
-        throw catalogError(catalog, err) ?? createError('CATALOG_UNAVAILABLE', { catalog, reason: 'it has no search' });
-      }
-      let found = await this.#searchHits(catalog, body, hits);
-      // a registry that reads `keywords:` as words (Verdaccio matches names and descriptions) finds nothing so
-      // (every plugin's package name holds `databridge-`, so an empty search asks for that)
-      if (found === 0) {
+      const ask = async (words: string): Promise<SearchBody> => {
+        const url = new URL('-/v1/search', catalog);
+        url.searchParams.set('text', words);
+        url.searchParams.set('size', String(size));
         try {
-          body = (await npmFetch.json('/-/v1/search', {
-            ...this.#opts(catalog),
-            query: { text: text || 'databridge', size },
-          } as npmFetch.Options)) as typeof body;
+          return await this.#json<SearchBody>(url.href, catalog);
         } catch (err) {
           throw (
             catalogError(catalog, err) ?? createError('CATALOG_UNAVAILABLE', { catalog, reason: 'it has no search' })
           );
         }
-        found = await this.#searchHits(catalog, body, hits);
-      }
+      };
+      const found = await this.#searchHits(
+        catalog,
+        await ask(text ? `${text} keywords:${PLUGIN_KEYWORD}` : `keywords:${PLUGIN_KEYWORD}`),
+        hits,
+      );
+      // a registry that reads `keywords:` as words (Verdaccio matches names and descriptions) finds nothing so
+      // (every plugin's package name holds `databridge-`, so an empty search asks for that)
+      if (found === 0) await this.#searchHits(catalog, await ask(text || 'databridge'), hits);
     }
     return [...hits.values()];
   }
 
-  async #searchHits(
-    catalog: string,
-    body: { objects?: { package?: { name?: string } }[] },
-    hits: Map<string, SearchHit>,
-  ): Promise<number> {
+  async #searchHits(catalog: string, body: SearchBody, hits: Map<string, SearchHit>): Promise<number> {
     let found = 0;
     const ids = (body.objects ?? [])
       .map((o) => (typeof o.package?.name === 'string' ? pluginIdOf(o.package.name) : null))

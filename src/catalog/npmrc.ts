@@ -2,8 +2,9 @@
  * Credentials and scope registries from `.npmrc`, read as npm reads them:
  * the user file (`$NPM_CONFIG_USERCONFIG`, else `~/.npmrc`), then the
  * project's `./.npmrc`, a later file's key winning; `${VAR}` is replaced by
- * the environment. The keys go to npm-registry-fetch as they are: `//host/:_authToken`,
- * `//host/:_auth`, `@scope:registry` and the rest.
+ * the environment. The keys are kept as written (`//host/:_authToken`,
+ * `//host/:_auth`, `@scope:registry`, `proxy`, `cafile`, …): npm's own
+ * `getAuth` reads the credentials from them (registry-http.ts).
  */
 
 import { readFileSync } from 'node:fs';

@@ -1,0 +1,270 @@
+/**
+ * One GET to an npm registry, made as npm makes it, over Node's own `http`
+ * and `https`: the credentials npm would send (npm-registry-fetch's
+ * `getAuth`, reading `.npmrc` exactly as npm does), npm's own agent
+ * (`@npmcli/agent`: keep-alive, `proxy` / `https-proxy` / `noproxy` and the
+ * proxy variables of the environment, `ca` / `cafile` / `cert` / `key` /
+ * `strict-ssl`), redirects (the credentials dropped when one leaves the
+ * host), gzip, a deadline, a size cap and the integrity check (SRI, as
+ * npm's `ssri` checks it).
+ *
+ * Why not npm-registry-fetch's whole stack (make-fetch-happen, minipass-fetch,
+ * retries and a cache layer the catalog turns off): on a loopback registry it
+ * took 2 ms a packument where this takes 1, and an install by name asks for a
+ * packument and a tarball, so that layering was most of what an install by
+ * name added over installing the same bundle from disk (docs/design.md).
+ */
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { promisify } from 'node:util';
+import { gunzip, inflate } from 'node:zlib';
+import { getAgent } from '@npmcli/agent';
+import getAuth, { type Auth } from 'npm-registry-fetch/lib/auth.js';
+import { VERSION } from '../version.ts';
+
+const gunzipAsync = promisify(gunzip);
+const inflateAsync = promisify(inflate);
+
+/** A registry's answer that is not a body: `code` as npm names it (`E404`, `ECONNREFUSED`, `EINTEGRITY`, …). */
+export class RegistryError extends Error {
+  readonly code: string;
+  readonly statusCode: number | null;
+  constructor(code: string, message: string, statusCode: number | null = null) {
+    super(message);
+    this.name = 'RegistryError';
+    this.code = code;
+    this.statusCode = statusCode;
+  }
+}
+
+export interface RegistryGet {
+  url: string;
+  /** The catalog asked: the registry whose `.npmrc` credentials a request to its host carries. */
+  registry: string;
+  npmrc: Readonly<Record<string, string>>;
+  /** `json` asks for a document (gzip welcome); `tarball` for bytes that are already compressed. */
+  kind: 'json' | 'tarball';
+  timeoutMs: number;
+  /** The most bytes read (after decompression); more is `ETOOLARGE`. */
+  maxBytes: number;
+  /** An SRI string the bytes must match (`EINTEGRITY` otherwise). */
+  integrity?: string | null;
+}
+
+const MAX_REDIRECTS = 10;
+const USER_AGENT = `databridge/${VERSION} node/${process.version} ${process.platform} ${process.arch}`;
+
+/** Whether `.npmrc` holds credentials for some registry (`//host/…:_authToken` and the like). */
+function hasCredentials(npmrc: Readonly<Record<string, string>>): boolean {
+  for (const key in npmrc) if (key.startsWith('//')) return true;
+  return false;
+}
+
+/**
+ * A registry on this machine: its documents are asked for uncompressed.
+ * Compression trades CPU at both ends for bandwidth, and on loopback there
+ * is none to save (it cost a third of a packument's time from a local
+ * Verdaccio). Tarballs are compressed already and asked for as they are.
+ */
+function isLoopback(url: URL): boolean {
+  const host = url.hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** The agent options `.npmrc` gives for `url`, as npm maps them. */
+function agentOptions(url: URL, npmrc: Readonly<Record<string, string>>, cert: string | null, key: string | null) {
+  const cafile = npmrc.cafile;
+  let ca: string | undefined = npmrc.ca;
+  if (!ca && cafile) {
+    try {
+      ca = readFileSync(cafile, 'utf8');
+    } catch (err) {
+      throw new RegistryError('ECAFILE', `the cafile ${cafile} in .npmrc cannot be read (${(err as Error).message})`);
+    }
+  }
+  return {
+    proxy: (url.protocol === 'https:' ? npmrc['https-proxy'] : undefined) || npmrc.proxy || undefined,
+    noProxy: npmrc.noproxy || undefined,
+    rejectUnauthorized: npmrc['strict-ssl'] !== 'false',
+    ca,
+    cert: cert ?? npmrc.cert ?? undefined,
+    key: key ?? npmrc.key ?? undefined,
+  };
+}
+
+const SRI_ALGORITHMS = ['sha512', 'sha384', 'sha256', 'sha1'] as const;
+
+/**
+ * Whether `bytes` match an SRI string (`sha512-<base64> …`), as npm's `ssri`
+ * decides: the strongest algorithm the string names is checked, and one of
+ * its hashes must match. A string naming none of these matches nothing.
+ * (ssri itself cost a quarter of a millisecond an install, mostly building
+ * strings; this is node:crypto and a compare.)
+ */
+export function matchesIntegrity(bytes: Buffer, sri: string): boolean {
+  const hashes = sri
+    .trim()
+    .split(/\s+/)
+    .map((h) => /^(sha512|sha384|sha256|sha1)-([A-Za-z0-9+/]+={0,2})(?:\?\S*)?$/.exec(h))
+    .filter((m): m is RegExpExecArray => m !== null);
+  const algorithm = SRI_ALGORITHMS.find((a) => hashes.some((m) => m[1] === a));
+  if (!algorithm) return false;
+  const digest = createHash(algorithm).update(bytes).digest();
+  return hashes.some((m) => {
+    if (m[1] !== algorithm) return false;
+    const want = Buffer.from(m[2]!, 'base64');
+    return want.length === digest.length && timingSafeEqual(want, digest);
+  });
+}
+
+/** A proxy named in the environment (npm's agent reads these variables as npm does). */
+const PROXY_IN_ENV = Object.entries(process.env).some(([k, v]) => v && /^(https?_proxy|proxy)$/i.test(k));
+const NPMRC_NETWORK = ['proxy', 'https-proxy', 'ca', 'cafile', 'cert', 'key'];
+
+/**
+ * The agent for a request: npm's own (`@npmcli/agent`) when `.npmrc` or the
+ * environment names a proxy or TLS setting, else Node's keep-alive global
+ * agent. npm's agent is what makes those settings hold; with none of them it
+ * only added a third of a millisecond a request (its own timers and DNS cache).
+ */
+function agentFor(url: URL, req: RegistryGet, auth: Auth | null): http.Agent {
+  const npmrc = req.npmrc;
+  const npms =
+    PROXY_IN_ENV ||
+    auth?.cert ||
+    npmrc['strict-ssl'] === 'false' ||
+    NPMRC_NETWORK.some((k) => npmrc[k] !== undefined && npmrc[k] !== '');
+  if (!npms) return url.protocol === 'https:' ? https.globalAgent : http.globalAgent;
+  return getAgent(url.href, {
+    ...agentOptions(url, npmrc, auth?.cert ?? null, auth?.key ?? null),
+    timeout: req.timeoutMs,
+  });
+}
+
+/** The bytes at `req.url`, following redirects, checked against `req.integrity` when given. */
+export async function registryGet(req: RegistryGet): Promise<Buffer> {
+  const deadline = AbortSignal.timeout(req.timeoutMs);
+  let url = new URL(req.url);
+  const origin = url.host;
+  for (let hops = 0; ; hops++) {
+    const answer = await getOne(url, req, url.host === origin, deadline);
+    if (answer.redirect === null) {
+      if (req.integrity && !matchesIntegrity(answer.body, req.integrity))
+        throw new RegistryError('EINTEGRITY', `it served ${req.url} with bytes that do not match ${req.integrity}`);
+      return answer.body;
+    }
+    if (hops === MAX_REDIRECTS)
+      throw new RegistryError('EREDIRECT', `it redirected ${req.url} more than ${MAX_REDIRECTS} times`);
+    url = new URL(answer.redirect, url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new RegistryError(
+        'EREDIRECT',
+        `it redirected ${req.url} to a ${url.protocol} address (http or https only)`,
+      );
+  }
+}
+
+/** TLS failures: the registry's certificate, not the registry, is what is wrong. */
+const CERTIFICATE =
+  /^(CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_|ERR_TLS_CERT|HOSTNAME_MISMATCH)/;
+
+/** The failure of a request to `url` as a RegistryError. */
+function registryError(
+  url: URL,
+  err: Error & { code?: string },
+  req: RegistryGet,
+  deadline: AbortSignal,
+): RegistryError {
+  if (err instanceof RegistryError) return err;
+  if (deadline.aborted)
+    return new RegistryError('ETIMEDOUT', `it did not answer ${url.href} within ${req.timeoutMs} ms`);
+  const code = err.code ?? 'FETCH_ERROR';
+  if (CERTIFICATE.test(code))
+    return new RegistryError(
+      'ECERT',
+      `its TLS certificate is not trusted (${code}); ca, cafile and strict-ssl in .npmrc say which are`,
+    );
+  return new RegistryError(code, `${url.href}: ${err.message}`);
+}
+
+/** One request: the body, or where it redirects. Credentials go only to the host first asked. */
+function getOne(
+  url: URL,
+  req: RegistryGet,
+  sameHost: boolean,
+  deadline: AbortSignal,
+): Promise<{ body: Buffer; redirect: null } | { body: null; redirect: string }> {
+  const auth =
+    sameHost && hasCredentials(req.npmrc) ? getAuth(url.href, { ...req.npmrc, registry: req.registry }) : null;
+  const headers: Record<string, string> = {
+    'user-agent': USER_AGENT,
+    accept: req.kind === 'json' ? 'application/json' : '*/*',
+    'accept-encoding': req.kind === 'json' && !isLoopback(url) ? 'gzip, deflate' : 'identity',
+  };
+  if (auth?.token) headers.authorization = `Bearer ${auth.token}`;
+  else if (auth?.auth) headers.authorization = `Basic ${auth.auth}`;
+  let agent: http.Agent;
+  try {
+    agent = agentFor(url, req, auth);
+  } catch (err) {
+    return Promise.reject(
+      err instanceof RegistryError
+        ? err
+        : new RegistryError(
+            'EPROXY',
+            `the proxy in .npmrc or the environment cannot be used (${(err as Error).message})`,
+          ),
+    );
+  }
+  const tooLarge = () => new RegistryError('ETOOLARGE', `it answered ${url.href} with more than ${req.maxBytes} bytes`);
+  const get = url.protocol === 'https:' ? https.get : http.get;
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error & { code?: string }) => reject(registryError(url, err, req, deadline));
+    const request = get(url, { agent, headers, signal: deadline }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400 && res.headers.location) {
+        res.resume();
+        resolve({ body: null, redirect: res.headers.location });
+        return;
+      }
+      if (status !== 200) {
+        res.resume();
+        reject(new RegistryError(`E${status}`, `it answered ${url.href} with HTTP ${status}`, status));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > req.maxBytes) res.destroy(tooLarge());
+        else chunks.push(chunk);
+      });
+      res.on('error', fail);
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks, size);
+        const encoding = (res.headers['content-encoding'] ?? 'identity').toLowerCase();
+        const decoded =
+          encoding === 'gzip' || encoding === 'x-gzip'
+            ? gunzipAsync(raw, { maxOutputLength: req.maxBytes })
+            : encoding === 'deflate'
+              ? inflateAsync(raw, { maxOutputLength: req.maxBytes })
+              : encoding === 'identity'
+                ? Promise.resolve(raw)
+                : Promise.reject(
+                    new RegistryError(
+                      'EENCODING',
+                      `it answered ${url.href} in an encoding not asked for (${encoding})`,
+                    ),
+                  );
+        decoded.then(
+          (body) => resolve({ body, redirect: null }),
+          (err: Error & { code?: string }) => fail(err.code === 'ERR_BUFFER_TOO_LARGE' ? tooLarge() : err),
+        );
+      });
+    });
+    request.on('error', fail);
+  });
+}
