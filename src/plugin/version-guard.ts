@@ -28,26 +28,28 @@ export function alertVersionGuard(core: ManagerCore, id: string, findings: reado
  * A reload (watcher or API) refused the plugin folder for the version
  * guard. The release that serves keeps serving only while its files are
  * still on disk: swapped out, a restart of its sandbox could not load it
- * again, so it stops now, in `error` saying what was found.
+ * again, so it stops now, in `error` saying what was found. True when it
+ * stopped it.
  */
-export async function refusedByVersionGuard(core: ManagerCore, id: string, actor: string): Promise<void> {
+export async function refusedByVersionGuard(core: ManagerCore, id: string, actor: string): Promise<boolean> {
   const external = core.externals();
   const record = external.get(id);
   const findings = versionGuardFindings(record?.findings ?? []);
-  if (findings.length === 0) return;
+  if (findings.length === 0) return false;
   alertVersionGuard(core, id, findings);
   const running = external.running().find((r) => r.id === id);
-  if (!running || (record?.digest && record.digest === running.digest)) return;
+  if (!running || (record?.digest && record.digest === running.digest)) return false;
   const why = findings.map((f) => ({
     ...f,
     message: `${f.message}; ${running.version}, which served, is no longer on disk and was stopped`,
   }));
-  if (!(await external.withdraw(id, why))) return;
+  if (!(await external.withdraw(id, why))) return false;
   await core.audit.ok(actor, 'withdraw', id, {
     version: running.version,
     codes: why.map((f) => f.code),
     reason: why[0]!.message,
   });
+  return true;
 }
 
 /** Alerts and audits each plugin the start refused for the version guard, and still holds in `error`. */

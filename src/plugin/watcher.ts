@@ -146,12 +146,14 @@ export class PluginWatcher {
         await core.share(() => core.cluster()?.published(name), name);
       } else {
         const codes = errorCodes(external.get(name)?.findings ?? []);
+        // the version guard first: a release whose own files were changed in place is stopped, and then must not be
+        // said to keep serving (its reason says why it stopped)
+        const withdrawn = await refusedByVersionGuard(core, name, 'watcher');
         if (known)
           registry.setNotice(
             name,
-            `the changed files were refused (${codes.join(', ')}); the loaded version keeps serving`,
+            withdrawn ? null : `the changed files were refused (${codes.join(', ')}); the loaded version keeps serving`,
           );
-        await refusedByVersionGuard(core, name, 'watcher');
         await core.audit.refused('watcher', 'reload', name, { codes });
       }
     });

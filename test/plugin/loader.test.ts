@@ -211,13 +211,27 @@ describe('hot reload', () => {
     assert.equal(out.length, 400, 'no FlowFile lost or duplicated across the swap');
     assert.equal(new Set(out.map((o) => o.content.toString().replace(' V2', '').replace(' v2', ''))).size, 400);
 
-    // files changed without a new signature: refused, 1.1.0 keeps serving
+    // a new version whose files were not signed again: refused, 1.1.0 keeps serving (a restart of its sandbox
+    // checks every file it loads against 1.1.0's digests, so the changed code is never run)
+    const manifest = join(v1, 'manifest.json');
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('"1.1.0"', '"1.2.0"'));
     appendFileSync(join(v1, 'index.js'), '\n// unsigned change\n');
     await until('the refusal noted', () => /refused/.test(manager.get('acme.live').statusReason ?? ''));
-    const live = manager.get('acme.live');
+    let live = manager.get('acme.live');
     assert.equal(live.status, 'active');
     assert.equal(live.version, '1.1.0');
-    assert.match(live.statusReason!, /CHECKSUM_MISMATCH/);
+    assert.match(live.statusReason!, /CHECKSUM_MISMATCH.*the loaded version keeps serving/);
+
+    // 1.1.0's own files changed in place: what serves is no longer on disk, so it stops, and says so (never that it
+    // keeps serving)
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('"1.2.0"', '"1.1.0"'));
+    await until('1.1.0 stopped', () => manager.get('acme.live').status === 'error');
+    live = manager.get('acme.live');
+    assert.match(
+      live.statusReason!,
+      /^VERSION_CONFLICT: .*1\.1\.0, which served, is no longer on disk and was stopped/,
+    );
+    assert.doesNotMatch(live.statusReason!, /keeps serving/);
 
     const { rmSync } = await import('node:fs');
     rmSync(v1, { recursive: true });
