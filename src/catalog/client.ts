@@ -10,25 +10,13 @@
  * installer verifies every release it downloads.
  */
 
-import semver from 'semver';
 import { createError, DataBridgeError } from '../errors.ts';
 import { DEFAULT_BUNDLE_LIMITS } from '../plugin/bundle.ts';
+import { type CatalogRelease, type DocumentRequest, type PackumentParts, readDocument } from './documents.ts';
 import { PLUGIN_KEYWORD, packageName, pluginIdOf, scopeOf } from './names.ts';
 import { RegistryError, type RegistryGet, registryGet } from './registry-http.ts';
 
-/** One release as the catalog describes it (unverified). */
-export interface CatalogRelease {
-  id: string;
-  version: string;
-  /** The publisher the package metadata claims; the signature says who really signed. */
-  publisher: string | null;
-  description: string;
-  /** The plugin's dependencies (id → range) as the package metadata says; checked against the manifest after download. */
-  dependencies: Record<string, string>;
-  deprecated: string | null;
-  integrity: string | null;
-  tarball: string;
-}
+export type { CatalogRelease } from './documents.ts';
 
 /** A plugin in a catalog: its releases carrying the plugin keyword, highest first. */
 export interface CatalogEntry {
@@ -57,12 +45,17 @@ export interface CatalogClientOptions {
   npmrc?: Record<string, string>;
   /** One request's deadline, redirects included. Default 30 s. */
   timeoutMs?: number;
+  /** The deadline of everything one client asks (a search, a resolution and its downloads). Default 5 min. */
+  totalTimeoutMs?: number;
   /** The largest tarball downloaded. Default: the largest bundle an install takes (50 MiB). */
   maxTarballBytes?: number;
 }
 
-/** The largest packument read (a plugin's is a few KiB a release; npm's largest are tens of MiB). */
-const MAX_PACKUMENT_BYTES = 64 * 1024 * 1024;
+/** The largest packument or search answer read (a plugin's packument is a few KiB a release: 4000 releases, 2.4 MiB). */
+const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
+/** The most search hits read, and the most packuments asked for at once. */
+export const MAX_SEARCH_SIZE = 100;
+const PARALLEL = 8;
 
 /** The public npm registry: the catalog when none is configured. */
 export const DEFAULT_CATALOG = 'https://registry.npmjs.org/';
@@ -104,62 +97,16 @@ function catalogError(catalog: string, err: unknown): DataBridgeError | null {
   const reason =
     e.statusCode === 401 || e.statusCode === 403
       ? 'it refused the credentials (see .npmrc)'
-      : UNREACHABLE.has(e.code ?? '')
-        ? `it cannot be reached (${e.code})`
-        : e.statusCode
-          ? `it answered HTTP ${e.statusCode}`
-          : err instanceof RegistryError
-            ? err.message
-            : `it gave an answer that could not be read (${e.code ?? e.message ?? 'invalid'})`;
+      : e.code === 'ETIMEDOUT' && err instanceof RegistryError
+        ? err.message
+        : UNREACHABLE.has(e.code ?? '')
+          ? `it cannot be reached (${e.code})`
+          : e.statusCode
+            ? `it answered HTTP ${e.statusCode}`
+            : err instanceof RegistryError
+              ? err.message
+              : `it gave an answer that could not be read (${e.code ?? e.message ?? 'invalid'})`;
   return createError('CATALOG_UNAVAILABLE', { catalog, reason }, { cause: err });
-}
-
-/** The parts of a search answer read here. */
-interface SearchBody {
-  objects?: { package?: { name?: string } }[];
-}
-
-/** The parts of a packument read here; nothing in it is trusted. */
-interface Packument {
-  versions?: Record<string, unknown>;
-  'dist-tags'?: Record<string, string>;
-}
-
-function stringOrNull(v: unknown): string | null {
-  return typeof v === 'string' && v !== '' ? v : null;
-}
-
-/** The releases of a packument that are plugin releases of `id`, highest first. */
-export function pluginReleases(id: string, packument: Packument): CatalogRelease[] {
-  const out: CatalogRelease[] = [];
-  for (const [version, raw] of Object.entries(packument.versions ?? {})) {
-    const v = raw as {
-      keywords?: unknown;
-      description?: unknown;
-      deprecated?: unknown;
-      dist?: { tarball?: unknown; integrity?: unknown };
-      databridge?: { id?: unknown; publisher?: unknown; dependencies?: unknown };
-    };
-    if (!semver.valid(version) || !Array.isArray(v.keywords) || !v.keywords.includes(PLUGIN_KEYWORD)) continue;
-    if (v.databridge?.id !== undefined && v.databridge.id !== id) continue;
-    const tarball = stringOrNull(v.dist?.tarball);
-    if (!tarball) continue;
-    const deps: Record<string, string> = {};
-    const rawDeps = v.databridge?.dependencies;
-    if (rawDeps && typeof rawDeps === 'object')
-      for (const [k, r] of Object.entries(rawDeps)) if (typeof r === 'string') deps[k] = r;
-    out.push({
-      id,
-      version,
-      publisher: stringOrNull(v.databridge?.publisher),
-      description: stringOrNull(v.description) ?? '',
-      dependencies: deps,
-      deprecated: stringOrNull(v.deprecated),
-      integrity: stringOrNull(v.dist?.integrity),
-      tarball,
-    });
-  }
-  return out.sort((a, b) => semver.rcompare(a.version, b.version));
 }
 
 /**
@@ -175,11 +122,29 @@ export class CatalogClient {
   readonly #o: CatalogClientOptions;
   /** Packuments asked for in this client's life: one resolution asks for each once. */
   readonly #entries = new Map<string, Promise<CatalogEntry>>();
+  /** Aborts every request once the client's whole time is spent. */
+  readonly #signal: AbortSignal;
+  /** Packuments in flight, and those waiting for a turn (a search or a set fans out; memory stays bounded). */
+  #inFlight = 0;
+  readonly #waiting: (() => void)[] = [];
 
   constructor(options: CatalogClientOptions) {
     this.#o = options;
     this.catalogs = (options.catalogs.length ? options.catalogs : [DEFAULT_CATALOG]).map(normalizeCatalog);
     this.#npmrc = options.npmrc ?? {};
+    this.#signal = AbortSignal.timeout(options.totalTimeoutMs ?? 300_000);
+  }
+
+  /** Runs `fn` when fewer than PARALLEL packuments are in flight. */
+  async #turn<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#inFlight >= PARALLEL) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    this.#inFlight++;
+    try {
+      return await fn();
+    } finally {
+      this.#inFlight--;
+      this.#waiting.shift()?.();
+    }
   }
 
   /** The catalogs asked for `id`, in order: the `.npmrc` registry of its scope, else every configured one. */
@@ -196,19 +161,15 @@ export class CatalogClient {
       npmrc: this.#npmrc,
       kind,
       timeoutMs: this.#o.timeoutMs ?? 30_000,
-      maxBytes: kind === 'json' ? MAX_PACKUMENT_BYTES : (this.#o.maxTarballBytes ?? DEFAULT_BUNDLE_LIMITS.maxBytes),
+      maxBytes: kind === 'json' ? MAX_DOCUMENT_BYTES : (this.#o.maxTarballBytes ?? DEFAULT_BUNDLE_LIMITS.maxBytes),
+      signal: this.#signal,
       ...extra,
     });
   }
 
-  /** A JSON document from `catalog`; an answer that is not JSON is CATALOG_UNAVAILABLE. */
-  async #json<T>(url: string, catalog: string): Promise<T> {
-    const body = await this.#get(url, catalog, 'json');
-    try {
-      return JSON.parse(body.toString('utf8')) as T;
-    } catch {
-      throw createError('CATALOG_UNAVAILABLE', { catalog, reason: `it answered ${url} with what is not JSON` });
-    }
+  /** A JSON answer from `catalog`, read down to what `request` asks for. */
+  async #document<R extends DocumentRequest>(url: string, catalog: string, request: R) {
+    return readDocument(request, await this.#get(url, catalog, 'json'), catalog, url);
   }
 
   /** The plugin in the first catalog that has it. CATALOG_PLUGIN_NOT_FOUND or CATALOG_UNAVAILABLE. */
@@ -227,25 +188,17 @@ export class CatalogClient {
     const name = packageName(id);
     const catalogs = this.catalogsFor(id);
     for (const catalog of catalogs) {
-      let packument: Packument;
+      let parts: PackumentParts;
       try {
-        packument = await this.#packument(name, catalog);
+        parts = await this.#turn(() => this.#packument(id, name, catalog));
       } catch (err) {
         const coded = catalogError(catalog, err);
         if (coded) throw coded;
         continue;
       }
-      const releases = pluginReleases(id, packument);
+      const { releases, latestTag } = parts;
       if (!releases.length) continue;
-      const tags = packument['dist-tags'] ?? {};
-      return {
-        id,
-        package: name,
-        catalog,
-        description: releases[0]!.description,
-        latestTag: tags.latest ?? null,
-        releases,
-      };
+      return { id, package: name, catalog, description: releases[0]!.description, latestTag, releases };
     }
     throw createError('CATALOG_PLUGIN_NOT_FOUND', { id, catalogs });
   }
@@ -256,8 +209,8 @@ export class CatalogClient {
    * has no `keywords` and no `databridge` field (id, publisher, dependencies),
    * which are what make a version a plugin release.
    */
-  #packument(name: string, catalog: string): Promise<Packument> {
-    return this.#json<Packument>(`${catalog}${name.replace('/', '%2f')}`, catalog);
+  #packument(id: string, name: string, catalog: string): Promise<PackumentParts> {
+    return this.#document(`${catalog}${name.replace('/', '%2f')}`, catalog, { kind: 'packument', id });
   }
 
   /**
@@ -310,14 +263,17 @@ export class CatalogClient {
    * have the same plugin, the one asked first wins.
    */
   async search(text: string, size = 20): Promise<SearchHit[]> {
+    if (!Number.isInteger(size) || size < 1 || size > MAX_SEARCH_SIZE)
+      throw createError('USAGE', { message: `a search's size is 1 to ${MAX_SEARCH_SIZE}, not ${size}` });
     const hits = new Map<string, SearchHit>();
     for (const catalog of this.catalogs) {
-      const ask = async (words: string): Promise<SearchBody> => {
+      const ask = async (words: string): Promise<string[]> => {
         const url = new URL('-/v1/search', catalog);
         url.searchParams.set('text', words);
         url.searchParams.set('size', String(size));
         try {
-          return await this.#json<SearchBody>(url.href, catalog);
+          // no more hits are read than were asked for, whatever the registry sends
+          return await this.#document(url.href, catalog, { kind: 'search', size });
         } catch (err) {
           throw (
             catalogError(catalog, err) ?? createError('CATALOG_UNAVAILABLE', { catalog, reason: 'it has no search' })
@@ -336,11 +292,9 @@ export class CatalogClient {
     return [...hits.values()];
   }
 
-  async #searchHits(catalog: string, body: SearchBody, hits: Map<string, SearchHit>): Promise<number> {
+  async #searchHits(catalog: string, names: readonly string[], hits: Map<string, SearchHit>): Promise<number> {
     let found = 0;
-    const ids = (body.objects ?? [])
-      .map((o) => (typeof o.package?.name === 'string' ? pluginIdOf(o.package.name) : null))
-      .filter((id): id is string => id !== null && !hits.has(id));
+    const ids = [...new Set(names.map(pluginIdOf))].filter((id): id is string => id !== null && !hits.has(id));
     const entries = await Promise.all(
       ids.map((id) =>
         this.entry(id).catch((err) => {

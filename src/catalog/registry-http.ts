@@ -52,6 +52,8 @@ export interface RegistryGet {
   maxBytes: number;
   /** An SRI string the bytes must match (`EINTEGRITY` otherwise). */
   integrity?: string | null;
+  /** Aborts when the whole question (all its requests) has run out of time. */
+  signal?: AbortSignal;
 }
 
 const MAX_REDIRECTS = 10;
@@ -146,11 +148,14 @@ function agentFor(url: URL, req: RegistryGet, auth: Auth | null): http.Agent {
 
 /** The bytes at `req.url`, following redirects, checked against `req.integrity` when given. */
 export async function registryGet(req: RegistryGet): Promise<Buffer> {
-  const deadline = AbortSignal.timeout(req.timeoutMs);
+  const timeout = AbortSignal.timeout(req.timeoutMs);
+  const deadline = req.signal ? AbortSignal.any([timeout, req.signal]) : timeout;
+  // the credentials are the catalog's, and go only where it is: its scheme, host and port (a tarball named on
+  // another host, or a redirect elsewhere or down to http, is asked for without them)
+  const credentialed = new URL(req.registry).origin;
   let url = new URL(req.url);
-  const origin = url.host;
   for (let hops = 0; ; hops++) {
-    const answer = await getOne(url, req, url.host === origin, deadline);
+    const answer = await getOne(url, req, url.origin === credentialed, deadline);
     if (answer.redirect === null) {
       if (req.integrity && !matchesIntegrity(answer.body, req.integrity))
         throw new RegistryError('EINTEGRITY', `it served ${req.url} with bytes that do not match ${req.integrity}`);
@@ -179,8 +184,14 @@ function registryError(
   deadline: AbortSignal,
 ): RegistryError {
   if (err instanceof RegistryError) return err;
-  if (deadline.aborted)
-    return new RegistryError('ETIMEDOUT', `it did not answer ${url.href} within ${req.timeoutMs} ms`);
+  if (deadline.aborted) {
+    return new RegistryError(
+      'ETIMEDOUT',
+      req.signal?.aborted
+        ? `it had not answered ${url.href} when the time for the whole question ran out`
+        : `it did not answer ${url.href} within ${req.timeoutMs} ms`,
+    );
+  }
   const code = err.code ?? 'FETCH_ERROR';
   if (CERTIFICATE.test(code))
     return new RegistryError(
@@ -190,15 +201,17 @@ function registryError(
   return new RegistryError(code, `${url.href}: ${err.message}`);
 }
 
-/** One request: the body, or where it redirects. Credentials go only to the host first asked. */
-function getOne(
-  url: URL,
-  req: RegistryGet,
-  sameHost: boolean,
-  deadline: AbortSignal,
-): Promise<{ body: Buffer; redirect: null } | { body: null; redirect: string }> {
+type Answer = { body: Buffer; redirect: null } | { body: null; redirect: string };
+
+/**
+ * One request: the body, or where it redirects. It settles exactly once, and
+ * by the deadline whatever the other end does: an answer Node drops without
+ * an event (a `101 Switching Protocols`, a connection closed before an
+ * answer) settles it as a failure rather than leaving it pending for ever.
+ */
+function getOne(url: URL, req: RegistryGet, withCredentials: boolean, deadline: AbortSignal): Promise<Answer> {
   const auth =
-    sameHost && hasCredentials(req.npmrc) ? getAuth(url.href, { ...req.npmrc, registry: req.registry }) : null;
+    withCredentials && hasCredentials(req.npmrc) ? getAuth(url.href, { ...req.npmrc, registry: req.registry }) : null;
   const headers: Record<string, string> = {
     'user-agent': USER_AGENT,
     accept: req.kind === 'json' ? 'application/json' : '*/*',
@@ -222,28 +235,45 @@ function getOne(
   const tooLarge = () => new RegistryError('ETOOLARGE', `it answered ${url.href} with more than ${req.maxBytes} bytes`);
   const get = url.protocol === 'https:' ? https.get : http.get;
   return new Promise((resolve, reject) => {
-    const fail = (err: Error & { code?: string }) => reject(registryError(url, err, req, deadline));
-    const request = get(url, { agent, headers, signal: deadline }, (res) => {
+    let settled = false;
+    let answered = false;
+    const settle = (result: Answer | Error) => {
+      if (settled) return;
+      settled = true;
+      deadline.removeEventListener('abort', onAbort);
+      if (result instanceof Error) {
+        request.destroy();
+        reject(registryError(url, result, req, deadline));
+      } else resolve(result);
+    };
+    const onAbort = () => settle(new Error('aborted'));
+    const request = get(url, { agent, headers }, (res) => {
+      answered = true;
       const status = res.statusCode ?? 0;
       if (status >= 300 && status < 400 && res.headers.location) {
         res.resume();
-        resolve({ body: null, redirect: res.headers.location });
+        settle({ body: null, redirect: res.headers.location });
         return;
       }
       if (status !== 200) {
         res.resume();
-        reject(new RegistryError(`E${status}`, `it answered ${url.href} with HTTP ${status}`, status));
+        settle(new RegistryError(`E${status}`, `it answered ${url.href} with HTTP ${status}`, status));
         return;
       }
       const chunks: Buffer[] = [];
       let size = 0;
+      let ended = false;
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        if (size > req.maxBytes) res.destroy(tooLarge());
+        if (size > req.maxBytes) settle(tooLarge());
         else chunks.push(chunk);
       });
-      res.on('error', fail);
+      res.on('error', settle);
+      res.on('close', () => {
+        if (!ended) settle(new RegistryError('ECONNRESET', `it closed the connection while answering ${url.href}`));
+      });
       res.on('end', () => {
+        ended = true;
         const raw = Buffer.concat(chunks, size);
         const encoding = (res.headers['content-encoding'] ?? 'identity').toLowerCase();
         const decoded =
@@ -260,11 +290,23 @@ function getOne(
                     ),
                   );
         decoded.then(
-          (body) => resolve({ body, redirect: null }),
-          (err: Error & { code?: string }) => fail(err.code === 'ERR_BUFFER_TOO_LARGE' ? tooLarge() : err),
+          (body) => settle({ body, redirect: null }),
+          (err: Error & { code?: string }) => settle(err.code === 'ERR_BUFFER_TOO_LARGE' ? tooLarge() : err),
         );
       });
     });
-    request.on('error', fail);
+    request.on('error', settle);
+    // Node drops a 101 (or any upgrade) without a response when nothing listens for it
+    request.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      settle(
+        new RegistryError('EPROTO', `it answered ${url.href} by switching protocols (HTTP 101), not with a document`),
+      );
+    });
+    request.on('close', () => {
+      if (!answered) settle(new RegistryError('ECONNRESET', `it closed the connection before answering ${url.href}`));
+    });
+    if (deadline.aborted) onAbort();
+    else deadline.addEventListener('abort', onAbort, { once: true });
   });
 }

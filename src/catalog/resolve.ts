@@ -40,6 +40,8 @@ export interface ResolvedSet {
 }
 
 const MAX_ROUNDS = 100;
+/** The most plugins one set may hold: a catalog's metadata cannot make a resolution fan out without end. */
+export const MAX_SET_MEMBERS = 256;
 
 /**
  * Resolves `roots` against the catalogs (`lookup`) and what is installed.
@@ -68,6 +70,12 @@ export async function resolveSet(
     for (const p of picks.values())
       for (const [dep, range] of Object.entries(p.dependencies)) add(dep, range, `${p.id}@${p.version}`);
     for (const id of [...picks.keys()]) if (!constraints.has(id)) picks.delete(id);
+    if (constraints.size > MAX_SET_MEMBERS) {
+      throw createError('CATALOG_UNRESOLVED', {
+        id: roots[0]?.id ?? '?',
+        ranges: [`the dependencies named grew past ${MAX_SET_MEMBERS} plugins`],
+      });
+    }
 
     const fits = (version: string, id: string) =>
       constraints.get(id)!.every((c) => semver.satisfies(version, c.range, { includePrerelease: false }));

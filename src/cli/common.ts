@@ -131,7 +131,23 @@ export function cliActor(): string {
 
 /** Prints data as JSON (one document) or as text lines. */
 export function print(json: boolean | undefined, data: unknown, text: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${text()}\n`);
+  process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${terminalSafe(text())}\n`);
+}
+
+/**
+ * Text for a terminal: what a plugin, a manifest or a catalog wrote
+ * (descriptions, publishers, messages) is shown, never obeyed. Control
+ * characters other than a line break or a tab, and the bidirectional
+ * overrides that reorder what is shown, become visible escapes (`\x1b`,
+ * `\u202e`): an escape sequence could clear the screen, retitle the
+ * window or paint a fake "verified" line.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu, (c) => {
+    if (c === '\n' || c === '\t') return c;
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
 
 export interface FindingLike {
@@ -173,13 +189,13 @@ export function reportFailure(err: unknown, json: boolean | undefined): number {
     if (json) process.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
     else {
       const findings = (err.details as { findings?: FindingLike[] } | null)?.findings;
-      if (Array.isArray(findings)) process.stderr.write(formatFindings(findings));
-      process.stderr.write(`error ${err.code}: ${err.message}\n`);
+      if (Array.isArray(findings)) process.stderr.write(terminalSafe(formatFindings(findings)));
+      process.stderr.write(terminalSafe(`error ${err.code}: ${err.message}\n`));
     }
     return err.code === 'USAGE' || err.code === 'CONFIG_INVALID' ? EXIT_USAGE : EXIT_REFUSED;
   }
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`error: ${message}\n`);
+  process.stderr.write(terminalSafe(`error: ${message}\n`));
   if (process.env.DATABRIDGE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
   return EXIT_REFUSED;
 }

@@ -13,7 +13,7 @@ import { type FlowFinding, loadFlow, readFlowFile } from '../flow/flow-definitio
 import { createPluginManager, type PluginManager } from '../plugin/manager.ts';
 import { parseDuration } from '../sdk/index.ts';
 import { acquireDataDirLock } from '../store/lock.ts';
-import { managerOptions, print, type StateOptions, table, withStateOptions } from './common.ts';
+import { managerOptions, print, type StateOptions, table, terminalSafe, withStateOptions } from './common.ts';
 import { applyConfigNamespaces } from './config-file.ts';
 import { hostLogOptions, logLinesWritten } from './logs.ts';
 import { dataDirOf, WAIT_FOR_CLI_MS } from './remote.ts';
@@ -33,7 +33,8 @@ function durationOption(name: string, value: string | undefined): number | undef
 }
 
 function printFindings(findings: readonly FlowFinding[]): void {
-  for (const f of findings) process.stderr.write(`${f.severity} ${f.code} ${f.pointer || '/'}: ${f.message}\n`);
+  for (const f of findings)
+    process.stderr.write(terminalSafe(`${f.severity} ${f.code} ${f.pointer || '/'}: ${f.message}\n`));
 }
 
 export function registerRun(program: Command): void {

@@ -250,6 +250,21 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
     }
   });
 
+  test('what a catalog writes is shown, never obeyed: escapes and bidi overrides reach the terminal as text', async (t) => {
+    const painted = await makeRelease(work, { id: 'acme.painted', version: '1.0.0', key });
+    const pkg = packageJsonIn(painted.tgz);
+    await registry.publishAs(painted.tgz, {
+      ...pkg,
+      description: 'plain\x1b[2J\x1b]0;pwned\x07\r\x1b[32mverified: signed by acme\x1b[0m \u202egnp.exe',
+    });
+    const { local } = await host(t);
+    const r = await runCli(['plugin', 'search', 'painted', ...local, '--catalog', registry.url]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /[\x1b\x07\r\u202e]/);
+    assert.match(r.stdout, /plain\\x1b\[2J\\x1b\]0;pwned\\x07\\x0d\\x1b\[32mverified/);
+    assert.match(r.stdout, /\\u202egnp\.exe/);
+  });
+
   test('a catalog that is down: CATALOG_UNAVAILABLE, nothing changed', async (t) => {
     const { local, dirs } = await host(t);
     const down = ['--catalog', 'http://127.0.0.1:9/'];

@@ -1,0 +1,144 @@
+/**
+ * What a registry answers, read down to the few parts the catalog uses:
+ * a packument's plugin releases and its `latest` tag, a search answer's
+ * package names. Nothing in them is trusted: any shape that is not the
+ * expected one is skipped or refused, never dereferenced. A large answer is
+ * parsed in a worker thread, so a hostile or enormous document (a packument
+ * of millions of empty objects takes seconds to parse) never stalls the
+ * host's event loop, and only the small result crosses back.
+ */
+
+import { Worker } from 'node:worker_threads';
+import semver from 'semver';
+import { createError } from '../errors.ts';
+import { PLUGIN_KEYWORD } from './names.ts';
+
+/** One release as the catalog describes it (unverified). */
+export interface CatalogRelease {
+  id: string;
+  version: string;
+  /** The publisher the package metadata claims; the signature says who really signed. */
+  publisher: string | null;
+  description: string;
+  /** The plugin's dependencies (id → range) as the package metadata says; checked against the manifest after download. */
+  dependencies: Record<string, string>;
+  deprecated: string | null;
+  integrity: string | null;
+  tarball: string;
+}
+
+/** What the catalog reads of a packument. */
+export interface PackumentParts {
+  /** The plugin releases of the id asked for, highest first. */
+  releases: CatalogRelease[];
+  /** The registry's `latest` tag: shown, never trusted for choosing a version. */
+  latestTag: string | null;
+}
+
+export type DocumentRequest = { kind: 'packument'; id: string } | { kind: 'search'; size: number };
+type DocumentResult<R extends DocumentRequest> = R extends { kind: 'packument' } ? PackumentParts : string[];
+
+/** Answers up to this size are parsed on the event loop (a plugin's packument is a few KiB a release). */
+const INLINE_BYTES = 256 * 1024;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function stringOrNull(v: unknown): string | null {
+  return typeof v === 'string' && v !== '' ? v : null;
+}
+
+/** The plugin releases of `id` in a parsed packument: versions that are exact semver, carry the keyword and a tarball. */
+export function packumentParts(id: string, packument: unknown): PackumentParts {
+  if (!isObject(packument)) return { releases: [], latestTag: null };
+  const versions = isObject(packument.versions) ? packument.versions : {};
+  const releases: CatalogRelease[] = [];
+  for (const [version, raw] of Object.entries(versions)) {
+    // exact: semver.valid would take `v1.0.0` or ` 1.0.0 ` and give back another string than the release's name
+    if (!isObject(raw) || semver.valid(version) !== version) continue;
+    if (!Array.isArray(raw.keywords) || !raw.keywords.includes(PLUGIN_KEYWORD)) continue;
+    const meta = isObject(raw.databridge) ? raw.databridge : {};
+    if (meta.id !== undefined && meta.id !== id) continue;
+    const dist = isObject(raw.dist) ? raw.dist : {};
+    const tarball = stringOrNull(dist.tarball);
+    if (!tarball) continue;
+    const dependencies: Record<string, string> = {};
+    if (isObject(meta.dependencies))
+      for (const [k, r] of Object.entries(meta.dependencies)) if (typeof r === 'string') dependencies[k] = r;
+    releases.push({
+      id,
+      version,
+      publisher: stringOrNull(meta.publisher),
+      description: stringOrNull(raw.description) ?? '',
+      dependencies,
+      deprecated: stringOrNull(raw.deprecated),
+      integrity: stringOrNull(dist.integrity),
+      tarball,
+    });
+  }
+  const tags = isObject(packument['dist-tags']) ? packument['dist-tags'] : {};
+  return {
+    releases: releases.sort((a, b) => semver.rcompare(a.version, b.version)),
+    latestTag: typeof tags.latest === 'string' && semver.valid(tags.latest) === tags.latest ? tags.latest : null,
+  };
+}
+
+/** The package names of a parsed search answer (`objects[].package.name`), the first `size` of them. */
+export function searchNames(body: unknown, size: number): string[] {
+  if (!isObject(body) || !Array.isArray(body.objects)) return [];
+  const names: string[] = [];
+  for (const o of body.objects) {
+    if (names.length >= size) break;
+    if (isObject(o) && isObject(o.package) && typeof o.package.name === 'string') names.push(o.package.name);
+  }
+  return names;
+}
+
+/** Parses and reads one answer (what the worker runs, and the event loop for a small one). */
+export function readParsed<R extends DocumentRequest>(request: R, text: string): DocumentResult<R> | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return (
+    request.kind === 'packument' ? packumentParts(request.id, parsed) : searchNames(parsed, request.size)
+  ) as DocumentResult<R>;
+}
+
+/**
+ * Reads what `catalog` answered for `url`: on the event loop when small, in
+ * a worker thread when large. An answer that is not JSON is CATALOG_UNAVAILABLE.
+ */
+export async function readDocument<R extends DocumentRequest>(
+  request: R,
+  body: Buffer,
+  catalog: string,
+  url: string,
+): Promise<DocumentResult<R>> {
+  const result =
+    body.length <= INLINE_BYTES ? readParsed(request, body.toString('utf8')) : await inWorker(request, body);
+  if (result === null)
+    throw createError('CATALOG_UNAVAILABLE', { catalog, reason: `it answered ${url} with what is not JSON` });
+  return result;
+}
+
+function inWorker<R extends DocumentRequest>(request: R, body: Buffer): Promise<DocumentResult<R> | null> {
+  return new Promise((resolve, reject) => {
+    // copied once into a buffer of their own (a small Buffer shares a pooled one), which is then moved
+    const bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength).slice();
+    const worker = new Worker(new URL('./document-worker.ts', import.meta.url), {
+      workerData: { request, bytes },
+      transferList: [bytes.buffer],
+      env: {},
+      argv: [],
+    });
+    worker.once('message', (result: DocumentResult<R> | null) => resolve(result));
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`reading a registry's answer stopped (exit ${code})`));
+    });
+  });
+}
