@@ -62,7 +62,10 @@ export interface CatalogServiceOptions {
   catalogs?: readonly string[];
   /** `.npmrc` settings; default read from the user's and the working folder's `.npmrc`. */
   npmrc?: Record<string, string>;
+  /** One request's deadline, redirects included. Default 30 s. */
   timeoutMs?: number;
+  /** The deadline of one question (a search; an install's resolution and downloads). Default 5 min. */
+  totalTimeoutMs?: number;
 }
 
 /**
@@ -82,6 +85,7 @@ export class Catalog {
       catalogs: options.catalogs ?? [],
       npmrc: options.npmrc ?? readNpmrc(),
       timeoutMs: options.timeoutMs,
+      totalTimeoutMs: options.totalTimeoutMs,
     };
     // the addresses are checked now: a mistyped --catalog is bad usage before anything is asked
     new CatalogClient(this.#client);

@@ -47,12 +47,16 @@ export interface CatalogClientOptions {
   timeoutMs?: number;
   /** The deadline of everything one client asks (a search, a resolution and its downloads). Default 5 min. */
   totalTimeoutMs?: number;
+  /** The most bytes of answers (packuments, searches) one client reads. Default 128 MiB. */
+  maxQuestionBytes?: number;
   /** The largest tarball downloaded. Default: the largest bundle an install takes (50 MiB). */
   maxTarballBytes?: number;
 }
 
 /** The largest packument or search answer read (a plugin's packument is a few KiB a release: 4000 releases, 2.4 MiB). */
 const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
+/** The most bytes of answers (packuments, searches) one client reads: what it keeps of them stays bounded. */
+const MAX_QUESTION_BYTES = 128 * 1024 * 1024;
 /** The most search hits read, and the most packuments asked for at once. */
 export const MAX_SEARCH_SIZE = 100;
 const PARALLEL = 8;
@@ -126,6 +130,8 @@ export class CatalogClient {
   readonly #signal: AbortSignal;
   /** Packuments in flight, and those waiting for a turn (a search or a set fans out; memory stays bounded). */
   #inFlight = 0;
+  /** Bytes of answers read so far. */
+  #documentBytes = 0;
   readonly #waiting: (() => void)[] = [];
 
   constructor(options: CatalogClientOptions) {
@@ -169,7 +175,12 @@ export class CatalogClient {
 
   /** A JSON answer from `catalog`, read down to what `request` asks for. */
   async #document<R extends DocumentRequest>(url: string, catalog: string, request: R) {
-    return readDocument(request, await this.#get(url, catalog, 'json'), catalog, url);
+    const body = await this.#get(url, catalog, 'json');
+    this.#documentBytes += body.length;
+    const most = this.#o.maxQuestionBytes ?? MAX_QUESTION_BYTES;
+    if (this.#documentBytes > most)
+      throw createError('CATALOG_UNAVAILABLE', { catalog, reason: `its answers to one question passed ${most} bytes` });
+    return readDocument(request, body, catalog, url);
   }
 
   /** The plugin in the first catalog that has it. CATALOG_PLUGIN_NOT_FOUND or CATALOG_UNAVAILABLE. */

@@ -33,7 +33,18 @@ export interface PackumentParts {
   releases: CatalogRelease[];
   /** The registry's `latest` tag: shown, never trusted for choosing a version. */
   latestTag: string | null;
+  /** How many plugin releases it listed when that was more than MAX_RELEASES (then `releases` is empty). */
+  tooMany?: number;
 }
+
+/** The most plugin releases one packument may list (a plugin with a release a day for five years has 1800). */
+export const MAX_RELEASES = 2000;
+/** A release's description is kept to this many characters (it is shown, never used). */
+const MAX_DESCRIPTION = 1024;
+/** A large answer's worker may use this much heap (a 16 MiB packument of real releases needs about 100 MiB). */
+const WORKER_HEAP_MB = 256;
+/** Large answers parsed at once, each in its own worker (memory stays bounded whatever a search fans out to). */
+const WORKERS_AT_ONCE = 2;
 
 export type DocumentRequest = { kind: 'packument'; id: string } | { kind: 'search'; size: number };
 type DocumentResult<R extends DocumentRequest> = R extends { kind: 'packument' } ? PackumentParts : string[];
@@ -66,11 +77,12 @@ export function packumentParts(id: string, packument: unknown): PackumentParts {
     const dependencies: Record<string, string> = {};
     if (isObject(meta.dependencies))
       for (const [k, r] of Object.entries(meta.dependencies)) if (typeof r === 'string') dependencies[k] = r;
+    if (releases.length === MAX_RELEASES) return { releases: [], latestTag: null, tooMany: MAX_RELEASES + 1 };
     releases.push({
       id,
       version,
       publisher: stringOrNull(meta.publisher),
-      description: stringOrNull(raw.description) ?? '',
+      description: (stringOrNull(raw.description) ?? '').slice(0, MAX_DESCRIPTION),
       dependencies,
       deprecated: stringOrNull(raw.deprecated),
       integrity: stringOrNull(dist.integrity),
@@ -122,10 +134,40 @@ export async function readDocument<R extends DocumentRequest>(
     body.length <= INLINE_BYTES ? readParsed(request, body.toString('utf8')) : await inWorker(request, body);
   if (result === null)
     throw createError('CATALOG_UNAVAILABLE', { catalog, reason: `it answered ${url} with what is not JSON` });
+  if (result === 'too large')
+    throw createError('CATALOG_UNAVAILABLE', {
+      catalog,
+      reason: `its answer to ${url} takes more than ${WORKER_HEAP_MB} MiB to read`,
+    });
+  if (!Array.isArray(result) && result.tooMany !== undefined)
+    throw createError('CATALOG_UNAVAILABLE', {
+      catalog,
+      reason: `it lists more than ${MAX_RELEASES} releases of ${(request as { id: string }).id} (${url})`,
+    });
   return result;
 }
 
-function inWorker<R extends DocumentRequest>(request: R, body: Buffer): Promise<DocumentResult<R> | null> {
+let workersRunning = 0;
+const waitingForWorker: (() => void)[] = [];
+
+async function inWorker<R extends DocumentRequest>(
+  request: R,
+  body: Buffer,
+): Promise<DocumentResult<R> | null | 'too large'> {
+  if (workersRunning >= WORKERS_AT_ONCE) await new Promise<void>((resolve) => waitingForWorker.push(resolve));
+  workersRunning++;
+  try {
+    return await runWorker(request, body);
+  } finally {
+    workersRunning--;
+    waitingForWorker.shift()?.();
+  }
+}
+
+function runWorker<R extends DocumentRequest>(
+  request: R,
+  body: Buffer,
+): Promise<DocumentResult<R> | null | 'too large'> {
   return new Promise((resolve, reject) => {
     // copied once into a buffer of their own (a small Buffer shares a pooled one), which is then moved
     const bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength).slice();
@@ -134,11 +176,14 @@ function inWorker<R extends DocumentRequest>(request: R, body: Buffer): Promise<
       transferList: [bytes.buffer],
       env: {},
       argv: [],
+      resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB, maxYoungGenerationSizeMb: 32 },
     });
     worker.once('message', (result: DocumentResult<R> | null) => resolve(result));
-    worker.once('error', reject);
+    worker.once('error', (err: Error & { code?: string }) =>
+      err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? resolve('too large') : reject(err),
+    );
     worker.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`reading a registry's answer stopped (exit ${code})`));
+      if (code !== 0) resolve('too large');
     });
   });
 }

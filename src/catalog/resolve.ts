@@ -70,7 +70,8 @@ export async function resolveSet(
     for (const p of picks.values())
       for (const [dep, range] of Object.entries(p.dependencies)) add(dep, range, `${p.id}@${p.version}`);
     for (const id of [...picks.keys()]) if (!constraints.has(id)) picks.delete(id);
-    if (constraints.size > MAX_SET_MEMBERS) {
+    // the cap holds across rounds too: a catalog cannot cycle through ever new packuments
+    if (constraints.size > MAX_SET_MEMBERS || entries.size > 2 * MAX_SET_MEMBERS) {
       throw createError('CATALOG_UNRESOLVED', {
         id: roots[0]?.id ?? '?',
         ranges: [`the dependencies named grew past ${MAX_SET_MEMBERS} plugins`],

@@ -11,6 +11,7 @@ import type { PluginManagerOptions } from '../plugin/config.ts';
 import { createPluginManager, type PluginManager } from '../plugin/manager.ts';
 import { configManagerOptions } from './config-file.ts';
 import { commandLogOptions } from './logs.ts';
+import { jsonSafe, oneLine, terminalSafe } from './terminal.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_REFUSED = 1;
@@ -131,24 +132,10 @@ export function cliActor(): string {
 
 /** Prints data as JSON (one document) or as text lines. */
 export function print(json: boolean | undefined, data: unknown, text: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${terminalSafe(text())}\n`);
+  process.stdout.write(json ? `${jsonSafe(JSON.stringify(data, null, 2))}\n` : `${terminalSafe(text())}\n`);
 }
 
-/**
- * Text for a terminal: what a plugin, a manifest or a catalog wrote
- * (descriptions, publishers, messages) is shown, never obeyed. Control
- * characters other than a line break or a tab, and the bidirectional
- * overrides that reorder what is shown, become visible escapes (`\x1b`,
- * `\u202e`): an escape sequence could clear the screen, retitle the
- * window or paint a fake "verified" line.
- */
-export function terminalSafe(text: string): string {
-  return text.replace(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu, (c) => {
-    if (c === '\n' || c === '\t') return c;
-    const code = c.charCodeAt(0);
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
-  });
-}
+export { oneLine, terminalSafe } from './terminal.ts';
 
 export interface FindingLike {
   code: string;
@@ -163,13 +150,15 @@ export function formatFindings(findings: readonly FindingLike[]): string {
   return findings
     .map((f) => {
       const where = [f.path, f.pointer].filter(Boolean).join('#');
-      return `${f.severity} ${f.code}${where ? ` ${where}` : ''}: ${f.message}\n`;
+      return `${f.severity} ${f.code}${where ? ` ${oneLine(where)}` : ''}: ${oneLine(f.message)}\n`;
     })
     .join('');
 }
 
 /** Pads columns for a plain-text table. */
-export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+export function table(headers: readonly string[], rawRows: readonly (readonly string[])[]): string {
+  // a cell is one line whatever it holds (a description from a catalog could otherwise add a row)
+  const rows = rawRows.map((r) => r.map(oneLine));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     cells
@@ -186,16 +175,16 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
  */
 export function reportFailure(err: unknown, json: boolean | undefined): number {
   if (err instanceof DataBridgeError) {
-    if (json) process.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
+    if (json) process.stdout.write(`${jsonSafe(JSON.stringify({ error: err.toJSON() }, null, 2))}\n`);
     else {
       const findings = (err.details as { findings?: FindingLike[] } | null)?.findings;
       if (Array.isArray(findings)) process.stderr.write(terminalSafe(formatFindings(findings)));
-      process.stderr.write(terminalSafe(`error ${err.code}: ${err.message}\n`));
+      process.stderr.write(`error ${err.code}: ${oneLine(err.message)}\n`);
     }
     return err.code === 'USAGE' || err.code === 'CONFIG_INVALID' ? EXIT_USAGE : EXIT_REFUSED;
   }
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(terminalSafe(`error: ${message}\n`));
+  process.stderr.write(`error: ${oneLine(message)}\n`);
   if (process.env.DATABRIDGE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
   return EXIT_REFUSED;
 }

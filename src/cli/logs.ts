@@ -8,6 +8,7 @@
  */
 
 import { createError } from '../errors.ts';
+import { oneLine } from './terminal.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -155,7 +156,8 @@ export function prettyLine(json: string): string {
   const msg = String(record.msg ?? '')
     .replace(/[\r\n]+/g, ' ')
     .replace(/\p{Cc}/gu, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return `${clock} ${level} ${msg}${fields.length ? ` ${fields.join(' ')}` : ''}`;
+  // a field value JSON-quotes control characters, but not the marks that reorder a line
+  return oneLine(`${clock} ${level} ${msg}${fields.length ? ` ${fields.join(' ')}` : ''}`);
 }
 
 /** A field name as written: a plain name stays bare, anything else (spaces, `=`, control characters) is JSON-quoted. */

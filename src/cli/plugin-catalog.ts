@@ -5,7 +5,16 @@ import { type CatalogInstallResult, createCatalog } from '../catalog/catalog.ts'
 import { parseSpec } from '../catalog/names.ts';
 import { catalogAddresses } from '../catalog/settings.ts';
 import type { PluginManager } from '../plugin/manager.ts';
-import { cliActor, formatFindings, print, type StateOptions, table, withManager, withStateOptions } from './common.ts';
+import {
+  cliActor,
+  formatFindings,
+  oneLine,
+  print,
+  type StateOptions,
+  table,
+  withManager,
+  withStateOptions,
+} from './common.ts';
 import { changeState, type ServerClient } from './remote.ts';
 
 export interface CatalogOptions extends StateOptions {
@@ -122,8 +131,8 @@ export function registerPluginCatalog(plugin: Command): void {
           : 'verifies (unsigned, allowed by policy)'
         : 'would be refused:';
       return [
-        `${info.id} (${info.package} in ${info.catalog})`,
-        info.description,
+        `${info.id} (${info.package} in ${oneLine(info.catalog)})`,
+        oneLine(info.description),
         `installed: ${info.installed ?? 'no'}`,
         `releases: ${info.releases.map((r) => r.version).join(', ')}`,
         `${info.check.version} ${verdict}`,

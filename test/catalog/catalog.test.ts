@@ -255,7 +255,8 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
     const pkg = packageJsonIn(painted.tgz);
     await registry.publishAs(painted.tgz, {
       ...pkg,
-      description: 'plain\x1b[2J\x1b]0;pwned\x07\r\x1b[32mverified: signed by acme\x1b[0m \u202egnp.exe',
+      description:
+        'plain\x1b[2J\x1b]0;pwned\x07\r\x1b[32mverified: signed by acme\x1b[0m \u202egnp.exe\nacme.evil  9.9.9  acme  fake row\u2028x',
     });
     const { local } = await host(t);
     const r = await runCli(['plugin', 'search', 'painted', ...local, '--catalog', registry.url]);
@@ -263,6 +264,15 @@ describe('plugin catalog: install by name from a real registry (Verdaccio)', () 
     assert.doesNotMatch(r.stdout, /[\x1b\x07\r\u202e]/);
     assert.match(r.stdout, /plain\\x1b\[2J\\x1b\]0;pwned\\x07\\x0d\\x1b\[32mverified/);
     assert.match(r.stdout, /\\u202egnp\.exe/);
+    // a line break in a field starts no line of its own
+    assert.doesNotMatch(r.stdout, /^acme\.evil/m);
+    assert.match(r.stdout, /gnp\.exe\\x0aacme\.evil {2}9\.9\.9 {2}acme {2}fake row\\u2028x/);
+    const info = await runCli(['plugin', 'info', 'acme.painted', ...local, '--catalog', registry.url]);
+    assert.equal(info.code, 0, info.stderr);
+    assert.doesNotMatch(info.stdout, /^acme\.evil/m);
+    const json = await runCli(['plugin', 'search', 'painted', '--json', ...local, '--catalog', registry.url]);
+    assert.doesNotMatch(json.stdout, /[\u202e\u2028]/);
+    assert.match((JSON.parse(json.stdout) as { description: string }[])[0]!.description, /\u202egnp\.exe\nacme\.evil/);
   });
 
   test('a catalog that is down: CATALOG_UNAVAILABLE, nothing changed', async (t) => {

@@ -336,9 +336,9 @@ describe('the catalog’s HTTP: credentials, redirects, proxies, TLS and limits'
   });
 
   test('a large packument is read off the event loop, to the same releases', async (t) => {
-    // 3000 releases with long descriptions: about 2 MiB, past what is parsed inline
+    // 1900 releases with long descriptions: about 1.3 MiB, past what is parsed inline
     const versions: Record<string, unknown> = {};
-    for (let i = 0; i < 3000; i++) {
+    for (let i = 0; i < 1900; i++) {
       versions[`1.0.${i}`] = {
         keywords: ['databridge-plugin'],
         description: 'd'.repeat(500),
@@ -346,14 +346,39 @@ describe('the catalog’s HTTP: credentials, redirects, proxies, TLS and limits'
         dist: { tarball: `http://127.0.0.1/t-${i}.tgz`, integrity: sri('sha512', TARBALL) },
       };
     }
-    const body = JSON.stringify({ 'dist-tags': { latest: '1.0.2999' }, versions });
+    const body = JSON.stringify({ 'dist-tags': { latest: '1.0.1899' }, versions });
     assert.ok(body.length > 1024 * 1024);
     const big = await serve(t, (_req, res) => res.end(body));
     const entry = await new CatalogClient({ catalogs: [big.url] }).entry('acme.tool');
-    assert.equal(entry.releases.length, 3000);
-    assert.equal(entry.releases[0]?.version, '1.0.2999');
+    assert.equal(entry.releases.length, 1900);
+    assert.equal(entry.releases[0]?.version, '1.0.1899');
     assert.deepEqual(entry.releases[0]?.dependencies, { 'acme.base': '^1' });
-    assert.equal(entry.latestTag, '1.0.2999');
+    assert.equal(entry.latestTag, '1.0.1899');
+  });
+
+  test('what a catalog may make the host hold is bounded: releases per plugin, bytes per question', async (t) => {
+    // 2001 plugin releases of one plugin
+    const versions: Record<string, unknown> = {};
+    for (let i = 0; i <= 2000; i++)
+      versions[`1.0.${i}`] = { keywords: ['databridge-plugin'], dist: { tarball: `http://127.0.0.1/t-${i}.tgz` } };
+    const many = await serve(t, (_req, res) => res.end(JSON.stringify({ versions })));
+    let err = await refusal(new CatalogClient({ catalogs: [many.url] }).entry('acme.tool'));
+    assert.equal(err.code, 'CATALOG_UNAVAILABLE');
+    assert.match(err.message, /lists more than 2000 releases of acme\.tool/);
+    // every answer small, but together past what one question may read
+    const plenty = await serve(t, (req, res, self) => {
+      const id = `acme.${decodeURIComponent(req.url ?? '').replace('/@acme/databridge-', '')}`;
+      res.end(packument(self).replaceAll('acme.tool', id));
+    });
+    const client = new CatalogClient({ catalogs: [plenty.url], maxQuestionBytes: 2000 });
+    await client.entry('acme.tool');
+    err = await refusal(
+      (async () => {
+        for (const id of ['acme.a', 'acme.b', 'acme.c', 'acme.d', 'acme.e']) await client.entry(id);
+      })(),
+    );
+    assert.equal(err.code, 'CATALOG_UNAVAILABLE');
+    assert.match(err.message, /answers to one question passed 2000 bytes/);
   });
 
   test('one client’s whole question has a deadline, however many requests it makes', async (t) => {
