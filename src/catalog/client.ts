@@ -53,10 +53,15 @@ export interface CatalogClientOptions {
   maxTarballBytes?: number;
 }
 
-/** The largest packument or search answer read (a plugin's packument is a few KiB a release: 4000 releases, 2.4 MiB). */
-const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
+/**
+ * The largest packument or search answer read. A plugin's packument is a few KiB a release (npm's full document
+ * per version), so 2000 releases (the most one may list) fit; what parsing a hostile one takes is bounded by it.
+ */
+const MAX_DOCUMENT_BYTES = 8 * 1024 * 1024;
 /** The most bytes of answers (packuments, searches) one client reads: what it keeps of them stays bounded. */
 const MAX_QUESTION_BYTES = 128 * 1024 * 1024;
+/** About the most one client keeps of what it read (the releases of every packument). */
+const MAX_KEPT_BYTES = 32 * 1024 * 1024;
 /** The most search hits read, and the most packuments asked for at once. */
 export const MAX_SEARCH_SIZE = 100;
 const PARALLEL = 8;
@@ -130,8 +135,9 @@ export class CatalogClient {
   readonly #signal: AbortSignal;
   /** Packuments in flight, and those waiting for a turn (a search or a set fans out; memory stays bounded). */
   #inFlight = 0;
-  /** Bytes of answers read so far. */
+  /** Bytes of answers read so far, and about what is kept of them. */
   #documentBytes = 0;
+  #keptBytes = 0;
   readonly #waiting: (() => void)[] = [];
 
   constructor(options: CatalogClientOptions) {
@@ -180,7 +186,17 @@ export class CatalogClient {
     const most = this.#o.maxQuestionBytes ?? MAX_QUESTION_BYTES;
     if (this.#documentBytes > most)
       throw createError('CATALOG_UNAVAILABLE', { catalog, reason: `its answers to one question passed ${most} bytes` });
-    return readDocument(request, body, catalog, url);
+    const read = await readDocument(request, body, catalog, url);
+    // what is kept of the answers counts too: many packuments each under their caps must not add up without end
+    if (!Array.isArray(read)) {
+      this.#keptBytes += (read as PackumentParts).size;
+      if (this.#keptBytes > MAX_KEPT_BYTES)
+        throw createError('CATALOG_UNAVAILABLE', {
+          catalog,
+          reason: `the releases its answers to one question describe pass ${MAX_KEPT_BYTES / 1024 / 1024} MiB`,
+        });
+    }
+    return read;
   }
 
   /** The plugin in the first catalog that has it. CATALOG_PLUGIN_NOT_FOUND or CATALOG_UNAVAILABLE. */

@@ -35,16 +35,31 @@ export interface PackumentParts {
   latestTag: string | null;
   /** How many plugin releases it listed when that was more than MAX_RELEASES (then `releases` is empty). */
   tooMany?: number;
+  /** About how many bytes `releases` take to hold (strings and entries), counted against a question's share. */
+  size: number;
 }
 
 /** The most plugin releases one packument may list (a plugin with a release a day for five years has 1800). */
 export const MAX_RELEASES = 2000;
-/** A release's description is kept to this many characters (it is shown, never used). */
+/** A release's description and deprecation notice are kept to this many characters (shown, never used). */
 const MAX_DESCRIPTION = 1024;
-/** A large answer's worker may use this much heap (a 16 MiB packument of real releases needs about 100 MiB). */
-const WORKER_HEAP_MB = 256;
-/** Large answers parsed at once, each in its own worker (memory stays bounded whatever a search fans out to). */
-const WORKERS_AT_ONCE = 2;
+/**
+ * A release whose metadata passes these is no plugin release (a manifest could not say as much) and is skipped:
+ * what the catalog keeps of a release stays a few KiB, so 2000 of them stay a few MiB.
+ */
+const MAX_DEPENDENCIES = 64;
+const MAX_FIELD = 2048;
+/** About what one packument's releases may take to hold; more is CATALOG_UNAVAILABLE. */
+export const MAX_PARTS_BYTES = 8 * 1024 * 1024;
+/** What holding one string or entry costs beside its characters (an estimate of V8's overhead). */
+const ENTRY = 32;
+/**
+ * Large answers parsed at once, each in a worker of its own: what parsing takes stays bounded whatever a search
+ * fans out to (an 8 MiB answer of empty objects takes about 400 MiB to parse). The worker has no heap cap of its
+ * own: a worker that runs out of heap can abort the whole process while Node disposes of it (seen on Node 24), so
+ * the bound is the answer's size (client.ts) and this count.
+ */
+const WORKERS_AT_ONCE = 1;
 
 export type DocumentRequest = { kind: 'packument'; id: string } | { kind: 'search'; size: number };
 type DocumentResult<R extends DocumentRequest> = R extends { kind: 'packument' } ? PackumentParts : string[];
@@ -62,7 +77,12 @@ function stringOrNull(v: unknown): string | null {
 
 /** The plugin releases of `id` in a parsed packument: versions that are exact semver, carry the keyword and a tarball. */
 export function packumentParts(id: string, packument: unknown): PackumentParts {
-  if (!isObject(packument)) return { releases: [], latestTag: null };
+  if (!isObject(packument)) return { releases: [], latestTag: null, size: 0 };
+  let size = 0;
+  const held = (s: string | null) => {
+    size += (s?.length ?? 0) + ENTRY;
+    return s;
+  };
   const versions = isObject(packument.versions) ? packument.versions : {};
   const releases: CatalogRelease[] = [];
   for (const [version, raw] of Object.entries(versions)) {
@@ -73,26 +93,41 @@ export function packumentParts(id: string, packument: unknown): PackumentParts {
     if (meta.id !== undefined && meta.id !== id) continue;
     const dist = isObject(raw.dist) ? raw.dist : {};
     const tarball = stringOrNull(dist.tarball);
-    if (!tarball) continue;
+    const integrity = stringOrNull(dist.integrity);
+    const publisher = stringOrNull(meta.publisher);
+    if (!tarball || [tarball, integrity, publisher].some((s) => s !== null && s.length > MAX_FIELD)) continue;
     const dependencies: Record<string, string> = {};
-    if (isObject(meta.dependencies))
-      for (const [k, r] of Object.entries(meta.dependencies)) if (typeof r === 'string') dependencies[k] = r;
-    if (releases.length === MAX_RELEASES) return { releases: [], latestTag: null, tooMany: MAX_RELEASES + 1 };
+    if (isObject(meta.dependencies)) {
+      const entries = Object.entries(meta.dependencies);
+      if (
+        entries.length > MAX_DEPENDENCIES ||
+        entries.some(([k, r]) => k.length > 256 || typeof r !== 'string' || r.length > 256)
+      )
+        continue;
+      for (const [k, r] of entries) {
+        dependencies[k] = r as string;
+        size += k.length + (r as string).length + 2 * ENTRY;
+      }
+    }
+    if (releases.length === MAX_RELEASES) return { releases: [], latestTag: null, tooMany: MAX_RELEASES + 1, size: 0 };
     releases.push({
       id,
-      version,
-      publisher: stringOrNull(meta.publisher),
-      description: (stringOrNull(raw.description) ?? '').slice(0, MAX_DESCRIPTION),
+      version: held(version)!,
+      publisher: held(publisher),
+      description: held((stringOrNull(raw.description) ?? '').slice(0, MAX_DESCRIPTION))!,
       dependencies,
-      deprecated: stringOrNull(raw.deprecated),
-      integrity: stringOrNull(dist.integrity),
-      tarball,
+      deprecated: held(stringOrNull(raw.deprecated)?.slice(0, MAX_DESCRIPTION) ?? null),
+      integrity: held(integrity),
+      tarball: held(tarball)!,
     });
+    size += 4 * ENTRY;
+    if (size > MAX_PARTS_BYTES) return { releases: [], latestTag: null, size };
   }
   const tags = isObject(packument['dist-tags']) ? packument['dist-tags'] : {};
   return {
     releases: releases.sort((a, b) => semver.rcompare(a.version, b.version)),
     latestTag: typeof tags.latest === 'string' && semver.valid(tags.latest) === tags.latest ? tags.latest : null,
+    size,
   };
 }
 
@@ -134,15 +169,17 @@ export async function readDocument<R extends DocumentRequest>(
     body.length <= INLINE_BYTES ? readParsed(request, body.toString('utf8')) : await inWorker(request, body);
   if (result === null)
     throw createError('CATALOG_UNAVAILABLE', { catalog, reason: `it answered ${url} with what is not JSON` });
-  if (result === 'too large')
-    throw createError('CATALOG_UNAVAILABLE', {
-      catalog,
-      reason: `its answer to ${url} takes more than ${WORKER_HEAP_MB} MiB to read`,
-    });
+  if (result === 'failed')
+    throw createError('CATALOG_UNAVAILABLE', { catalog, reason: `its answer to ${url} could not be read` });
   if (!Array.isArray(result) && result.tooMany !== undefined)
     throw createError('CATALOG_UNAVAILABLE', {
       catalog,
       reason: `it lists more than ${MAX_RELEASES} releases of ${(request as { id: string }).id} (${url})`,
+    });
+  if (!Array.isArray(result) && result.size > MAX_PARTS_BYTES)
+    throw createError('CATALOG_UNAVAILABLE', {
+      catalog,
+      reason: `its releases of ${(request as { id: string }).id} say more than ${MAX_PARTS_BYTES / 1024 / 1024} MiB about themselves (${url})`,
     });
   return result;
 }
@@ -153,7 +190,7 @@ const waitingForWorker: (() => void)[] = [];
 async function inWorker<R extends DocumentRequest>(
   request: R,
   body: Buffer,
-): Promise<DocumentResult<R> | null | 'too large'> {
+): Promise<DocumentResult<R> | null | 'failed'> {
   if (workersRunning >= WORKERS_AT_ONCE) await new Promise<void>((resolve) => waitingForWorker.push(resolve));
   workersRunning++;
   try {
@@ -164,11 +201,8 @@ async function inWorker<R extends DocumentRequest>(
   }
 }
 
-function runWorker<R extends DocumentRequest>(
-  request: R,
-  body: Buffer,
-): Promise<DocumentResult<R> | null | 'too large'> {
-  return new Promise((resolve, reject) => {
+function runWorker<R extends DocumentRequest>(request: R, body: Buffer): Promise<DocumentResult<R> | null | 'failed'> {
+  return new Promise((resolve) => {
     // copied once into a buffer of their own (a small Buffer shares a pooled one), which is then moved
     const bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength).slice();
     const worker = new Worker(new URL('./document-worker.ts', import.meta.url), {
@@ -176,14 +210,11 @@ function runWorker<R extends DocumentRequest>(
       transferList: [bytes.buffer],
       env: {},
       argv: [],
-      resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB, maxYoungGenerationSizeMb: 32 },
     });
     worker.once('message', (result: DocumentResult<R> | null) => resolve(result));
-    worker.once('error', (err: Error & { code?: string }) =>
-      err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? resolve('too large') : reject(err),
-    );
+    worker.once('error', () => resolve('failed'));
     worker.once('exit', (code) => {
-      if (code !== 0) resolve('too large');
+      if (code !== 0) resolve('failed');
     });
   });
 }

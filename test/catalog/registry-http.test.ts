@@ -227,7 +227,7 @@ describe('the catalog’s HTTP: credentials, redirects, proxies, TLS and limits'
     const bombing = await serve(t, (_req, res) => res.writeHead(200, { 'content-encoding': 'gzip' }).end(bomb));
     err = await refusal(new CatalogClient({ catalogs: [bombing.url] }).entry('acme.tool'));
     assert.equal(err.code, 'CATALOG_UNAVAILABLE');
-    assert.match(err.message, /with more than 16777216 bytes/);
+    assert.match(err.message, /with more than 8388608 bytes/);
   });
 
   test('a tarball past the largest bundle, or not the bytes published: refused before anything is read', async (t) => {
@@ -365,6 +365,29 @@ describe('the catalog’s HTTP: credentials, redirects, proxies, TLS and limits'
     let err = await refusal(new CatalogClient({ catalogs: [many.url] }).entry('acme.tool'));
     assert.equal(err.code, 'CATALOG_UNAVAILABLE');
     assert.match(err.message, /lists more than 2000 releases of acme\.tool/);
+    // 2000 releases each naming 64 dependencies: every bound met, but more to hold than a packument may make the host
+    // hold; a release naming 65 is no plugin release and is skipped
+    const deps = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`acme.d${i}`, '^1']));
+    const heavy: Record<string, unknown> = {
+      '2.0.0': {
+        keywords: ['databridge-plugin'],
+        databridge: { dependencies: deps(65) },
+        dist: { tarball: 'http://127.0.0.1/t.tgz' },
+      },
+    };
+    const one = await serve(t, (_req, res) => res.end(JSON.stringify({ versions: heavy })));
+    err = await refusal(new CatalogClient({ catalogs: [one.url] }).entry('acme.tool'));
+    assert.equal(err.code, 'CATALOG_PLUGIN_NOT_FOUND');
+    for (let i = 0; i < 2000; i++)
+      heavy[`1.0.${i}`] = {
+        keywords: ['databridge-plugin'],
+        databridge: { dependencies: deps(64) },
+        dist: { tarball: `http://127.0.0.1/t-${i}.tgz` },
+      };
+    const weighty = await serve(t, (_req, res) => res.end(JSON.stringify({ versions: heavy })));
+    err = await refusal(new CatalogClient({ catalogs: [weighty.url] }).entry('acme.tool'));
+    assert.equal(err.code, 'CATALOG_UNAVAILABLE');
+    assert.match(err.message, /releases of acme\.tool say more than 8 MiB about themselves/);
     // every answer small, but together past what one question may read
     const plenty = await serve(t, (req, res, self) => {
       const id = `acme.${decodeURIComponent(req.url ?? '').replace('/@acme/databridge-', '')}`;
