@@ -11,6 +11,7 @@
  */
 
 import { createError, DataBridgeError } from '../errors.ts';
+import { Limiter } from '../limiter.ts';
 import { DEFAULT_BUNDLE_LIMITS } from '../plugin/bundle.ts';
 import { type CatalogRelease, type DocumentRequest, type PackumentParts, readDocument } from './documents.ts';
 import { PLUGIN_KEYWORD, packageName, pluginIdOf, scopeOf } from './names.ts';
@@ -133,30 +134,17 @@ export class CatalogClient {
   readonly #entries = new Map<string, Promise<CatalogEntry>>();
   /** Aborts every request once the client's whole time is spent. */
   readonly #signal: AbortSignal;
-  /** Packuments in flight, and those waiting for a turn (a search or a set fans out; memory stays bounded). */
-  #inFlight = 0;
+  /** Packuments in flight (a search or a set fans out; memory stays bounded). */
+  readonly #packuments = new Limiter(PARALLEL);
   /** Bytes of answers read so far, and about what is kept of them. */
   #documentBytes = 0;
   #keptBytes = 0;
-  readonly #waiting: (() => void)[] = [];
 
   constructor(options: CatalogClientOptions) {
     this.#o = options;
     this.catalogs = (options.catalogs.length ? options.catalogs : [DEFAULT_CATALOG]).map(normalizeCatalog);
     this.#npmrc = options.npmrc ?? {};
     this.#signal = AbortSignal.timeout(options.totalTimeoutMs ?? 300_000);
-  }
-
-  /** Runs `fn` when fewer than PARALLEL packuments are in flight. */
-  async #turn<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#inFlight >= PARALLEL) await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    this.#inFlight++;
-    try {
-      return await fn();
-    } finally {
-      this.#inFlight--;
-      this.#waiting.shift()?.();
-    }
   }
 
   /** The catalogs asked for `id`, in order: the `.npmrc` registry of its scope, else every configured one. */
@@ -217,7 +205,7 @@ export class CatalogClient {
     for (const catalog of catalogs) {
       let parts: PackumentParts;
       try {
-        parts = await this.#turn(() => this.#packument(id, name, catalog));
+        parts = await this.#packuments.run(() => this.#packument(id, name, catalog));
       } catch (err) {
         const coded = catalogError(catalog, err);
         if (coded) throw coded;

@@ -11,6 +11,7 @@
 import { Worker } from 'node:worker_threads';
 import semver from 'semver';
 import { createError } from '../errors.ts';
+import { Limiter } from '../limiter.ts';
 import { PLUGIN_KEYWORD } from './names.ts';
 
 /** One release as the catalog describes it (unverified). */
@@ -184,21 +185,10 @@ export async function readDocument<R extends DocumentRequest>(
   return result;
 }
 
-let workersRunning = 0;
-const waitingForWorker: (() => void)[] = [];
+const workers = new Limiter(WORKERS_AT_ONCE);
 
-async function inWorker<R extends DocumentRequest>(
-  request: R,
-  body: Buffer,
-): Promise<DocumentResult<R> | null | 'failed'> {
-  if (workersRunning >= WORKERS_AT_ONCE) await new Promise<void>((resolve) => waitingForWorker.push(resolve));
-  workersRunning++;
-  try {
-    return await runWorker(request, body);
-  } finally {
-    workersRunning--;
-    waitingForWorker.shift()?.();
-  }
+function inWorker<R extends DocumentRequest>(request: R, body: Buffer): Promise<DocumentResult<R> | null | 'failed'> {
+  return workers.run(() => runWorker(request, body));
 }
 
 function runWorker<R extends DocumentRequest>(request: R, body: Buffer): Promise<DocumentResult<R> | null | 'failed'> {

@@ -5,6 +5,7 @@
  */
 
 import { createError } from '../errors.ts';
+import { Limiter } from '../limiter.ts';
 import { LIMIT_KEYS, LIMIT_MAXIMA, type ResourceLimits } from '../sandbox/limits.ts';
 import type { NamespaceRecord, StateStore } from '../store/types.ts';
 
@@ -110,19 +111,8 @@ export class Namespaces {
     const record = await this.get(name);
     let slots = this.#slots.get(name);
     if (!slots) {
-      let inFlight = 0;
-      const waiters: (() => void)[] = [];
-      slots = {
-        acquire: async () => {
-          const max = record.limits.maxConcurrentTasks ?? Number.POSITIVE_INFINITY;
-          while (inFlight >= max) await new Promise<void>((r) => waiters.push(r));
-          inFlight++;
-          return () => {
-            inFlight--;
-            waiters.shift()?.();
-          };
-        },
-      };
+      const tasks = new Limiter(() => record.limits.maxConcurrentTasks ?? Number.POSITIVE_INFINITY);
+      slots = { acquire: () => tasks.acquire() };
       this.#slots.set(name, slots);
     }
     return new NamespaceHandle(record, this.#probe(name), slots);

@@ -16,6 +16,7 @@
 import type { AlertCode } from '../alerts.ts';
 import { backoffMs, pollUntil } from '../deadline.ts';
 import { createError } from '../errors.ts';
+import { Limiter } from '../limiter.ts';
 import type { PinoLogger } from '../log.ts';
 import type { MetricsSnapshot } from '../sdk/index.ts';
 import { confinementState } from './confinement.ts';
@@ -101,8 +102,8 @@ export class SandboxHost {
   readonly #loads = new Map<string, LoadRequest>();
   readonly #creates = new Map<number, CreateRequest>();
   #restartTimes: number[] = [];
-  #inFlight = 0;
-  readonly #waiters: (() => void)[] = [];
+  /** Task slots: maxConcurrentTasks, as the limits say at each acquire. */
+  readonly #tasks = new Limiter(() => this.limits.maxConcurrentTasks ?? Number.POSITIVE_INFINITY);
   #readyResolvers: { resolve: () => void; reject: (e: Error) => void } | null = null;
   /** The monitor sets this: no new triggers until then. */
   throttledUntil = 0;
@@ -136,7 +137,7 @@ export class SandboxHost {
   }
 
   get inFlight(): number {
-    return this.#inFlight;
+    return this.#tasks.held;
   }
 
   get plugins(): string[] {
@@ -210,17 +211,8 @@ export class SandboxHost {
   }
 
   /** Waits for a free task slot (maxConcurrentTasks); returns its release. */
-  async acquire(): Promise<() => void> {
-    const max = this.limits.maxConcurrentTasks ?? Number.POSITIVE_INFINITY;
-    while (this.#inFlight >= max) await new Promise<void>((r) => this.#waiters.push(r));
-    this.#inFlight++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#inFlight--;
-      this.#waiters.shift()?.();
-    };
+  acquire(): Promise<() => void> {
+    return this.#tasks.acquire();
   }
 
   /**
@@ -296,7 +288,7 @@ export class SandboxHost {
 
   /** Waits until no trigger is in flight (for a drain before close). */
   async drain(timeoutMs = 30_000): Promise<void> {
-    await pollUntil(() => this.#inFlight === 0 || this.#state === 'closed', 5, timeoutMs);
+    await pollUntil(() => this.#tasks.held === 0 || this.#state === 'closed', 5, timeoutMs);
   }
 
   async #request<M extends HostMessage>(
