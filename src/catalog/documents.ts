@@ -34,8 +34,8 @@ export interface PackumentParts {
   releases: CatalogRelease[];
   /** The registry's `latest` tag: shown, never trusted for choosing a version. */
   latestTag: string | null;
-  /** How many plugin releases it listed when that was more than MAX_RELEASES (then `releases` is empty). */
-  tooMany?: number;
+  /** Why no release was kept: more than MAX_RELEASES, or more to hold than MAX_PARTS_BYTES. */
+  refused?: 'too many' | 'too large';
   /** About how many bytes `releases` take to hold (strings and entries), counted against a question's share. */
   size: number;
 }
@@ -110,7 +110,7 @@ export function packumentParts(id: string, packument: unknown): PackumentParts {
         size += k.length + (r as string).length + 2 * ENTRY;
       }
     }
-    if (releases.length === MAX_RELEASES) return { releases: [], latestTag: null, tooMany: MAX_RELEASES + 1, size: 0 };
+    if (releases.length === MAX_RELEASES) return { releases: [], latestTag: null, refused: 'too many', size: 0 };
     releases.push({
       id,
       version: held(version)!,
@@ -122,7 +122,7 @@ export function packumentParts(id: string, packument: unknown): PackumentParts {
       tarball: held(tarball)!,
     });
     size += 4 * ENTRY;
-    if (size > MAX_PARTS_BYTES) return { releases: [], latestTag: null, size };
+    if (size > MAX_PARTS_BYTES) return { releases: [], latestTag: null, refused: 'too large', size };
   }
   const tags = isObject(packument['dist-tags']) ? packument['dist-tags'] : {};
   return {
@@ -172,16 +172,16 @@ export async function readDocument<R extends DocumentRequest>(
     throw createError('CATALOG_UNAVAILABLE', { catalog, reason: `it answered ${url} with what is not JSON` });
   if (result === 'failed')
     throw createError('CATALOG_UNAVAILABLE', { catalog, reason: `its answer to ${url} could not be read` });
-  if (!Array.isArray(result) && result.tooMany !== undefined)
+  if (!Array.isArray(result) && result.refused) {
+    const id = (request as { id: string }).id;
     throw createError('CATALOG_UNAVAILABLE', {
       catalog,
-      reason: `it lists more than ${MAX_RELEASES} releases of ${(request as { id: string }).id} (${url})`,
+      reason:
+        result.refused === 'too many'
+          ? `it lists more than ${MAX_RELEASES} releases of ${id} (${url})`
+          : `its releases of ${id} say more than ${MAX_PARTS_BYTES / 1024 / 1024} MiB about themselves (${url})`,
     });
-  if (!Array.isArray(result) && result.size > MAX_PARTS_BYTES)
-    throw createError('CATALOG_UNAVAILABLE', {
-      catalog,
-      reason: `its releases of ${(request as { id: string }).id} say more than ${MAX_PARTS_BYTES / 1024 / 1024} MiB about themselves (${url})`,
-    });
+  }
   return result;
 }
 

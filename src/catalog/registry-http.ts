@@ -4,8 +4,8 @@
  * `getAuth`, reading `.npmrc` exactly as npm does), npm's own agent
  * (`@npmcli/agent`: keep-alive, `proxy` / `https-proxy` / `noproxy` and the
  * proxy variables of the environment, `ca` / `cafile` / `cert` / `key` /
- * `strict-ssl`), redirects (the credentials dropped when one leaves the
- * host), gzip, a deadline, a size cap and the integrity check (SRI, as
+ * `strict-ssl`), redirects (credentials only to the catalog's own origin),
+ * gzip, a deadline, a size cap and the integrity check (SRI, as
  * npm's `ssri` checks it).
  *
  * Why not npm-registry-fetch's whole stack (make-fetch-happen, minipass-fetch,
@@ -76,15 +76,22 @@ function isLoopback(url: URL): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+/** `cafile`s read, by path: read once, as npm reads its configuration once, not on every request. */
+const caFiles = new Map<string, string>();
+
 /** The agent options `.npmrc` gives for `url`, as npm maps them. */
 function agentOptions(url: URL, npmrc: Readonly<Record<string, string>>, cert: string | null, key: string | null) {
   const cafile = npmrc.cafile;
   let ca: string | undefined = npmrc.ca;
   if (!ca && cafile) {
-    try {
-      ca = readFileSync(cafile, 'utf8');
-    } catch (err) {
-      throw new RegistryError('ECAFILE', `the cafile ${cafile} in .npmrc cannot be read (${(err as Error).message})`);
+    ca = caFiles.get(cafile);
+    if (ca === undefined) {
+      try {
+        ca = readFileSync(cafile, 'utf8');
+      } catch (err) {
+        throw new RegistryError('ECAFILE', `the cafile ${cafile} in .npmrc cannot be read (${(err as Error).message})`);
+      }
+      caFiles.set(cafile, ca);
     }
   }
   return {

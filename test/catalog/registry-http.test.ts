@@ -8,7 +8,6 @@
  */
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
@@ -20,7 +19,7 @@ import { gzipSync } from 'node:zlib';
 import { CatalogClient } from '../../src/catalog/client.ts';
 import { matchesIntegrity } from '../../src/catalog/registry-http.ts';
 import { isDataBridgeError } from '../../src/errors.ts';
-import { tempDir } from '../helpers.ts';
+import { selfSignedCert, tempDir } from '../helpers.ts';
 
 interface Seen {
   url: string;
@@ -171,31 +170,7 @@ describe('the catalog’s HTTP: credentials, redirects, proxies, TLS and limits'
 
   test('an HTTPS registry with its own certificate: refused until .npmrc trusts it (cafile), or strict-ssl=false', async (t) => {
     const dir = tempDir(t);
-    const key = join(dir, 'key.pem');
-    const cert = join(dir, 'cert.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = selfSignedCert(dir, '/CN=127.0.0.1', ['-addext', 'subjectAltName=IP:127.0.0.1']);
     const secure = await serve(t, registry(), {
       tls: { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') },
     });

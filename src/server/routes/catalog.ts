@@ -7,6 +7,7 @@
 
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Catalog } from '../../catalog/catalog.ts';
+import { MAX_SEARCH_SIZE } from '../../catalog/client.ts';
 import { parseSpec } from '../../catalog/names.ts';
 import type { UpdateState, UpdateWatcher } from '../../catalog/updates.ts';
 import type { PluginManager } from '../../plugin/manager.ts';
@@ -145,7 +146,7 @@ export const catalogRoutes: FastifyPluginAsync<CatalogRoutesOptions> = async (
           additionalProperties: false,
           properties: {
             q: { type: 'string', maxLength: 200, default: '' },
-            size: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+            size: { type: 'integer', minimum: 1, maximum: MAX_SEARCH_SIZE, default: 20 },
           },
         },
         response: {
